@@ -1,0 +1,1 @@
+"""Published reference results with their citations (installed as ``bench.anchors``)."""

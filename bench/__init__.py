@@ -1,0 +1,3 @@
+"""bench: a benchmark harness for spatially scalable learned image compression."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,130 @@
+"""The one interface every codec implements, learned or external, single-layer or scalable.
+
+Images are ``numpy.ndarray`` of shape (H, W, 3), dtype uint8, RGB. A codec encodes a list of layer
+images (smallest first) at one quality into bytes and decodes bytes back into the list of layer
+reconstructions (uint8, the same sizes). A *scalable* codec decodes any prefix of its layers; a
+*single-layer* codec takes exactly one image (the runner codes each pyramid layer on its own).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import ClassVar, Sequence
+
+import numpy as np
+
+
+class CodecError(Exception):
+    """A codec could not do what was asked: bad input, a damaged bitstream, a failing binary."""
+
+
+class BitstreamError(CodecError):
+    """The bytes handed to ``decode`` are truncated, corrupted or not this codec's format."""
+
+
+@dataclass(frozen=True)
+class Availability:
+    """Whether a codec can run here; ``reason`` says why not (and how to fix it) when it cannot."""
+
+    available: bool
+    reason: str = ""
+
+    @classmethod
+    def ok(cls) -> "Availability":
+        return cls(True, "")
+
+    @classmethod
+    def missing(cls, reason: str) -> "Availability":
+        return cls(False, reason)
+
+
+@dataclass
+class Encoded:
+    """A real bitstream and how its bytes split over the layers.
+
+    ``layer_bytes[k]`` is the number of bytes of ``data`` that belong to layer k; they add up to
+    ``len(data)``, with headers shared by all layers attributed to the base layer.
+    ``timings`` holds optional codec-internal seconds (e.g. ``network``, ``entropy``) for the cost
+    report; wall-clock encode time is measured by the runner.
+    """
+
+    data: bytes
+    layer_bytes: list[int]
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if sum(self.layer_bytes) != len(self.data):
+            raise ValueError(
+                f"layer_bytes {self.layer_bytes} add up to {sum(self.layer_bytes)}, "
+                f"not to the {len(self.data)} bytes of the bitstream"
+            )
+
+
+class Codec(ABC):
+    """Base class of every codec plugin.
+
+    A plugin sets ``name`` (its registry name), ``scalable`` and ``default_qualities`` and
+    implements ``encode``/``decode``. The constructor receives the parts of the codec spec string
+    ``NAME[:ARG][@SOURCE]`` (e.g. ``simulcast:x265``, ``mean-scale@compressai``) and the device.
+    Construction must be cheap and must not fail when the codec is unavailable: heavy loading
+    happens lazily, and ``availability()`` says whether the codec can run.
+    """
+
+    name: ClassVar[str] = ""
+    scalable: ClassVar[bool] = False
+    default_qualities: ClassVar[tuple[int, ...]] = ()
+    description: ClassVar[str] = ""
+
+    def __init__(self, arg: str | None = None, source: str | None = None, device: str = "cpu") -> None:
+        self.arg = arg
+        self.source = source
+        self.device = device
+
+    @property
+    def spec(self) -> str:
+        """The spec string that recreates this codec through the registry."""
+        text = self.name
+        if self.arg:
+            text += f":{self.arg}"
+        if self.source:
+            text += f"@{self.source}"
+        return text
+
+    def availability(self) -> Availability:
+        return Availability.ok()
+
+    def max_layers(self) -> int | None:
+        """How many layers one bitstream can hold (None: any number); 1 for single-layer codecs."""
+        return None if self.scalable else 1
+
+    @abstractmethod
+    def encode(self, layers: Sequence[np.ndarray], quality: int) -> Encoded:
+        """Code ``layers`` (smallest first) at ``quality`` into one bitstream."""
+
+    @abstractmethod
+    def decode(self, data: bytes, num_layers: int | None = None) -> list[np.ndarray]:
+        """Decode layers ``0..num_layers-1`` (all when None) from ``data``; uint8 HxWx3 each."""
+
+    def parameter_counts(self) -> dict[str, int]:
+        """Learned parameters per module (e.g. ``{"bl": …, "liff": …}``); empty for classic codecs."""
+        return {}
+
+    def weights_info(self) -> dict[str, str]:
+        """Where the weights come from (``source``, ``file``, ``sha256``); empty when there are none."""
+        return {}
+
+    def synchronize(self) -> None:
+        """Wait for queued device work (CUDA) so that wall-clock timings are honest."""
+        if self.device.startswith("cuda"):
+            import torch
+
+            torch.cuda.synchronize()
+
+
+def check_image(image: np.ndarray) -> None:
+    """Raise CodecError unless ``image`` is an HxWx3 uint8 array."""
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        shape = getattr(image, "shape", None)
+        dtype = getattr(image, "dtype", None)
+        raise CodecError(f"expected an HxWx3 uint8 RGB image, got shape {shape} dtype {dtype}")

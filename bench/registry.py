@@ -1,0 +1,101 @@
+"""Codec registry: built-ins register with ``@register_codec``; other packages through the
+``bench.codecs`` entry-point group (``name = "package.module:CodecClass"``)."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Callable, TypeVar
+
+from bench.codec import Codec
+
+ENTRY_POINT_GROUP = "bench.codecs"
+
+# Modules under bench.codecs that register built-in codecs when imported.
+BUILTIN_MODULES = (
+    "bench.codecs.x265",
+    "bench.codecs.simulcast",
+    "bench.codecs.mean_scale",
+    "bench.codecs.compass",
+    "bench.codecs.shvc",
+)
+
+_REGISTRY: dict[str, type[Codec]] = {}
+_loaded = False
+
+C = TypeVar("C", bound=type[Codec])
+
+
+class UnknownCodecError(KeyError):
+    def __str__(self) -> str:  # KeyError quotes its message; say it plainly
+        return str(self.args[0])
+
+
+def register_codec(name: str) -> Callable[[C], C]:
+    """Class decorator: make ``cls`` available under ``name``."""
+
+    def decorator(cls: C) -> C:
+        if name in _REGISTRY and _REGISTRY[name] is not cls:
+            raise ValueError(f"codec name {name!r} is already registered by {_REGISTRY[name]!r}")
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return decorator
+
+
+def _load_builtins_and_plugins() -> None:
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    for module in BUILTIN_MODULES:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as error:
+            if error.name != module:  # a real missing dependency inside the module must surface
+                raise
+    for entry in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        cls = entry.load()
+        if entry.name not in _REGISTRY:
+            register_codec(entry.name)(cls)
+
+
+@dataclass(frozen=True)
+class CodecSpec:
+    """``NAME[:ARG][@SOURCE]``: e.g. ``x265``, ``simulcast:mean-scale``, ``compass@official``."""
+
+    name: str
+    arg: str | None = None
+    source: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> "CodecSpec":
+        text = text.strip()
+        head, _, source = text.partition("@")
+        name, _, arg = head.partition(":")
+        if not name:
+            raise UnknownCodecError(f"empty codec name in {text!r}")
+        return cls(name, arg or None, source or None)
+
+
+def codec_names() -> list[str]:
+    _load_builtins_and_plugins()
+    return sorted(_REGISTRY)
+
+
+def codec_class(name: str) -> type[Codec]:
+    _load_builtins_and_plugins()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise UnknownCodecError(
+            f"unknown codec {name!r}; registered codecs: {', '.join(sorted(_REGISTRY)) or 'none'}"
+        ) from None
+
+
+def create_codec(spec: str, device: str = "cpu") -> Codec:
+    """Instantiate the codec named by ``spec`` (see ``CodecSpec``)."""
+    parsed = CodecSpec.parse(spec)
+    return codec_class(parsed.name)(arg=parsed.arg, source=parsed.source, device=device)

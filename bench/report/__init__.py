@@ -1,0 +1,1 @@
+"""Report generation: tables, BD-rate tables, RD plots, Markdown/HTML page."""

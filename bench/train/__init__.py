@@ -1,0 +1,1 @@
+"""Training commands for bench's learned codecs (``python -m bench.train …``)."""

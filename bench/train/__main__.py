@@ -1,0 +1,29 @@
+"""``python -m bench.train MODEL …``: train bench's learned codecs with resumable checkpoints."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+
+# One module per trainable model: each has add_arguments(parser) and run(args).
+TRAINERS = {
+    "mean-scale": "bench.train.mean_scale",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.train")
+    sub = parser.add_subparsers(dest="model", required=True)
+    modules = {name: importlib.import_module(path) for name, path in TRAINERS.items()}
+    for name, module in modules.items():
+        module.add_arguments(sub.add_parser(name, help=(module.__doc__ or "").strip().splitlines()[0]))
+    args = parser.parse_args(argv)
+    if getattr(args, "data_root", "unset") is None:
+        args.data_root = os.environ.get("BENCH_DATA", os.path.join("..", "shared", "datasets"))
+    modules[args.model].run(args)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Codec plugins, installed as ``bench.codecs`` (one module per codec; see bench.registry)."""

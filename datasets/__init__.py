@@ -1,0 +1,1 @@
+"""Dataset definitions (installed as ``bench.datasets``)."""
