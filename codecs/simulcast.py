@@ -1,0 +1,123 @@
+"""Simulcast: every layer coded on its own by a single-layer codec, all in one layered container.
+
+``simulcast:INNER`` (e.g. ``simulcast:x265``, ``simulcast:mean-scale@compressai``; a ``@SOURCE``
+belongs to the inner codec) codes layer k with INNER at the same quality, independently of the
+others. This is the rate a scalable codec must beat: decoding layer k needs the chunks of layers
+0..k, so its bits are the sum of independent codings. The container (``_container``: a 6-byte
+header, then per layer a varint length, a CRC32 and the inner bitstream) costs a few bytes per
+layer; the header is attributed to the base layer.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from bench.codec import Availability, BitstreamError, Codec, CodecError, Encoded
+from bench.codecs import _container
+from bench.registry import UnknownCodecError, create_codec, register_codec
+
+MAGIC = b"SIMC"
+VERSION = 1
+
+
+@register_codec("simulcast")
+class SimulcastCodec(Codec):
+    """Independent coding of each layer with an inner single-layer codec; spec ``simulcast:INNER``."""
+
+    scalable = True
+    description = "simulcast: each layer coded independently by the inner codec (bits of layers 0..k summed)"
+
+    def __init__(self, arg: str | None = None, source: str | None = None, device: str = "cpu") -> None:
+        super().__init__(arg, source, device)
+        self._inner: Codec | None = None
+        self._inner_error: str | None = None
+
+    @property
+    def inner_spec(self) -> str | None:
+        if not self.arg:
+            return None
+        return f"{self.arg}@{self.source}" if self.source else self.arg
+
+    def _resolve(self) -> Codec | None:
+        """Create the inner codec once; on failure remember why (construction must not raise)."""
+        if self._inner is None and self._inner_error is None:
+            spec = self.inner_spec
+            if spec is None:
+                self._inner_error = "simulcast needs an inner codec: use simulcast:NAME, e.g. simulcast:x265"
+            else:
+                try:
+                    self._inner = create_codec(spec, device=self.device)
+                except UnknownCodecError as error:
+                    self._inner_error = f"simulcast inner codec: {error}"
+        return self._inner
+
+    @property
+    def inner(self) -> Codec:
+        """The inner codec; CodecError with a clear message when the spec names none or an unknown one."""
+        codec = self._resolve()
+        if codec is None:
+            raise CodecError(self._inner_error)
+        return codec
+
+    @property  # type: ignore[override]  # depends on the inner codec, hence per instance
+    def default_qualities(self) -> tuple[int, ...]:
+        codec = self._resolve()
+        return tuple(codec.default_qualities) if codec is not None else ()
+
+    def availability(self) -> Availability:
+        codec = self._resolve()
+        if codec is None:
+            return Availability.missing(self._inner_error or "no inner codec")
+        status = codec.availability()
+        if not status.available:
+            return Availability.missing(f"inner codec {codec.spec} is unavailable: {status.reason}")
+        return status
+
+    def _available_inner(self) -> Codec:
+        codec = self.inner
+        status = codec.availability()
+        if not status.available:
+            raise CodecError(f"simulcast inner codec {codec.spec} is unavailable: {status.reason}")
+        return codec
+
+    def encode(self, layers: Sequence[np.ndarray], quality: int) -> Encoded:
+        codec = self._available_inner()
+        if not layers:
+            raise CodecError("simulcast needs at least one layer")
+        chunks: list[bytes] = []
+        timings: dict[str, float] = {}
+        for layer in layers:
+            encoded = codec.encode([layer], quality)
+            chunks.append(encoded.data)
+            for key, seconds in encoded.timings.items():  # summed over layers, like the bits
+                timings[key] = timings.get(key, 0.0) + seconds
+        data, layer_bytes = _container.pack(MAGIC, VERSION, chunks)
+        return Encoded(data=data, layer_bytes=layer_bytes, timings=timings)
+
+    def decode(self, data: bytes, num_layers: int | None = None) -> list[np.ndarray]:
+        codec = self._available_inner()
+        if num_layers is not None and num_layers < 1:
+            raise CodecError(f"num_layers must be at least 1, got {num_layers}")
+        chunks = _container.unpack(data, MAGIC, VERSION, "simulcast", count=num_layers)
+        images = []
+        for index, chunk in enumerate(chunks):
+            try:
+                images.extend(codec.decode(chunk))
+            except BitstreamError as error:
+                raise BitstreamError(f"simulcast layer {index}: {error}") from error
+        return images
+
+    def parameter_counts(self) -> dict[str, int]:
+        codec = self._resolve()
+        return codec.parameter_counts() if codec is not None else {}
+
+    def weights_info(self) -> dict[str, str]:
+        codec = self._resolve()
+        return codec.weights_info() if codec is not None else {}
+
+    def synchronize(self) -> None:
+        codec = self._resolve()
+        if codec is not None:
+            codec.synchronize()

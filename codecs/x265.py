@@ -1,0 +1,221 @@
+"""HEVC intra (x265 through ffmpeg): the conventional single-layer anchor that is always available.
+
+Pipeline, all explicit so that the numbers are reproducible:
+
+* Colour: RGB uint8 -> YCbCr 4:4:4 uint8 with the **BT.601 matrix, full range** (JFIF/JPEG
+  convention, also what ``bpgenc`` uses by default, hence comparable to CompressAI's "BPG-444"
+  anchor): ``Y = 0.299 R + 0.587 G + 0.114 B``, ``Cb = 128 + (B - Y) / 1.772``,
+  ``Cr = 128 + (R - Y) / 1.402``, rounded and clipped to 0..255. Decoding applies the exact inverse
+  matrix and rounds/clips back to RGB uint8. The conversion is done here in numpy, never by ffmpeg,
+  and ffmpeg only ever sees raw ``yuv444p``; its 8-bit rounding is part of this codec's loss (as it is
+  for BPG). The bitstream's VUI signals ``range=full``/``colormatrix=bt470bg`` so other decoders show
+  it correctly.
+* Coding: libx265, profile ``main444-8``, constant QP (the quality; lower is better), one frame,
+  ``keyint=1`` (all intra), ``tune=psnr`` (no psycho-visual tuning: the benchmark measures PSNR),
+  preset ``medium`` unless the spec names another (``x265:veryslow``). One worker thread
+  (``pools=1``, ``frame-threads=1``) so the output is byte-identical across runs and machines'
+  core counts. ``info=0`` drops x265's ~2 KB "encoder settings" SEI, which carries no picture data.
+* Bitstream: a 4-byte header (width, height as big-endian uint16) followed by the raw HEVC Annex-B
+  stream (VPS/SPS/PPS + one IDR slice). Every byte is counted in the rate.
+* Sizes: x265 codes odd sizes natively (conformance window), but refuses sides below 16 pixels;
+  smaller images are padded by edge replication to 16 and cropped after decoding.
+"""
+
+from __future__ import annotations
+
+import functools
+import shutil
+import struct
+import subprocess
+from typing import Sequence
+
+import numpy as np
+
+from bench.codec import Availability, BitstreamError, Codec, CodecError, Encoded, check_image
+from bench.registry import register_codec
+
+# BT.601 luma weights (Kr, Kb); the matrices below are derived from them, not typed in.
+_KR, _KB = 0.299, 0.114
+_KG = 1.0 - _KR - _KB
+_RGB_TO_YCC = np.array(
+    [
+        [_KR, _KG, _KB],
+        [-_KR / (2 * (1 - _KB)), -_KG / (2 * (1 - _KB)), 0.5],
+        [0.5, -_KG / (2 * (1 - _KR)), -_KB / (2 * (1 - _KR))],
+    ]
+)
+_YCC_TO_RGB = np.linalg.inv(_RGB_TO_YCC)
+_CHROMA_OFFSET = np.array([0.0, 128.0, 128.0])
+
+MIN_SIDE = 16  # libx265 (via ffmpeg) rejects smaller pictures: "Image size is too small"
+MAX_SIDE = 65535  # the header stores each side as uint16
+_HEADER = struct.Struct(">HH")
+PRESETS = (
+    "ultrafast", "superfast", "veryfast", "faster", "fast",
+    "medium", "slow", "slower", "veryslow", "placebo",
+)  # fmt: skip
+DEFAULT_PRESET = "medium"
+
+
+def rgb_to_ycbcr(image: np.ndarray) -> np.ndarray:
+    """RGB uint8 (H, W, 3) -> full-range BT.601 YCbCr uint8 (H, W, 3)."""
+    ycc = image.astype(np.float64) @ _RGB_TO_YCC.T + _CHROMA_OFFSET
+    return np.clip(np.rint(ycc), 0, 255).astype(np.uint8)
+
+
+def ycbcr_to_rgb(ycc: np.ndarray) -> np.ndarray:
+    """Full-range BT.601 YCbCr uint8 (H, W, 3) -> RGB uint8 (H, W, 3)."""
+    rgb = (ycc.astype(np.float64) - _CHROMA_OFFSET) @ _YCC_TO_RGB.T
+    return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
+
+
+@functools.lru_cache(maxsize=8)
+def _has_libx265(binary: str) -> tuple[bool, str]:
+    try:
+        result = subprocess.run(
+            [binary, "-hide_banner", "-nostdin", "-encoders"],
+            capture_output=True,
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return False, f"running {binary} -encoders failed: {error}"
+    if result.returncode != 0:
+        return False, f"{binary} -encoders exited with status {result.returncode}"
+    if b"libx265" not in result.stdout:
+        return False, f"{binary} has no libx265 encoder (install a full build, e.g. apt-get install ffmpeg)"
+    return True, ""
+
+
+def _ffmpeg_binary() -> str | None:
+    return shutil.which("ffmpeg")
+
+
+def _command(stream: object, binary: str) -> list[str]:
+    """The ffmpeg argument list for an ffmpeg-python ``stream``, quiet and never reading stdin."""
+    import ffmpeg
+
+    quiet = stream.global_args("-hide_banner", "-nostdin", "-loglevel", "error")  # type: ignore[attr-defined]
+    return ffmpeg.compile(quiet, cmd=binary)
+
+
+@register_codec("x265")
+class X265Codec(Codec):
+    """HEVC intra 4:4:4 (libx265 via ffmpeg) at a constant QP; spec ``x265[:PRESET]``."""
+
+    scalable = False
+    default_qualities = (22, 27, 32, 37)
+    description = "HEVC intra, x265 main444-8 via ffmpeg, BT.601 full-range YCbCr 4:4:4, QP as quality"
+    timeout_s: float = 300.0  # per ffmpeg call; a 4K intra frame takes a few seconds
+
+    @property
+    def preset(self) -> str:
+        return self.arg or DEFAULT_PRESET
+
+    def availability(self) -> Availability:
+        if self.preset not in PRESETS:
+            choices = ", ".join(PRESETS)
+            return Availability.missing(f"unknown x265 preset {self.preset!r}; choose one of {choices}")
+        try:
+            import ffmpeg  # noqa: F401  (ffmpeg-python builds the command lines)
+        except ImportError:
+            return Availability.missing("Python package ffmpeg-python is missing: pip install ffmpeg-python")
+        binary = _ffmpeg_binary()
+        if binary is None:
+            return Availability.missing(
+                "ffmpeg not found on PATH; install it (apt-get install ffmpeg, brew install ffmpeg, "
+                "or conda install -c conda-forge ffmpeg)"
+            )
+        ok, reason = _has_libx265(binary)
+        return Availability.ok() if ok else Availability.missing(reason)
+
+    def _binary(self) -> str:
+        status = self.availability()
+        if not status.available:
+            raise CodecError(f"x265 is unavailable: {status.reason}")
+        binary = _ffmpeg_binary()
+        assert binary is not None  # availability() checked it
+        return binary
+
+    def _run(self, args: list[str], data: bytes, what: str, error: type[CodecError]) -> bytes:
+        try:
+            result = subprocess.run(
+                args, input=data, capture_output=True, timeout=self.timeout_s, check=False
+            )
+        except subprocess.TimeoutExpired:
+            raise CodecError(f"ffmpeg {what} ran past {self.timeout_s:.0f} s and was stopped") from None
+        except OSError as exc:
+            raise CodecError(f"could not run ffmpeg for {what}: {exc}") from exc
+        if result.returncode != 0:
+            message = result.stderr.decode(errors="replace").strip()[-500:]
+            raise error(f"ffmpeg {what} failed (status {result.returncode}): {message}")
+        return result.stdout
+
+    def encode(self, layers: Sequence[np.ndarray], quality: int) -> Encoded:
+        if len(layers) != 1:
+            raise CodecError(f"x265 is single-layer: expected 1 image, got {len(layers)}")
+        image = layers[0]
+        check_image(image)
+        if isinstance(quality, bool) or not isinstance(quality, (int, np.integer)) or not 0 <= quality <= 51:
+            raise CodecError(f"x265 quality is an HEVC QP in 0..51, got {quality}")
+        height, width = image.shape[:2]
+        if width > MAX_SIDE or height > MAX_SIDE:
+            raise CodecError(f"image {width}x{height} is too large (at most {MAX_SIDE} per side)")
+        binary = self._binary()
+        import ffmpeg  # only now: availability() has said it is installed
+
+        # Padding pixels are coded like any other and their bits count: honest for tiny layers.
+        pad_h, pad_w = max(0, MIN_SIDE - height), max(0, MIN_SIDE - width)
+        padded = np.pad(image, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge") if pad_h or pad_w else image
+        planar = np.ascontiguousarray(rgb_to_ycbcr(padded).transpose(2, 0, 1))  # yuv444p is planar
+        x265_params = ":".join(
+            [
+                f"qp={int(quality)}",
+                "keyint=1",
+                "log-level=error",
+                "pools=1",
+                "frame-threads=1",
+                "info=0",
+                "range=full",
+                "colormatrix=bt470bg",
+            ]
+        )
+        stream = ffmpeg.input(
+            "pipe:", format="rawvideo", pix_fmt="yuv444p", s=f"{padded.shape[1]}x{padded.shape[0]}"
+        ).output(
+            "pipe:",
+            format="hevc",
+            vcodec="libx265",
+            preset=self.preset,
+            tune="psnr",
+            **{"profile:v": "main444-8", "frames:v": 1, "x265-params": x265_params},
+        )
+        hevc = self._run(_command(stream, binary), planar.tobytes(), "x265 encode", CodecError)
+        if not hevc:
+            raise CodecError("ffmpeg x265 encode produced no bytes")
+        data = _HEADER.pack(width, height) + hevc
+        return Encoded(data=data, layer_bytes=[len(data)])
+
+    def decode(self, data: bytes, num_layers: int | None = None) -> list[np.ndarray]:
+        if num_layers not in (None, 1):
+            raise CodecError(f"x265 is single-layer: cannot decode {num_layers} layers")
+        if len(data) <= _HEADER.size:
+            raise BitstreamError(f"x265 bitstream of {len(data)} bytes is too short")
+        width, height = _HEADER.unpack_from(data)
+        if width == 0 or height == 0:
+            raise BitstreamError(f"x265 header names an empty image ({width}x{height})")
+        coded_w, coded_h = max(width, MIN_SIDE), max(height, MIN_SIDE)
+        binary = self._binary()
+        import ffmpeg  # only now: availability() has said it is installed
+        # No output pix_fmt: ffmpeg must hand back the decoder's own yuv444p untouched (asking for
+        # a format could make it convert); anything else shows up as a wrong byte count below.
+        stream = ffmpeg.input("pipe:", format="hevc").output("pipe:", format="rawvideo")
+        raw = self._run(_command(stream, binary), data[_HEADER.size :], "HEVC decode", BitstreamError)
+        expected = coded_w * coded_h * 3
+        if len(raw) != expected:
+            raise BitstreamError(
+                f"HEVC decode gave {len(raw)} bytes, expected one {coded_w}x{coded_h} yuv444p frame "
+                f"({expected} bytes): not an x265 4:4:4 bitstream of this size"
+            )
+        ycc = np.frombuffer(raw, dtype=np.uint8).reshape(3, coded_h, coded_w).transpose(1, 2, 0)
+        return [ycbcr_to_rgb(ycc[:height, :width])]
