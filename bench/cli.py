@@ -1,0 +1,288 @@
+"""Command line: ``python -m bench run|report|list|encode|decode`` (one function per subcommand)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+DEFAULT_RUN_DIR = Path("runs") / "main"
+DEFAULT_REPORT_DIR = Path("reports")
+
+
+class UsageError(Exception):
+    """Bad arguments: printed as one line, exit status 2."""
+
+
+def _split_codecs(values: Sequence[str]) -> list[str]:
+    codecs: list[str] = []
+    for value in values:
+        for part in value.split(","):
+            if part.strip() and part.strip() not in codecs:
+                codecs.append(part.strip())
+    return codecs
+
+
+def _parse_qualities(values: Sequence[str] | None, codecs: Sequence[str], defaults: dict[str, Sequence[int]]) -> dict[str, list[int]]:
+    """``--qualities 1,2`` for every codec, or ``--qualities x265=22,27`` per codec (repeatable)."""
+    chosen = {codec: list(defaults[codec]) for codec in codecs}
+    for value in values or []:
+        target, _, numbers = value.rpartition("=")
+        try:
+            qualities = [int(q) for q in numbers.split(",") if q.strip()]
+        except ValueError:
+            raise UsageError(f"--qualities expects integers, got {value!r}") from None
+        if target:
+            if target not in chosen:
+                raise UsageError(f"--qualities names {target!r}, which is not in --codecs")
+            chosen[target] = qualities
+        else:
+            for codec in codecs:
+                chosen[codec] = qualities
+    return chosen
+
+
+def _describe_codecs(specs: Sequence[str], device: str) -> tuple[dict, dict]:
+    """Create every codec; split into available instances and {spec: reason} for the others."""
+    from bench.registry import create_codec
+
+    available, unavailable = {}, {}
+    for spec in specs:
+        codec = create_codec(spec, device=device)
+        status = codec.availability()
+        if status.available:
+            available[spec] = codec
+        else:
+            unavailable[spec] = status.reason
+    return available, unavailable
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import os
+
+    import torch
+    from tqdm import tqdm
+
+    from bench.datasets import load_dataset
+    from bench.pyramid import Anchoring, format_scales, parse_scales
+    from bench.runner import execute, plan_jobs
+    from bench.store import RunStore
+
+    specs = _split_codecs(args.codecs)
+    scale_sets = [parse_scales(text) for text in (args.scales or ["2"])]
+    anchor = str(Anchoring.parse(args.anchor))
+    if args.jobs < 1:
+        raise UsageError("--jobs must be at least 1")
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError(f"--device {args.device}: no CUDA device is available here")
+    dataset = load_dataset(args.dataset, args.data_root, args.limit)
+    codecs, unavailable = _describe_codecs(specs, args.device)
+    for spec, reason in unavailable.items():
+        print(f"skipping {spec}: unavailable: {reason}", file=sys.stderr)
+    for spec, codec in codecs.items():
+        limit = codec.max_layers()
+        if codec.scalable and limit is not None and any(len(s) + 1 > limit for s in scale_sets):
+            raise UsageError(f"{spec} codes at most {limit} layers; a scale combination asks for more")
+    if not codecs:
+        raise UsageError("none of the requested codecs is available here (see the reasons above)")
+    qualities = _parse_qualities(args.qualities, list(codecs), {s: c.default_qualities for s, c in codecs.items()})
+    threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
+    jobs = plan_jobs(list(codecs), dataset.name, dataset.images, scale_sets, anchor, qualities, args.device, threads)
+
+    store = RunStore(args.out)
+    store.open_for_writing()
+    store.write_manifest({
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "argv": sys.argv[1:],
+        "dataset": {"name": dataset.name, "label": dataset.label, "images": len(dataset.images)},
+        "scales": [format_scales(s) for s in scale_sets],
+        "anchor": anchor,
+        "device": args.device,
+        "threads": threads,
+        "jobs": args.jobs,
+        "codecs": {
+            **{spec: {"available": True, "qualities": qualities[spec], "scalable": c.scalable,
+                      "params": c.parameter_counts(), "weights": c.weights_info()} for spec, c in codecs.items()},
+            **{spec: {"available": False, "reason": reason} for spec, reason in unavailable.items()},
+        },
+    })
+
+    def progress(todo, total):
+        return tqdm(total=total, desc="bench run", unit="job", disable=args.no_progress)
+
+    summary = execute(jobs, store, workers=args.jobs, progress=progress)
+    overhead = 1 - summary.codec_time / summary.wall_time if summary.wall_time and args.jobs == 1 and summary.done else None
+    print(f"{summary.done} jobs run, {summary.skipped} already done, {len(summary.failed)} failed "
+          f"in {summary.wall_time:.1f} s" + (f" (harness overhead {overhead:.1%})" if overhead is not None else "")
+          + f"; records in {store.records_path}")
+    for key, error in summary.failed:
+        print(f"failed {key}: {error}", file=sys.stderr)
+    return 1 if summary.failed else 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from bench.report import build_report
+    from bench.store import RunStore, export_eval_model
+
+    run_dirs = args.run_dirs or [DEFAULT_RUN_DIR]
+    for run_dir in run_dirs:
+        if not (run_dir / "records.jsonl").is_file():
+            raise UsageError(f"{run_dir} holds no records.jsonl; run `bench run --out {run_dir} ...` first")
+    page = build_report(list(run_dirs), args.out)
+    print(f"report written to {page}")
+    if args.eval_model_json:
+        records = [r for run_dir in run_dirs for r in RunStore(run_dir).records()]
+        files = export_eval_model(records, args.out / "eval_model")
+        print(f"{len(files)} CompressAI eval_model JSON files in {args.out / 'eval_model'}")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from bench.datasets import KNOWN_DATASETS, DatasetError, default_data_root, load_dataset
+    from bench.registry import codec_class, codec_names, create_codec
+
+    print("codecs:")
+    for name in codec_names():
+        cls = codec_class(name)
+        spec = name if name != "simulcast" else "simulcast:x265"
+        codec = create_codec(spec)
+        status = codec.availability()
+        kind = "scalable" if cls.scalable else "single-layer"
+        state = "available" if status.available else f"unavailable: {status.reason}"
+        weights = codec.weights_info() if status.available else {}
+        where = f" [weights: {weights.get('source', '?')} {weights.get('file', '')}]" if weights else ""
+        print(f"  {spec:<18} {kind:<13} {state}{where}")
+    print("datasets:")
+    root = args.data_root or default_data_root()
+    for name, known in KNOWN_DATASETS.items():
+        try:
+            dataset = load_dataset(name, root)
+            state = f"{len(dataset.images)} images, checksums OK"
+        except DatasetError as error:
+            state = f"unavailable: {error}"
+        print(f"  {name:<8} {known.label}: {state}")
+    print("  (or any folder of images: --dataset PATH)")
+    print("anchors:")
+    try:
+        from bench.anchors import published_curves
+
+        for name, curve in published_curves().items():
+            print(f"  {name:<14} {len(curve.bpp)} points: {curve.description}")
+    except ImportError as error:
+        print(f"  (anchors not installed: {error})")
+    return 0
+
+
+def cmd_encode(args: argparse.Namespace) -> int:
+    from bench.envelope import pack
+    from bench.images import load_rgb
+    from bench.pyramid import Anchoring, build_pyramid, format_scales, parse_scales
+    from bench.registry import create_codec
+
+    codec = create_codec(args.codec, device=args.device)
+    status = codec.availability()
+    if not status.available:
+        raise UsageError(f"codec {args.codec} is unavailable: {status.reason}")
+    source = load_rgb(args.image)
+    scales = parse_scales(args.scales) if args.scales else ()
+    if scales and not codec.scalable:
+        raise UsageError(f"{args.codec} is a single-layer codec; --scales needs a scalable codec")
+    anchor = Anchoring.parse(args.anchor)
+    layers = build_pyramid(source, scales, anchor, name=str(args.image)) if scales else [source]
+    encoded = codec.encode(layers, args.quality)
+    header = {"codec": codec.spec, "quality": args.quality, "scales": format_scales(scales) if scales else "",
+              "anchor": str(anchor), "sizes": [list(layer.shape[:2]) for layer in layers],
+              "layer_bytes": encoded.layer_bytes}
+    args.output.write_bytes(pack(header, encoded.data))
+    for k, (layer, size) in enumerate(zip(layers, encoded.layer_bytes)):
+        print(f"layer {k}: {layer.shape[1]}x{layer.shape[0]}  {size * 8} bits  "
+              f"{sum(encoded.layer_bytes[: k + 1]) * 8 / (layer.shape[0] * layer.shape[1]):.4f} bpp (cumulative)")
+    print(f"wrote {args.output} ({args.output.stat().st_size} bytes)")
+    return 0
+
+
+def cmd_decode(args: argparse.Namespace) -> int:
+    from PIL import Image
+
+    from bench.envelope import unpack
+    from bench.registry import create_codec
+
+    envelope = unpack(args.bitstream.read_bytes())
+    total = len(envelope.header.get("sizes", [])) or 1
+    wanted = args.layers or total
+    if not 1 <= wanted <= total:
+        raise UsageError(f"--layers must be between 1 and {total} for this file")
+    codec = create_codec(envelope.header["codec"], device=args.device)
+    status = codec.availability()
+    if not status.available:
+        raise UsageError(f"codec {codec.spec} needed for this file is unavailable: {status.reason}")
+    layers = codec.decode(envelope.payload, wanted)
+    for k, layer in enumerate(layers):
+        path = Path(f"{args.prefix}_L{k}.png")
+        Image.fromarray(layer).save(path)
+        print(f"layer {k}: {layer.shape[1]}x{layer.shape[0]} -> {path}")
+    return 0
+
+
+def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--codecs", action="append", required=True,
+                        help="comma list of codec specs, e.g. compass,shvc,simulcast:x265")
+    parser.add_argument("--scales", action="append",
+                        help="inter-layer ratios of one scale combination (e.g. 1.33,1.5); repeat for more (default 2)")
+    parser.add_argument("--dataset", default="kodak", help="kodak, clic, or a folder of images")
+    parser.add_argument("--data-root", type=Path, help="folder holding kodak/ and clic/ (default: $BENCH_DATA or ../shared/datasets)")
+    parser.add_argument("--limit", type=int, help="use only the first N images")
+    parser.add_argument("--qualities", action="append",
+                        help="qualities for every codec (1,2,3) or per codec (x265=22,27); default: each codec's own")
+    parser.add_argument("--anchor", default="top", help="pyramid protocol: top (default) or base:0.25 (COMPASS paper)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    parser.add_argument("--threads", type=int, help="torch threads per job (default: cores / jobs)")
+    parser.add_argument("--jobs", type=int, default=1, help="jobs run in parallel worker processes")
+    parser.add_argument("--out", type=Path, default=DEFAULT_RUN_DIR, help=f"run directory (default {DEFAULT_RUN_DIR})")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bench", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_run_arguments(sub.add_parser("run", help="run codecs over a dataset and scale combinations"))
+    report = sub.add_parser("report", help="tables, BD-rate and RD plots from run directories")
+    report.add_argument("run_dirs", nargs="*", type=Path, help=f"run directories (default {DEFAULT_RUN_DIR})")
+    report.add_argument("--out", type=Path, default=DEFAULT_REPORT_DIR, help=f"report folder (default {DEFAULT_REPORT_DIR})")
+    report.add_argument("--eval-model-json", action="store_true", help="also export CompressAI eval_model JSON files")
+    listing = sub.add_parser("list", help="registered codecs (with availability), datasets, anchors")
+    listing.add_argument("--data-root", type=Path)
+    encode = sub.add_parser("encode", help="encode one image with a codec into a bench bitstream file")
+    encode.add_argument("--codec", required=True)
+    encode.add_argument("--quality", type=int, required=True)
+    encode.add_argument("--scales", default=None, help="inter-layer ratios (scalable codecs), e.g. 1.5,2")
+    encode.add_argument("--anchor", default="top")
+    encode.add_argument("--device", default="cpu")
+    encode.add_argument("image", type=Path)
+    encode.add_argument("output", type=Path)
+    decode = sub.add_parser("decode", help="decode a bench bitstream file into PNG layers")
+    decode.add_argument("bitstream", type=Path)
+    decode.add_argument("--layers", type=int, help="decode only the first N layers (default all)")
+    decode.add_argument("--device", default="cpu")
+    decode.add_argument("prefix", help="output files are PREFIX_L<k>.png")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler = {"run": cmd_run, "report": cmd_report, "list": cmd_list, "encode": cmd_encode,
+               "decode": cmd_decode}[args.command]
+    try:
+        return handler(args)
+    except KeyboardInterrupt:
+        print("interrupted: records of finished jobs are kept; rerun the same command to resume", file=sys.stderr)
+        return 130
+    except Exception as error:  # noqa: BLE001 - known errors become one clear line
+        from bench.errors import is_user_error
+
+        if is_user_error(error):
+            print(f"bench {args.command}: error: {error}", file=sys.stderr)
+            return 2
+        raise

@@ -1,0 +1,40 @@
+"""Reading source images as 8-bit RGB, with a clear error for what bench cannot code faithfully."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+class ImageError(Exception):
+    """An input image cannot be read or is not something bench codes (e.g. 16-bit, real alpha)."""
+
+
+def load_rgb(path: Path) -> np.ndarray:
+    """Return ``path`` as an HxWx3 uint8 array.
+
+    Grayscale and palette images are expanded to RGB (lossless); an alpha channel that is fully
+    opaque is dropped; real transparency and more than 8 bits per sample are refused, because
+    converting them silently would change what is being measured.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ImageError(f"image not found: {path}")
+    try:
+        with Image.open(path) as image:
+            image.load()
+            mode = image.mode
+            if mode in ("I;16", "I;16B", "I;16L", "I", "F") or (image.info.get("bits", 8) > 8):
+                raise ImageError(f"{path}: {mode} images with more than 8 bits per sample are not supported")
+            if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in image.info):
+                rgba = np.asarray(image.convert("RGBA"))
+                if (rgba[..., 3] != 255).any():
+                    raise ImageError(f"{path}: the image has transparent pixels; bench codes opaque RGB only")
+                return np.ascontiguousarray(rgba[..., :3])
+            return np.ascontiguousarray(np.asarray(image.convert("RGB")))
+    except ImageError:
+        raise
+    except Exception as error:  # PIL raises many types for damaged files
+        raise ImageError(f"{path}: cannot read image ({error})") from error

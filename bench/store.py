@@ -1,0 +1,206 @@
+"""Results on disk: ``records.jsonl`` (one record per line) and ``manifest.json`` per run directory.
+
+Each finished job's records are appended with a single ``write`` and ``fsync``, so a killed run
+loses at most the job in flight; a torn last line (a kill mid-write) is cut off when the store is
+reopened. Only the parent process writes, so parallel workers never interleave records.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Iterable
+
+RECORDS_FILE = "records.jsonl"
+MANIFEST_FILE = "manifest.json"
+JOB_KEY_FIELDS = ("codec", "dataset", "image", "scales", "anchor", "quality")
+
+
+class StoreError(Exception):
+    """The run directory cannot be written or its files are not bench's."""
+
+
+def job_key(record_or_job: dict[str, Any]) -> str:
+    """The identity of the job that produced a record: codec × dataset × image × scales × anchor × quality."""
+    values = [record_or_job[field] for field in JOB_KEY_FIELDS]
+    values[3] = ",".join(f"{s:g}" for s in values[3])
+    return "|".join(str(v) for v in values)
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value)}")
+
+
+def _encode_float(value: Any) -> Any:
+    """JSON has no NaN/inf: write them as null / strings that load back as floats."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, dict):
+        return {k: _encode_float(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_encode_float(v) for v in value]
+    return value
+
+
+class RunStore:
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = Path(run_dir)
+        self.records_path = self.run_dir / RECORDS_FILE
+        self.manifest_path = self.run_dir / MANIFEST_FILE
+
+    def open_for_writing(self) -> None:
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self._repair_torn_tail()
+            probe = self.run_dir / f".write-probe-{os.getpid()}"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as error:
+            raise StoreError(f"cannot write results to {self.run_dir}: {error.strerror or error}") from error
+
+    def _repair_torn_tail(self) -> None:
+        if not self.records_path.exists():
+            return
+        with open(self.records_path, "rb+") as handle:
+            data = handle.read()
+            if data and not data.endswith(b"\n"):
+                handle.truncate(data.rfind(b"\n") + 1)
+
+    def append(self, records: Iterable[dict[str, Any]]) -> None:
+        """Append one job's records atomically (one write, then fsync)."""
+        payload = "".join(
+            json.dumps(_encode_float(r), default=_json_default, sort_keys=True) + "\n" for r in records
+        ).encode()
+        if not payload:
+            return
+        try:
+            fd = os.open(self.records_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                written = os.write(fd, payload)
+                if written != len(payload):
+                    raise OSError(28, "short write (disk full?)")
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as error:
+            raise StoreError(f"cannot append records to {self.records_path}: {error.strerror or error}") from error
+
+    def records(self) -> list[dict[str, Any]]:
+        if not self.records_path.exists():
+            return []
+        out = []
+        with open(self.records_path, encoding="utf-8") as handle:
+            for number, line in enumerate(handle, 1):
+                if not line.endswith("\n"):
+                    break  # torn tail of a killed run: that job is redone
+                try:
+                    out.append(json.loads(line))
+                except json.JSONDecodeError as error:
+                    raise StoreError(f"{self.records_path}:{number}: not a bench record ({error.msg})") from error
+        return out
+
+    def completed_jobs(self) -> set[str]:
+        """Jobs whose every layer record is present (a job writes all its records at once)."""
+        counts: dict[str, int] = {}
+        expected: dict[str, int] = {}
+        for record in self.records():
+            key = job_key(record)
+            counts[key] = counts.get(key, 0) + 1
+            expected[key] = record["num_layers"]
+        return {key for key, count in counts.items() if count >= expected[key]}
+
+    def write_manifest(self, invocation: dict[str, Any]) -> dict[str, Any]:
+        """Add this invocation to the manifest (runs that resume add one entry each)."""
+        manifest = self.manifest()
+        manifest.setdefault("created", time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        manifest.setdefault("invocations", []).append(invocation)
+        manifest["environment"] = environment_info()
+        tmp = self.manifest_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(_encode_float(manifest), indent=1, default=_json_default))
+        os.replace(tmp, self.manifest_path)
+        return manifest
+
+    def manifest(self) -> dict[str, Any]:
+        if not self.manifest_path.exists():
+            return {}
+        try:
+            return json.loads(self.manifest_path.read_text())
+        except json.JSONDecodeError as error:
+            raise StoreError(f"{self.manifest_path} is not valid JSON ({error.msg})") from error
+
+
+def git_commit() -> str | None:
+    root = Path(__file__).resolve().parents[1]
+    try:
+        result = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
+                                text=True, timeout=10)
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if result.returncode != 0:
+        return None
+    return result.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def environment_info() -> dict[str, Any]:
+    packages = {}
+    for name in ("torch", "compressai", "numpy", "pandas", "scipy", "bjontegaard", "pytorch-msssim", "pillow"):
+        try:
+            packages[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            packages[name] = None
+    return {
+        "git_commit": git_commit(),
+        "python": sys.version.split()[0],
+        "packages": packages,
+        "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+                    "cpu_count": os.cpu_count()},
+    }
+
+
+def export_eval_model(records: list[dict[str, Any]], out_dir: Path) -> list[Path]:
+    """CompressAI ``eval_model`` JSON per (codec, dataset, scales, anchor, layer): mean over images."""
+    groups: dict[tuple, dict[int, list[dict[str, Any]]]] = {}
+    for r in records:
+        key = (r["codec"], r["dataset"], tuple(r["scales"]), r["anchor"], r["layer"])
+        groups.setdefault(key, {}).setdefault(r["quality"], []).append(r)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for (codec, dataset, scales, anchor, layer), by_quality in sorted(groups.items(), key=str):
+        qualities = sorted(by_quality)
+
+        def mean(field: str) -> list[float | None]:
+            values = []
+            for q in qualities:
+                xs = [r[field] for r in by_quality[q] if r.get(field) is not None]
+                values.append(sum(xs) / len(xs) if xs else None)
+            return values
+
+        scale_text = ",".join(f"{s:g}" for s in scales) or "1"
+        doc = {
+            "name": codec,
+            "description": f"bench: {codec} on {Path(dataset).name}, scales {scale_text} ({anchor}), layer {layer}",
+            "quality": qualities,
+            "results": {
+                "psnr-rgb": mean("psnr-rgb"),
+                "ms-ssim-rgb": mean("ms-ssim-rgb"),
+                "bpp": mean("bpp"),
+                "encoding_time": mean("encode_time"),
+                "decoding_time": mean("decode_time"),
+            },
+        }
+        safe = f"{codec}_{Path(dataset).name}_s{scale_text}_{anchor}_L{layer}".replace(":", "-").replace("/", "-")
+        path = out_dir / f"{safe}.json"
+        path.write_text(json.dumps(_encode_float(doc), indent=1))
+        written.append(path)
+    return written
