@@ -13,7 +13,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Protocol, Sequence
 
 import numpy as np
 
@@ -148,7 +148,7 @@ def run_job(job: Job) -> list[dict[str, Any]]:
     return records
 
 
-def _run_job_safely(job: Job) -> tuple[Job, list[dict[str, Any]] | None, str | None]:
+def run_job_safely(job: Job) -> JobOutcome:
     try:
         return job, run_job(job), None
     except Exception as error:  # noqa: BLE001 - reported per job; the run goes on
@@ -168,8 +168,37 @@ class RunSummary:
     codec_time: float  # seconds spent inside codec calls, summed over finished jobs
 
 
+JobOutcome = tuple[Job, "list[dict[str, Any]] | None", "str | None"]
+
+
+class Executor(Protocol):
+    """Runs jobs somewhere and yields each outcome (job, records or None, error or None) as it ends."""
+
+    def run(self, jobs: Sequence[Job]) -> Iterator[JobOutcome]: ...
+
+
+class LocalExecutor:
+    """In this process (one worker) or in a pool of spawned worker processes."""
+
+    def __init__(self, workers: int = 1) -> None:
+        self.workers = workers
+
+    def run(self, jobs: Sequence[Job]) -> Iterator[JobOutcome]:
+        if self.workers <= 1 or len(jobs) <= 1:
+            for job in jobs:
+                yield run_job_safely(job)
+            return
+        with ProcessPoolExecutor(max_workers=self.workers, mp_context=get_context("spawn")) as pool:
+            pending = {pool.submit(run_job_safely, job) for job in jobs}
+            while pending:
+                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    yield future.result()
+
+
 def execute(jobs: Sequence[Job], store: RunStore, workers: int = 1,
-            progress: Callable[[Iterable[Job], int], Any] | None = None) -> RunSummary:
+            progress: Callable[[Iterable[Job], int], Any] | None = None,
+            executor: Executor | None = None) -> RunSummary:
     """Run the jobs not yet in ``store``; append each finished job's records at once."""
     start = time.perf_counter()
     done_keys = store.completed_jobs()
@@ -195,16 +224,8 @@ def execute(jobs: Sequence[Job], store: RunStore, workers: int = 1,
         if bar is not None:
             bar.update(1)
 
-    if workers <= 1 or len(todo) <= 1:
-        for job in todo:
-            finish(*_run_job_safely(job))
-    else:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-            pending = {pool.submit(_run_job_safely, job) for job in todo}
-            while pending:
-                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    finish(*future.result())
+    for outcome in (executor or LocalExecutor(workers)).run(todo):
+        finish(*outcome)
     if bar is not None:
         bar.close()
     summary.wall_time = time.perf_counter() - start
