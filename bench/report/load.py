@@ -1,0 +1,95 @@
+"""Read run directories into one records table for the report."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+import pandas as pd
+
+from bench.store import RunStore
+
+REQUIRED = (
+    "codec",
+    "dataset",
+    "image",
+    "scales",
+    "anchor",
+    "quality",
+    "layer",
+    "num_layers",
+    "height",
+    "width",
+    "bits_layer",
+    "bits_cum",
+    "bpp",
+    "psnr-rgb",
+    "ms-ssim-rgb",
+    "encode_time",
+    "decode_time",
+    "mode",
+)
+# A record is identified by these; a later run directory's record replaces an earlier one.
+RECORD_KEY = ("codec", "dataset", "image", "scales_label", "anchor", "quality", "layer")
+NUMERIC = (
+    "bpp",
+    "psnr_rgb",
+    "ms_ssim_rgb",
+    "encode_time",
+    "decode_time",
+    "height",
+    "width",
+    "bits_layer",
+    "bits_cum",
+)
+
+
+def scales_label(scales: Sequence[float]) -> str:
+    """``[1.33, 1.5]`` -> ``"1.33,1.5"``; a single layer (no ratios) -> ``"1 layer"``."""
+    return ",".join(f"{s:g}" for s in scales) or "1 layer"
+
+
+def _number(value: Any) -> float:
+    # The store writes NaN as null and infinities as "inf"/"-inf" strings (JSON has neither).
+    if value is None:
+        return math.nan
+    return float(value)
+
+
+def load_records(run_dirs: Sequence[Path]) -> pd.DataFrame:
+    """All records of ``run_dirs`` as a DataFrame (columns with ``_`` instead of ``-``)."""
+    rows: list[dict[str, Any]] = []
+    for order, run_dir in enumerate(run_dirs):
+        run_dir = Path(run_dir)
+        if not run_dir.is_dir():
+            raise FileNotFoundError(f"run directory {run_dir} does not exist")
+        for number, record in enumerate(RunStore(run_dir).records(), 1):
+            missing = [name for name in REQUIRED if name not in record]
+            if missing:
+                raise ValueError(f"{run_dir}/records.jsonl record {number} lacks {', '.join(missing)}")
+            row = dict(record)
+            row["psnr_rgb"] = row.pop("psnr-rgb")
+            row["ms_ssim_rgb"] = row.pop("ms-ssim-rgb")
+            row["scales"] = tuple(float(s) for s in row["scales"])
+            row["scales_label"] = scales_label(row["scales"])
+            row["run"] = str(run_dir)
+            row["run_order"] = order
+            row.setdefault("extra", {})
+            row["extra"] = row["extra"] or {}
+            rows.append(row)
+    if not rows:
+        raise ValueError(f"no records in {', '.join(str(d) for d in run_dirs)}")
+    frame = pd.DataFrame(rows)
+    for name in NUMERIC:
+        frame[name] = frame[name].map(_number).astype(float)
+    frame["quality"] = frame["quality"].astype(int)
+    frame["layer"] = frame["layer"].astype(int)
+    frame["num_layers"] = frame["num_layers"].astype(int)
+    frame = frame.drop_duplicates(list(RECORD_KEY), keep="last").reset_index(drop=True)
+    return frame
+
+
+def load_manifests(run_dirs: Sequence[Path]) -> list[tuple[Path, dict[str, Any]]]:
+    """Each run directory with its manifest (empty dict when it has none)."""
+    return [(Path(d), RunStore(Path(d)).manifest()) for d in run_dirs]

@@ -1,0 +1,340 @@
+"""``build_report``: CSV tables, RD plots and one page (Markdown and HTML) for some run directories."""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from bench import bdrate
+from bench.anchors import compass_paper_bdrate, published_curves
+from bench.report.bdtables import add_full_size_single_layer, bd_long, matrices
+from bench.report.load import load_manifests, load_records
+from bench.report.paper import is_compass, paper_comparison
+from bench.report.plots import codec_colours, rd_plot, slug
+from bench.report.tables import aggregate, cost_table, dataset_label, is_kodak
+
+NICE = {
+    "anchor": "pyramid",
+    "scales_label": "scales",
+    "psnr_rgb": "PSNR-RGB dB",
+    "psnr_std": "PSNR std dB",
+    "ms_ssim_rgb": "MS-SSIM-RGB",
+    "ms_ssim_images": "MS-SSIM images",
+    "encode_time": "encode s",
+    "decode_time": "decode s",
+    "bd_rate": "BD-rate %",
+    "bd_psnr": "BD-PSNR dB",
+    "overlap_fraction": "overlap",
+}
+
+
+@dataclass
+class Block:
+    """One piece of the page, rendered both to Markdown and to HTML."""
+
+    kind: str  # "h1".."h4", "p", "table", "img", "code"
+    text: str = ""
+    table: pd.DataFrame | None = None
+    index: bool = False
+
+
+def _fmt(frame: pd.DataFrame, formats: dict[str, str]) -> pd.DataFrame:
+    """Format numeric columns as text so both renderings show the same digits; NaN stays "NaN"."""
+    out = frame.copy()
+    for column, spec in formats.items():
+        if column in out:
+            out[column] = out[column].map(lambda v: "NaN" if pd.isna(v) else format(v, spec))
+    return out.rename(columns=NICE)
+
+
+def _markdown_table(table: pd.DataFrame, index: bool) -> str:
+    if table.empty:
+        return "_(none)_"
+
+    # A "|" inside a cell would end the cell; numbers were formatted already, so tabulate must not
+    # re-parse them (it would print 29.00 as 29).
+    def escape(value: object) -> str:
+        return str(value).replace("|", "\\|")
+
+    table = table.map(escape).rename(columns=escape, index=escape)
+    return table.to_markdown(index=index, disable_numparse=True)
+
+
+def _markdown(blocks: list[Block]) -> str:
+    parts = []
+    for b in blocks:
+        if b.kind.startswith("h"):
+            parts.append("#" * int(b.kind[1]) + " " + b.text)
+        elif b.kind == "p":
+            parts.append(b.text)
+        elif b.kind == "table":
+            parts.append(_markdown_table(b.table, b.index))
+        elif b.kind == "img":
+            parts.append(f"![{b.text}]({b.text})")
+        elif b.kind == "code":
+            parts.append("```json\n" + b.text + "\n```")
+    return "\n\n".join(parts) + "\n"
+
+
+def _html(blocks: list[Block], title: str) -> str:
+    parts = [
+        "<!DOCTYPE html>",
+        f"<html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>",
+        "body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}",
+        "table{border-collapse:collapse;font-size:0.85em;margin:0.5em 0 1.5em}",
+        "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}th{background:#f0f0f0}",
+        "img{max-width:100%}pre{background:#f6f6f6;padding:0.5em;overflow-x:auto;font-size:0.8em}",
+        "</style></head><body>",
+    ]
+    for b in blocks:
+        if b.kind.startswith("h"):
+            parts.append(f"<{b.kind}>{html.escape(b.text)}</{b.kind}>")
+        elif b.kind == "p":
+            parts.append(f"<p>{html.escape(b.text)}</p>")
+        elif b.kind == "table":
+            parts.append(
+                b.table.to_html(index=b.index, border=0, na_rep="NaN")
+                if not b.table.empty
+                else "<p>(none)</p>"
+            )
+        elif b.kind == "img":
+            parts.append(f"<p><img src='{html.escape(b.text)}' alt='{html.escape(b.text)}'></p>")
+        elif b.kind == "code":
+            parts.append(f"<details><summary>manifest</summary><pre>{html.escape(b.text)}</pre></details>")
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def _group_title(dataset: str, protocol: str, label: str, layers: int) -> str:
+    scales = "single layer" if label == "1 layer" else f"scales {label} ({layers} layers)"
+    return f"{dataset_label(dataset)} — {scales}, {protocol} anchoring"
+
+
+SUMMARY_FORMATS = {
+    "height": ".0f",
+    "width": ".0f",
+    "bpp": ".4f",
+    "psnr_rgb": ".2f",
+    "psnr_std": ".2f",
+    "ms_ssim_rgb": ".4f",
+    "encode_time": ".3g",
+    "decode_time": ".3g",
+}
+BD_FORMATS = {"bd_rate": "+.2f", "bd_psnr": "+.3f", "overlap_fraction": ".0%"}
+
+
+def _method_text() -> list[Block]:
+    return [
+        Block("h2", "Method"),
+        Block(
+            "p",
+            "Rates are bits of all layers needed to decode the layer shown, per pixel of that layer "
+            "(bits_cum / (H·W)). Each curve point is the mean over images of bpp and of PSNR-RGB at one "
+            "quality (CompressAI's convention); 'PSNR std' is the sample standard deviation over images.",
+        ),
+        Block(
+            "p",
+            f"BD-rate: Bjøntegaard delta with PCHIP interpolation (bjontegaard package, method "
+            f"'{bdrate.METHOD}') of log-rate over the common PSNR range, test codec (row) against "
+            f"reference (column); negative means the test codec needs fewer bits. A value is given only "
+            f"when each curve has at least {bdrate.MIN_POINTS} distinct points and the common PSNR range "
+            f"covers at least {bdrate.MIN_OVERLAP:.0%} of the shorter curve's range; otherwise the cell "
+            f"is NaN with the reason (no extrapolation). A pair uses only images both codecs coded at all "
+            f"their qualities.",
+        ),
+    ]
+
+
+def build_report(run_dirs: Sequence[Path], out_dir: Path) -> Path:
+    """Write tables (CSV), BD-rate tables, RD plots (PNG, SVG), report.md and report.html to
+    ``out_dir``; return the path of ``report.md``."""
+    run_dirs = [Path(d) for d in run_dirs]
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    records = load_records(run_dirs)
+    manifests = load_manifests(run_dirs)
+    compared = add_full_size_single_layer(records)
+
+    summary = aggregate(records)
+    curves = aggregate(compared)
+    long = bd_long(compared)
+    costs = cost_table(records)
+    summary.to_csv(out_dir / "summary.csv", index=False)
+    long.to_csv(out_dir / "bdrate.csv", index=False)
+    long[long["focus"]].to_csv(out_dir / "bdrate_focus.csv", index=False)
+    costs.to_csv(out_dir / "cost.csv", index=False)
+    has_compass = records["codec"].map(is_compass).any()
+    paper = paper_comparison(long, compared) if has_compass else pd.DataFrame()
+    if has_compass:
+        paper.to_csv(out_dir / "compass_paper.csv", index=False)
+
+    blocks: list[Block] = [Block("h1", "bench report")]
+    blocks.append(Block("p", "Runs: " + ", ".join(str(d) for d in run_dirs) + "."))
+    datasets = records.groupby("dataset")["image"].nunique()
+    blocks.append(
+        Block(
+            "table",
+            table=pd.DataFrame(
+                {"dataset": [dataset_label(d) for d in datasets.index], "images in this run": datasets.values}
+            ),
+        )
+    )
+    if compared["reused"].any():
+        reused = sorted(set(compared.loc[compared["reused"], "codec"]))
+        blocks.append(
+            Block(
+                "p",
+                f"Single-layer full-image records of {', '.join(reused)} (scales [], top "
+                "anchoring) are used as the top layer of every top-anchored scale combination, "
+                "since that layer is the source image itself.",
+            )
+        )
+    blocks += _method_text()
+
+    colours = codec_colours(sorted(compared["codec"].unique()))
+    group_keys = ["dataset", "anchor", "scales_label"]
+    all_matrices = dict(matrices(long))
+    stems: set[str] = set()
+    for (dataset, protocol, label), group in curves.groupby(group_keys, sort=True):
+        layers = int(group["num_layers"].max())
+        title = _group_title(dataset, protocol, label, layers)
+        blocks.append(Block("h2", title))
+        name = f"rd_{slug(Path(dataset).name)}_{slug(protocol)}_{slug(label)}"
+        stem = out_dir / (name if name not in stems else f"{name}_{len(stems)}")
+        stems.add(stem.name)
+        drawable = group[np.isfinite(group["bpp"]) & np.isfinite(group["psnr_rgb"])]
+        if drawable.empty:
+            blocks.append(Block("p", "No finite (bpp, PSNR) point to plot."))
+        else:
+            rd_plot(drawable, title, stem, colours, published=is_kodak(dataset))
+            blocks.append(Block("img", f"{stem.name}.png"))
+        if is_kodak(dataset):
+            blocks.append(
+                Block(
+                    "p",
+                    "Grey lines: published mbt2018-mean, BPG-444 and JPEG results on full-size "
+                    "Kodak images (CompressAI); they are comparable only to a layer that is the "
+                    "full 768×512 image.",
+                )
+            )
+        in_group = long[
+            (long["dataset"] == dataset) & (long["anchor"] == protocol) & (long["scales_label"] == label)
+        ]
+        focus = in_group[in_group["focus"]]
+        blocks.append(Block("h3", "BD-rate against the contract's anchors"))
+        blocks.append(
+            Block(
+                "table",
+                table=_fmt(
+                    focus[
+                        [
+                            "layer",
+                            "codec",
+                            "reference",
+                            "reference_role",
+                            "bd_rate",
+                            "bd_psnr",
+                            "images",
+                            "overlap_fraction",
+                            "reason",
+                            "note",
+                        ]
+                    ],
+                    BD_FORMATS,
+                ),
+            )
+        )
+        for layer in sorted(group["layer"].unique()):
+            key = (dataset, protocol, label, layer)
+            if key in all_matrices:
+                blocks.append(
+                    Block("h4", f"Layer {layer}: BD-rate % of every codec (row) against every other (column)")
+                )
+                blocks.append(Block("table", table=all_matrices[key], index=True))
+
+    if has_compass:
+        blocks.append(Block("h2", "COMPASS paper (ICCV 2023) vs measured"))
+        blocks.append(
+            Block(
+                "p",
+                compass_paper_bdrate().citation + ". Published BD-rates of COMPASS at the top "
+                "layer; measured values are this run's compass at its top layer against the "
+                "reference of the same kind. The harness contract says the paper's evaluation "
+                "uses base:0.25 anchoring; a note marks rows measured otherwise.",
+            )
+        )
+        if paper.empty:
+            blocks.append(
+                Block(
+                    "p",
+                    "None of this run's compass scale combinations is in the paper's tables "
+                    "(2 layers: scale 1.2–2.8; 3 layers: overall scale 2.4–4.0).",
+                )
+            )
+        else:
+            blocks.append(
+                Block(
+                    "table",
+                    table=_fmt(
+                        paper.drop(columns=["dataset"]), {"paper_bd_rate": "+.2f", "measured_bd_rate": "+.2f"}
+                    ),
+                )
+            )
+        blocks.append(Block("h3", "The paper's full tables (BD-rate %, Kodak)"))
+        full = compass_paper_bdrate().frame().reset_index()
+        blocks.append(Block("table", table=full.rename(columns={"scale": "overall scale"})))
+
+    blocks.append(Block("h2", "Aggregates per codec, scales, quality and layer"))
+    blocks.append(
+        Block(
+            "table",
+            table=_fmt(
+                summary.assign(dataset=summary["dataset"].map(lambda d: Path(d).name)), SUMMARY_FORMATS
+            ),
+        )
+    )
+    blocks.append(Block("h2", "Cost"))
+    blocks.append(
+        Block(
+            "p",
+            "Mean seconds to encode and to decode all layers of one image (a single-layer codec's "
+            "per-layer times are summed); params from the records' extra.params.",
+        )
+    )
+    blocks.append(
+        Block(
+            "table",
+            table=_fmt(
+                costs.assign(dataset=costs["dataset"].map(lambda d: Path(d).name)),
+                {"encode_s": ".3g", "decode_s": ".3g", "params": ",.0f", "peak_memory_mib": ".1f"},
+            ),
+        )
+    )
+
+    if any(is_kodak(d) for d in datasets.index):
+        blocks.append(Block("h2", "Published reference curves"))
+        blocks.append(
+            Block(
+                "table",
+                table=pd.DataFrame(
+                    [
+                        {"curve": c.name, "points": len(c.bpp), "source": c.citation}
+                        for c in published_curves().values()
+                    ]
+                ),
+            )
+        )
+    blocks.append(Block("h2", "Run manifests"))
+    for run_dir, manifest in manifests:
+        blocks.append(Block("p", str(run_dir)))
+        blocks.append(Block("code", json.dumps(manifest, indent=1, default=str) if manifest else "{}"))
+
+    (out_dir / "report.md").write_text(_markdown(blocks), encoding="utf-8")
+    (out_dir / "report.html").write_text(_html(blocks, "bench report"), encoding="utf-8")
+    return out_dir / "report.md"

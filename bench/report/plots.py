@@ -1,0 +1,139 @@
+"""RD plots: bpp vs PSNR-RGB, one figure per (dataset, pyramid protocol, scale combination)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never needs a display
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+
+from bench.anchors import published_curves  # noqa: E402
+
+# Marker and line style per layer; colour per codec.
+LAYER_STYLES = [("o", ":"), ("s", "--"), ("^", "-"), ("D", "-."), ("v", (0, (5, 1))), ("P", (0, (1, 1)))]
+PUBLISHED_STYLES = {"mbt2018-mean": ("x", "-"), "BPG-444": ("+", "--"), "JPEG": ("1", ":")}
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.]+", "-", text).strip("-") or "x"
+
+
+def codec_colours(codecs: list[str]) -> dict[str, tuple]:
+    cmap = plt.get_cmap("tab10" if len(codecs) <= 10 else "tab20")
+    return {codec: cmap(i % cmap.N) for i, codec in enumerate(sorted(codecs))}
+
+
+def rd_plot(
+    summary: pd.DataFrame,
+    title: str,
+    out_stem: Path,
+    colours: dict[str, tuple],
+    published: bool,
+) -> list[Path]:
+    """Draw ``summary`` rows (one comparison: all codecs and layers) to ``out_stem``.png/.svg."""
+    fig, ax = plt.subplots(figsize=(10, 6.2), dpi=110)
+    layers = sorted(summary["layer"].unique())
+    for (codec, layer), rows in summary.groupby(["codec", "layer"], sort=True):
+        rows = rows.sort_values("bpp")
+        marker, linestyle = LAYER_STYLES[int(layer) % len(LAYER_STYLES)]
+        ax.plot(
+            rows["bpp"],
+            rows["psnr_rgb"],
+            color=colours[codec],
+            marker=marker,
+            linestyle=linestyle,
+            linewidth=1.6,
+            markersize=5,
+        )
+
+    xmax = summary["bpp"].max() * 1.08
+    ymin, ymax = summary["psnr_rgb"].min(), summary["psnr_rgb"].max()
+    published_handles = []
+    if published:
+        for name, curve in published_curves().items():
+            marker, linestyle = PUBLISHED_STYLES.get(name, (".", "-"))
+            ax.plot(
+                curve.bpp,
+                curve.psnr,
+                color="0.35",
+                marker=marker,
+                linestyle=linestyle,
+                linewidth=1.0,
+                markersize=6,
+                alpha=0.8,
+                zorder=1,
+            )
+            published_handles.append(
+                Line2D(
+                    [],
+                    [],
+                    color="0.35",
+                    marker=marker,
+                    linestyle=linestyle,
+                    label=f"{name} (published, full-size Kodak)",
+                )
+            )
+    ax.set_xlim(0, xmax)
+    pad = max(0.5, 0.05 * (ymax - ymin))
+    ax.set_ylim(ymin - pad, ymax + pad)
+    ax.set_xlabel("bits per pixel of the layer shown (all layers needed to decode it)")
+    ax.set_ylabel("PSNR-RGB (dB)")
+    ax.set_title(title, fontsize=11)
+    ax.grid(True, alpha=0.3)
+
+    codec_handles = [
+        Line2D([], [], color=colours[c], linewidth=3, label=c) for c in sorted(summary["codec"].unique())
+    ]
+    sizes = summary.groupby("layer")[["width", "height"]].mean()
+    layer_handles = [
+        Line2D(
+            [],
+            [],
+            color="black",
+            marker=LAYER_STYLES[int(k) % len(LAYER_STYLES)][0],
+            linestyle=LAYER_STYLES[int(k) % len(LAYER_STYLES)][1],
+            label=f"layer {k} ({sizes.loc[k, 'width']:.0f}×{sizes.loc[k, 'height']:.0f})",
+        )
+        for k in layers
+    ]
+    # Legends sit outside the axes so that curves are never hidden behind them.
+    first = ax.legend(
+        handles=codec_handles,
+        title="codec",
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+        fontsize=9,
+        title_fontsize=9,
+    )
+    ax.add_artist(first)
+    second = ax.legend(
+        handles=layer_handles,
+        title="layer (mean size)",
+        loc="center left",
+        bbox_to_anchor=(1.01, 0.5),
+        fontsize=9,
+        title_fontsize=9,
+    )
+    if published_handles:
+        ax.add_artist(second)
+        ax.legend(
+            handles=published_handles,
+            title="reference",
+            loc="lower left",
+            bbox_to_anchor=(1.01, 0.0),
+            fontsize=8,
+            title_fontsize=9,
+        )
+    fig.tight_layout()
+    paths = []
+    for suffix in (".png", ".svg"):
+        path = out_stem.parent / (out_stem.name + suffix)  # the stem may contain dots (1.5)
+        fig.savefig(path, bbox_inches="tight")
+        paths.append(path)
+    plt.close(fig)
+    return paths

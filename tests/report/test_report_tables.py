@@ -1,0 +1,169 @@
+import json
+import math
+
+import pytest
+
+from bench.records import Record
+from bench.report.bdtables import family, is_focus_pair, role
+from bench.report.load import load_records, scales_label
+from bench.report.tables import aggregate, cost_table, dataset_label
+
+
+def record(
+    image,
+    bpp,
+    psnr,
+    ms_ssim,
+    layer=0,
+    codec="x265",
+    mode="single",
+    quality=1,
+    encode=1.0,
+    decode=0.5,
+    num_layers=1,
+    scales=(),
+    extra=None,
+):
+    return Record(
+        codec=codec,
+        dataset="kodak",
+        image=image,
+        scales=list(scales),
+        anchor="top",
+        quality=quality,
+        layer=layer,
+        num_layers=num_layers,
+        height=48,
+        width=64,
+        bits_layer=int(bpp * 48 * 64),
+        bits_cum=int(bpp * 48 * 64),
+        bpp=bpp,
+        psnr_rgb=psnr,
+        ms_ssim_rgb=ms_ssim,
+        encode_time=encode,
+        decode_time=decode,
+        mode=mode,
+        extra=extra or {},
+    ).to_json()
+
+
+def write(run_dir, records):
+    run_dir.mkdir()
+    (run_dir / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    return run_dir
+
+
+def test_aggregate_means_spread_and_nan_aware_ms_ssim(tmp_path):
+    run = write(
+        tmp_path / "run",
+        [
+            record("a.png", 0.2, 30.0, None, encode=1.0, decode=0.2),
+            record("b.png", 0.4, 33.0, 0.95, encode=3.0, decode=0.4),
+            record("c.png", 0.6, 36.0, 0.97, encode=2.0, decode=0.6),
+            record("a.png", 1.0, 40.0, 0.99, quality=2),
+        ],
+    )
+    summary = aggregate(load_records([run]))
+    q1 = summary[summary.quality == 1].iloc[0]
+    assert q1.images == 3
+    assert q1.bpp == pytest.approx(0.4)
+    assert q1.psnr_rgb == pytest.approx(33.0)  # mean of per-image PSNR, not PSNR of mean MSE
+    assert q1.psnr_std == pytest.approx(3.0)  # sample std of 30, 33, 36
+    assert q1.ms_ssim_rgb == pytest.approx(0.96) and q1.ms_ssim_images == 2
+    assert q1.encode_time == pytest.approx(2.0) and q1.decode_time == pytest.approx(0.4)
+    q2 = summary[summary.quality == 2].iloc[0]
+    assert q2.images == 1 and math.isnan(q2.psnr_std)
+
+
+def test_store_encodings_load_as_floats(tmp_path):
+    rec = record("a.png", 0.5, 30.0, 0.9)
+    rec["psnr-rgb"] = "inf"  # how the store writes a lossless layer's PSNR
+    rec["ms-ssim-rgb"] = None
+    run = write(tmp_path / "run", [rec])
+    frame = load_records([run])
+    assert frame.psnr_rgb.iloc[0] == math.inf and math.isnan(frame.ms_ssim_rgb.iloc[0])
+
+
+def test_later_run_replaces_the_same_record(tmp_path):
+    first = write(tmp_path / "one", [record("a.png", 0.5, 30.0, 0.9), record("b.png", 0.5, 31.0, 0.9)])
+    second = write(tmp_path / "two", [record("a.png", 0.5, 35.0, 0.9)])
+    frame = load_records([first, second])
+    assert len(frame) == 2
+    assert frame.set_index("image").psnr_rgb.to_dict() == {"a.png": 35.0, "b.png": 31.0}
+
+
+def test_record_without_a_field_is_a_clear_error(tmp_path):
+    rec = record("a.png", 0.5, 30.0, 0.9)
+    del rec["bpp"]
+    with pytest.raises(ValueError, match="lacks bpp"):
+        load_records([write(tmp_path / "run", [rec])])
+
+
+def test_cost_table_scalable_vs_single(tmp_path):
+    scalable = [
+        record(
+            "a.png",
+            0.2,
+            30.0,
+            None,
+            layer=0,
+            codec="compass",
+            mode="scalable",
+            num_layers=2,
+            scales=(1.5,),
+            encode=2.0,
+            decode=0.3,
+            extra={"params": 1000},
+        ),
+        record(
+            "a.png",
+            0.5,
+            31.0,
+            0.9,
+            layer=1,
+            codec="compass",
+            mode="scalable",
+            num_layers=2,
+            scales=(1.5,),
+            encode=2.0,
+            decode=0.7,
+            extra={"params": 1000},
+        ),
+    ]
+    single = [
+        record("a.png", 0.2, 30.0, None, layer=0, num_layers=2, scales=(1.5,), encode=1.0, decode=0.1),
+        record("a.png", 0.5, 31.0, 0.9, layer=1, num_layers=2, scales=(1.5,), encode=1.5, decode=0.2),
+    ]
+    costs = cost_table(load_records([write(tmp_path / "run", scalable + single)])).set_index("codec")
+    # one scalable bitstream: encode once, decoding the top layer decodes everything
+    assert costs.loc["compass", "encode_s"] == pytest.approx(2.0)
+    assert costs.loc["compass", "decode_s"] == pytest.approx(0.7)
+    assert costs.loc["compass", "params"] == 1000
+    # single-layer codec codes each layer alone: times add up
+    assert costs.loc["x265", "encode_s"] == pytest.approx(2.5)
+    assert costs.loc["x265", "decode_s"] == pytest.approx(0.3)
+    assert math.isnan(costs.loc["x265", "params"])
+
+
+def test_roles_families_and_focus_pairs():
+    assert role("x265", "single") == "single-layer"
+    assert role("simulcast:x265", "scalable") == "simulcast"
+    assert role("shvc", "scalable") == "shvc"
+    assert role("compass@official", "scalable") == "scalable"
+    assert family("simulcast:mean-scale@compressai") == "mean-scale"
+    assert family("compass") == "mean-scale" and family("shvc") == "x265"
+    assert is_focus_pair("simulcast:x265", "simulcast", "x265", "single-layer")
+    assert is_focus_pair("compass", "scalable", "mean-scale", "single-layer")
+    assert is_focus_pair("compass", "scalable", "simulcast:mean-scale", "simulcast")
+    assert is_focus_pair("compass", "scalable", "shvc", "shvc")
+    assert is_focus_pair("shvc", "shvc", "x265", "single-layer")
+    assert is_focus_pair("shvc", "shvc", "simulcast:x265", "simulcast")
+    assert not is_focus_pair("compass", "scalable", "x265", "single-layer")
+    assert not is_focus_pair("x265", "single-layer", "simulcast:x265", "simulcast")
+    assert not is_focus_pair("simulcast:x265", "simulcast", "shvc", "shvc")
+
+
+def test_labels():
+    assert scales_label([1.33, 1.5]) == "1.33,1.5" and scales_label([]) == "1 layer"
+    assert dataset_label("clic") == "CLIC 2020 pro-valid, 30-image subset"
+    assert dataset_label("/data/my_images") == "/data/my_images"
