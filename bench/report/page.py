@@ -111,9 +111,10 @@ def _html(blocks: list[Block], title: str) -> str:
     return "\n".join(parts) + "\n"
 
 
-def _group_title(dataset: str, protocol: str, label: str, layers: int) -> str:
+def _group_title(dataset: str, protocol: str, label: str, layers: int, images: int) -> str:
     scales = "single layer" if label == "1 layer" else f"scales {label} ({layers} layers)"
-    return f"{dataset_label(dataset)} — {scales}, {protocol} anchoring"
+    count = f"{images} image" + ("s" if images != 1 else "")
+    return f"{dataset_label(dataset)} — {scales}, {protocol} anchoring, {count}"
 
 
 SUMMARY_FORMATS = {
@@ -203,7 +204,13 @@ def build_report(run_dirs: Sequence[Path], out_dir: Path) -> Path:
     stems: set[str] = set()
     for (dataset, protocol, label), group in curves.groupby(group_keys, sort=True):
         layers = int(group["num_layers"].max())
-        title = _group_title(dataset, protocol, label, layers)
+        images = compared.loc[
+            (compared["dataset"] == dataset)
+            & (compared["anchor"] == protocol)
+            & (compared["scales_label"] == label),
+            "image",
+        ].nunique()
+        title = _group_title(dataset, protocol, label, layers, images)
         blocks.append(Block("h2", title))
         name = f"rd_{slug(Path(dataset).name)}_{slug(protocol)}_{slug(label)}"
         stem = out_dir / (name if name not in stems else f"{name}_{len(stems)}")

@@ -41,10 +41,12 @@ def rd_plot(
     for (codec, layer), rows in summary.groupby(["codec", "layer"], sort=True):
         rows = rows.sort_values("bpp")
         marker, linestyle = LAYER_STYLES[int(layer) % len(LAYER_STYLES)]
+        # Slightly transparent so that identical curves (simulcast's BL is its inner codec's) both show.
         ax.plot(
             rows["bpp"],
             rows["psnr_rgb"],
             color=colours[codec],
+            alpha=0.8,
             marker=marker,
             linestyle=linestyle,
             linewidth=1.6,

@@ -11,7 +11,7 @@ import pandas as pd
 GROUP = ["codec", "dataset", "scales_label", "anchor", "quality", "layer"]
 
 DATASET_LABELS = {
-    "kodak": "Kodak Lossless True Color Image Suite (24 images)",
+    "kodak": "Kodak Lossless True Color Image Suite",
     "clic": "CLIC 2020 pro-valid, 30-image subset",
 }
 
