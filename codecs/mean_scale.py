@@ -1,0 +1,220 @@
+"""``mean-scale``: CompressAI's mean-scale hyperprior (Minnen et al. 2018) with bench's trained weights.
+
+The single-layer learned anchor, the building block of ``simulcast:mean-scale`` and COMPASS's base
+layer. Weights come from the zoo (``bench.zoo``, ``bench/weights/mean-scale-q{1..4}-*.pth.tar``).
+
+* Sizes: any. The image is padded on the bottom and right by edge replication to a multiple of 64
+  (the model's total downsampling), coded, and the reconstruction cropped back. Replication (rather
+  than zeros) is what ``bench.train`` validates with and keeps the padded area cheap to code.
+* Coding: CompressAI's real rANS coder through ``model.compress``/``model.decompress``.
+* Determinism: torch's CPU convolutions give results that depend on the number of intra-op threads
+  (oneDNN/MKL split their reductions differently), and the decoder must recompute exactly the
+  hyper-decoder output the encoder used, or rANS decodes garbage. So on CPU the network always runs
+  with ``NETWORK_THREADS`` (1) intra-op threads, whatever the caller set, and bitstreams and decoded
+  images are bit-exact across runs and thread settings on one machine and software stack. GPU runs
+  are not bit-exact with CPU runs.
+* Bitstream (big-endian)::
+
+      magic "bMSH" | version u8 | quality u8 | height u16 | width u16 | weights tag (4 bytes) |
+      len(y) u32 | len(z) u32 | y string | z string | CRC32 of all preceding bytes (u32)
+
+  The weights tag is the start of the SHA-256 of the weights file (the 8 hex digits in its name),
+  so a bitstream decoded with other weights than it was made with fails loudly. The latent shapes
+  follow from height and width. Every byte counts in the rate.
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+import zlib
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from bench import zoo
+from bench.codec import Availability, BitstreamError, Codec, CodecError, Encoded, check_image
+from bench.registry import register_codec
+
+MAGIC = b"bMSH"
+VERSION = 1
+_HEADER = struct.Struct(">4sBBHH4sII")
+_CRC = struct.Struct(">I")
+MULTIPLE = 64  # g_a downsamples by 16 and h_a by another 4
+MAX_SIDE = 65535  # the header stores each side as u16
+MAX_PIXELS = 1 << 25  # 33.5 MP (8K UHD); refuse larger claims before allocating anything
+NETWORK_THREADS = 1
+SOURCES = (None, "bench")
+
+
+@contextmanager
+def _fixed_threads(device: str) -> Iterator[None]:
+    """Run the network with NETWORK_THREADS intra-op threads on CPU (see the module docstring)."""
+    if not device.startswith("cpu"):
+        yield
+        return
+    previous = torch.get_num_threads()
+    if previous != NETWORK_THREADS:
+        torch.set_num_threads(NETWORK_THREADS)
+    try:
+        yield
+    finally:
+        if previous != NETWORK_THREADS:
+            torch.set_num_threads(previous)
+
+
+def _padded(size: int) -> int:
+    return -(-size // MULTIPLE) * MULTIPLE
+
+
+@register_codec("mean-scale")
+class MeanScaleCodec(Codec):
+    scalable = False
+    default_qualities = tuple(sorted(zoo.QUALITY_LAMBDAS))
+    description = "CompressAI mean-scale hyperprior (single layer) with bench's trained zoo weights"
+
+    def __init__(self, arg: str | None = None, source: str | None = None, device: str = "cpu") -> None:
+        super().__init__(arg, source, device)
+        self._models: dict[int, tuple[torch.nn.Module, Path, str]] = {}
+
+    # --- availability and metadata -------------------------------------------------------------
+    def availability(self) -> Availability:
+        if self.source not in SOURCES:
+            return Availability.missing(
+                f"unknown weights source {self.source!r} for mean-scale: only 'bench' (the trained zoo in "
+                f"{zoo.zoo_root()}) is supported"
+            )
+        if self.arg:
+            return Availability.missing(f"mean-scale takes no argument, got {self.arg!r}")
+        present = zoo.available_qualities("mean-scale")
+        missing = [q for q in self.default_qualities if q not in present]
+        if not missing:
+            return Availability.ok()
+        hints = "; ".join(f"{zoo.weights_pattern('mean-scale', q)} (`{zoo.export_command('mean-scale', q)}`)"
+                          for q in missing)
+        where = zoo.zoo_root()
+        if not present:
+            return Availability.missing(f"no mean-scale weights in {where}: missing {hints}")
+        # Usable at the qualities that exist; encoding at a missing one raises MissingWeightsError.
+        return Availability(True, f"only qualities {present} have weights in {where}; missing {hints}")
+
+    def parameter_counts(self) -> dict[str, int]:
+        present = zoo.available_qualities("mean-scale")
+        if self.source not in SOURCES or not present:
+            return {}
+        model = self._model(present[0])[0]
+        counts = {name: sum(p.numel() for p in child.parameters()) for name, child in model.named_children()}
+        counts = {name: count for name, count in counts.items() if count}
+        counts["total"] = sum(p.numel() for p in model.parameters())
+        return counts
+
+    def weights_info(self) -> dict[str, str]:
+        if self.source not in SOURCES:
+            return {}
+        entries = []
+        for quality in zoo.available_qualities("mean-scale"):
+            if quality in self._models:
+                entries.append((quality, *self._models[quality][1:]))
+            else:
+                path = zoo.find_weights("mean-scale", quality)
+                entries.append((quality, path, zoo.verify_hash(path)))
+        if not entries:
+            return {}
+        return {
+            "source": "bench",
+            "file": " ".join(path.name for _, path, _ in entries),
+            "sha256": " ".join(digest for _, _, digest in entries),
+            "qualities": " ".join(str(quality) for quality, _, _ in entries),
+        }
+
+    def _model(self, quality: int) -> tuple[torch.nn.Module, Path, str]:
+        if self.source not in SOURCES or self.arg:
+            raise CodecError(self.availability().reason)
+        if quality not in zoo.QUALITY_LAMBDAS:
+            raise CodecError(f"mean-scale quality must be one of {sorted(zoo.QUALITY_LAMBDAS)}, "
+                             f"got {quality}")
+        if quality not in self._models:
+            contents, path, digest = zoo.load_weights("mean-scale", quality)
+            model = zoo.mean_scale_from_weights(contents, path).to(self.device)
+            self._models[quality] = (model, path, digest)
+        return self._models[quality]
+
+    # --- coding ---------------------------------------------------------------------------------
+    def encode(self, layers: Sequence[np.ndarray], quality: int) -> Encoded:
+        if len(layers) != 1:
+            raise CodecError(f"mean-scale is single-layer: got {len(layers)} layers "
+                             "(use simulcast:mean-scale)")
+        image = layers[0]
+        check_image(image)
+        height, width = image.shape[:2]
+        if height > MAX_SIDE or width > MAX_SIDE or height * width > MAX_PIXELS:
+            raise CodecError(f"mean-scale codes images up to {MAX_SIDE} per side and {MAX_PIXELS} pixels, "
+                             f"got {width}x{height}")
+        model, _, digest = self._model(quality)
+        x = torch.from_numpy(image.copy()).to(self.device)  # a copy: inputs may be read-only
+        x = x.permute(2, 0, 1)[None].float().div_(255.0)
+        x = F.pad(x, (0, _padded(width) - width, 0, _padded(height) - height), mode="replicate")
+        start = time.perf_counter()
+        with torch.inference_mode(), _fixed_threads(self.device):
+            out = model.compress(x)
+        seconds = time.perf_counter() - start
+        (y_string,), (z_string,) = out["strings"]
+        head = _HEADER.pack(MAGIC, VERSION, quality, height, width, bytes.fromhex(digest[:8]),
+                            len(y_string), len(z_string))
+        body = head + y_string + z_string
+        data = body + _CRC.pack(zlib.crc32(body))
+        return Encoded(data, [len(data)], {"compress": seconds})
+
+    def decode(self, data: bytes, num_layers: int | None = None) -> list[np.ndarray]:
+        if num_layers not in (None, 1):
+            raise CodecError(f"mean-scale bitstreams hold one layer, asked for {num_layers}")
+        pixels = self._reconstruct(bytes(data)).mul(255.0).round_().clamp_(0, 255).to(torch.uint8)
+        return [np.ascontiguousarray(pixels.permute(1, 2, 0).cpu().numpy())]
+
+    def _reconstruct(self, data: bytes) -> torch.Tensor:
+        """The decoder's float output (3xHxW in [0, 1]), before rounding to 8 bits."""
+        quality, height, width, tag, y_string, z_string = _parse(data)
+        model, path, digest = self._model(quality)
+        if bytes.fromhex(digest[:8]) != tag:
+            raise BitstreamError(f"this mean-scale bitstream was made with weights mean-scale-q{quality}-"
+                                 f"{tag.hex()}, not with {path.name}")
+        shape = (_padded(height) // MULTIPLE, _padded(width) // MULTIPLE)
+        try:
+            with torch.inference_mode(), _fixed_threads(self.device):
+                x_hat = model.decompress([[y_string], [z_string]], shape)["x_hat"]
+        except (RuntimeError, ValueError, IndexError, OverflowError) as error:
+            raise BitstreamError(f"mean-scale bitstream does not decode: {error}") from error
+        return x_hat[0, :, :height, :width]
+
+
+def _parse(data: bytes) -> tuple[int, int, int, bytes, bytes, bytes]:
+    """Check a mean-scale bitstream and split it; every check comes before any allocation."""
+    if len(data) < _HEADER.size + _CRC.size:
+        raise BitstreamError(f"mean-scale bitstream of {len(data)} bytes is shorter than its header")
+    magic, version, quality, height, width, tag, y_len, z_len = _HEADER.unpack_from(data)
+    if magic != MAGIC:
+        raise BitstreamError(f"not a mean-scale bitstream (magic {magic!r}, expected {MAGIC!r})")
+    if version != VERSION:
+        raise BitstreamError(f"mean-scale bitstream version {version} is not supported (expected {VERSION})")
+    expected = _HEADER.size + y_len + z_len + _CRC.size
+    if expected != len(data):
+        raise BitstreamError(f"mean-scale bitstream is truncated or has trailing bytes: {len(data)} bytes, "
+                             f"header says {expected}")
+    (crc,) = _CRC.unpack_from(data, len(data) - _CRC.size)
+    if zlib.crc32(data[: -_CRC.size]) != crc:
+        raise BitstreamError("mean-scale bitstream is corrupted (CRC32 mismatch)")
+    if quality not in zoo.QUALITY_LAMBDAS:
+        raise BitstreamError(f"mean-scale bitstream names quality {quality}, "
+                             f"not one of {sorted(zoo.QUALITY_LAMBDAS)}")
+    if not (1 <= height and 1 <= width and height * width <= MAX_PIXELS):
+        raise BitstreamError(f"mean-scale bitstream claims a {width}x{height} image "
+                             f"(limit {MAX_PIXELS} pixels)")
+    if not y_len or not z_len:
+        raise BitstreamError("mean-scale bitstream has an empty latent string")
+    y_start = _HEADER.size
+    z_start = y_start + y_len
+    return quality, height, width, tag, data[y_start:z_start], data[z_start : z_start + z_len]
