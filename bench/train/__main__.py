@@ -9,6 +9,7 @@ import os
 # One module per trainable model: each has add_arguments(parser) and run(args).
 TRAINERS = {
     "mean-scale": "bench.train.mean_scale",
+    "compass": "bench.train.compass",
     "export": "bench.train.export",
 }
 

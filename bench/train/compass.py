@@ -1,0 +1,460 @@
+"""Train COMPASS in stages: LIFF as arbitrary-scale SR, RC with bicubic prediction, then joint RD.
+
+Stages (spec §5), each resumable from ``<out>/last.pt``:
+- ``--stage liff``: LIFF alone as arbitrary-scale super-resolution (×1…×4, L1 loss) from clean,
+  PIL-bicubic-downscaled crops.
+- ``--stage rc``: RC alone, predicting every EL by bicubic upsampling of the previous
+  reconstruction, over a frozen BL; loss Σ_k R_k + λ·255²·D_k over K=2 ELs.
+- ``--stage joint``: LIFF + RC together over the frozen BL with the combined RD loss over K=2 ELs
+  and one λ; the RC decoder (and so the next layer) gets ŷ = round(y − μ) + μ with a
+  straight-through gradient, while the rate uses the noisy latents.
+- ``--stage export``: a joint checkpoint → ``bench/weights/compass-q<Q>-<sha8>.pth.tar``.
+
+Layer sizes are drawn per batch relative to the crop c (spec §5): BL int(0.25·c),
+EL1 int(u₁·c) with u₁ ~ U(0.25, 0.5), EL2 int(u₂·c) with u₂ ~ U(0.5, 1.0); each layer is resized
+directly from the crop with PIL bicubic (antialiased) and rounded to 8 bits, as the pyramid is.
+Unlike the public reference code, the scale token always comes from the actual layer sizes and the
+rounding offset μ is the same in training and inference (both slips are listed in spec §5).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from tqdm import tqdm
+
+from bench.codecs.compass import residual
+from bench.codecs.compass.liff import LIFF
+from bench.codecs.compass.model import CONFIGS, CompassConfig, CompassModel
+from bench.codecs.compass.plugin import sha256_file
+from bench.train.checkpoint import load_if_present, save_atomic
+from bench.train.data import CropSampler, list_training_images
+
+QUALITY_LAMBDAS = {1: 0.0018, 2: 0.0035, 3: 0.0067, 4: 0.013}
+DEFAULT_LR = {"liff": 2e-4, "rc": 5e-4, "joint": 1e-4}
+BL_FRACTION = 0.25
+EL1_RANGE = (0.25, 0.5)
+EL2_RANGE = (0.5, 1.0)
+
+
+# ----------------------------------------------------------------------------- data
+def resize_batch(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """PIL bicubic (antialiased) resize of a Bx3xHxW [0, 1] batch, rounded to 8 bits."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x.clone()
+    out = []
+    for image in x:
+        array = image.mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
+        resized = Image.fromarray(array).resize((size[1], size[0]), Image.BICUBIC)
+        out.append(torch.from_numpy(np.asarray(resized).copy()).permute(2, 0, 1))
+    return torch.stack(out).float().div(255.0).to(x.device)
+
+
+def draw_layer_sizes(rng: np.random.Generator, crop: int) -> list[int]:
+    """Side lengths of BL, EL1, EL2 for one batch (square crops give square layers)."""
+    el1 = int(crop * rng.uniform(*EL1_RANGE))
+    el2 = int(crop * rng.uniform(*EL2_RANGE))
+    bl = int(crop * BL_FRACTION)
+    return [max(bl, 1), max(el1, bl, 1), max(el2, el1, 1)]
+
+
+def make_pyramid(x: torch.Tensor, sides: list[int]) -> list[torch.Tensor]:
+    return [resize_batch(x, (s, s)) for s in sides]
+
+
+# ----------------------------------------------------------------------------- losses
+def bits_per_pixel(likelihoods: dict[str, torch.Tensor], num_pixels: int) -> torch.Tensor:
+    return sum(torch.log(lk).sum() for lk in likelihoods.values()) / (-math.log(2) * num_pixels)
+
+
+def psnr_from_mse(mse: float) -> float:
+    return 10 * math.log10(1.0 / max(mse, 1e-12))
+
+
+def bicubic_predict(previous: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    return F.interpolate(previous, size=size, mode="bicubic", align_corners=False)
+
+
+def el_rd_loss(outputs: list[dict], targets: list[torch.Tensor], lmbda: float) -> dict[str, torch.Tensor]:
+    """Σ_k R_k + λ·255²·D_k over the ELs (R_k in bpp of layer k, D_k the MSE of Î_k vs I_k)."""
+    loss = torch.zeros((), device=targets[0].device)
+    stats: dict[str, torch.Tensor] = {}
+    for k, (out, target) in enumerate(zip(outputs, targets), start=1):
+        pixels = target.shape[0] * target.shape[2] * target.shape[3]
+        bpp = bits_per_pixel(out["likelihoods"], pixels)
+        mse = F.mse_loss(out["x_hat"], target)
+        loss = loss + bpp + lmbda * 255**2 * mse
+        stats[f"bpp{k}"], stats[f"mse{k}"] = bpp.detach(), mse.detach()
+    stats["loss"] = loss
+    return stats
+
+
+def rc_stage_forward(bl: torch.nn.Module, rc: torch.nn.Module, layers: list[torch.Tensor]) -> list[dict]:
+    """The EL recursion with bicubic prediction in place of LIFF (RC pre-training)."""
+    with torch.no_grad():
+        recon = residual.forward(bl, layers[0])["x_hat"]
+    outputs = []
+    for target in layers[1:]:
+        pred = bicubic_predict(recon, tuple(target.shape[-2:]))
+        out = residual.forward(rc, target - pred)
+        recon = pred + out["x_hat"]
+        outputs.append({"pred": pred, "x_hat": recon, "likelihoods": out["likelihoods"]})
+    return outputs
+
+
+# ----------------------------------------------------------------------------- base layer
+def load_base_layer(args: argparse.Namespace) -> tuple[torch.nn.Module, str]:
+    """The frozen BL (eval mode, CDF tables ready) and the sha256 of the file it came from."""
+    if args.bl:
+        path = Path(args.bl)
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = state.get("model", state)
+        bl = residual.build_mean_scale(state["g_a.0.weight"].shape[0], state["g_a.6.weight"].shape[0])
+        bl.load_state_dict(state)
+        bl.update(force=True)
+        digest = sha256_file(path)
+    elif args.quality:
+        from bench import zoo
+
+        digest = zoo.verify_hash(zoo.find_weights("mean-scale", args.quality))
+        bl = zoo.load_mean_scale(args.quality)
+    else:
+        raise SystemExit("this stage needs a base layer: --quality Q (zoo mean-scale) or --bl CHECKPOINT")
+    bl.eval()
+    for p in bl.parameters():
+        p.requires_grad_(False)
+    return bl, digest
+
+
+def lmbda_of(args: argparse.Namespace) -> float:
+    if args.lmbda is not None:
+        return args.lmbda
+    if args.quality:
+        return QUALITY_LAMBDAS[args.quality]
+    raise SystemExit("this stage needs --quality Q (λ from the quality table) or --lmbda")
+
+
+def _load_part(path: str | None, key: str, module: torch.nn.Module) -> None:
+    if not path:
+        return
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    if state.get(key) is None:
+        raise SystemExit(f"{path} holds no {key} weights (keys: {sorted(state)})")
+    module.load_state_dict(state[key])
+    print(f"{key} initialised from {path}", flush=True)
+
+
+# ----------------------------------------------------------------------------- validation
+def load_validation_images(folder: Path, count: int, crop: int) -> list[torch.Tensor]:
+    """The first ``count`` PNGs of ``folder``, centre-cropped to at most crop×crop."""
+    tensors = []
+    for path in sorted(folder.glob("*.png"))[:count]:
+        with Image.open(path) as image:
+            array = np.asarray(image.convert("RGB"))
+        h, w = array.shape[:2]
+        side = min(crop, h, w)
+        top, left = (h - side) // 2, (w - side) // 2
+        crop_array = array[top : top + side, left : left + side].copy()
+        tensors.append(torch.from_numpy(crop_array).permute(2, 0, 1)[None].float() / 255.0)
+    return tensors
+
+
+# Fixed, non-integer validation pyramid (fractions of the validation crop): ratios 1.6 and 2.5.
+VAL_FRACTIONS = (0.25, 0.4, 1.0)
+
+
+@torch.no_grad()
+def validate(
+    stage: str, modules: dict, bl: torch.nn.Module | None, images: list[torch.Tensor]
+) -> dict[str, float]:
+    """Eval-mode metrics: LIFF-vs-bicubic PSNR for ``liff``; per-EL bpp (likelihoods of rounded
+    latents) and PSNR of prediction and reconstruction for ``rc``/``joint``."""
+    sums: dict[str, list[float]] = {}
+    for module in modules.values():
+        module.eval()
+    for x in images:
+        side = x.shape[-1]
+        sides = [max(1, int(side * f)) for f in VAL_FRACTIONS]
+        layers = make_pyramid(x, sides)
+        if stage == "liff":
+            low, top = layers[1], layers[2]
+            sr = modules["liff"](low, tuple(top.shape[-2:])).clamp(0, 1)
+            bic = bicubic_predict(low, tuple(top.shape[-2:])).clamp(0, 1)
+            sums.setdefault("psnr_liff", []).append(psnr_from_mse(float(F.mse_loss(sr, top))))
+            sums.setdefault("psnr_bicubic", []).append(psnr_from_mse(float(F.mse_loss(bic, top))))
+            continue
+        if stage == "rc":
+            outputs = rc_stage_forward(bl, modules["rc"], layers)
+        else:
+            outputs = modules["model"](layers)["el"]
+        for k, (out, target) in enumerate(zip(outputs, layers[1:]), start=1):
+            pixels = target.shape[2] * target.shape[3]
+            sums.setdefault(f"bpp{k}", []).append(float(bits_per_pixel(out["likelihoods"], pixels)))
+            sums.setdefault(f"psnr{k}", []).append(
+                psnr_from_mse(float(F.mse_loss(out["x_hat"].clamp(0, 1), target)))
+            )
+            sums.setdefault(f"pred_psnr{k}", []).append(
+                psnr_from_mse(float(F.mse_loss(out["pred"].clamp(0, 1), target)))
+            )
+    for module in modules.values():
+        module.train()
+    return {key: float(np.mean(values)) for key, values in sums.items()}
+
+
+# ----------------------------------------------------------------------------- training
+def train(args: argparse.Namespace) -> Path:
+    torch.set_num_threads(args.threads)
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    device = torch.device(args.device)
+    stage = args.stage
+    cfg: CompassConfig = CONFIGS[args.config]
+    run_dir = Path(args.out)
+    checkpoint_path = run_dir / "last.pt"
+    lr_base = args.lr if args.lr is not None else DEFAULT_LR[stage]
+
+    liff = LIFF(cfg.liff) if stage in ("liff", "joint") else None
+    rc = residual.build_mean_scale(cfg.rc_n, cfg.rc_m) if stage in ("rc", "joint") else None
+    bl, bl_sha256, lmbda = None, None, None
+    if stage in ("rc", "joint"):
+        bl, bl_sha256 = load_base_layer(args)
+        lmbda = lmbda_of(args)
+
+    # the modules that train (the BL stays frozen in eval mode: rounding, never noise)
+    modules: dict[str, torch.nn.Module] = {}
+    if stage == "liff":
+        modules["liff"] = liff
+    elif stage == "rc":
+        modules["rc"] = rc
+        bl.to(device)
+    else:
+        modules["model"] = CompassModel(bl, liff, rc, cfg)
+    for module in modules.values():
+        module.to(device).train()
+    trainable = [m for m in (liff, rc) if m is not None]
+    main_params = [p for m in trainable for n, p in m.named_parameters() if not n.endswith(".quantiles")]
+    aux_params = [p for n, p in rc.named_parameters() if n.endswith(".quantiles")] if rc is not None else []
+    optimizer = torch.optim.Adam(main_params, lr=lr_base)
+    aux_optimizer = torch.optim.Adam(aux_params, lr=1e-3) if aux_params else None
+    sampler = CropSampler(list_training_images(Path(args.data_root) / "train"), args.crop, args.seed)
+    size_rng = np.random.default_rng(args.seed + 1)
+    step = 0
+
+    state = load_if_present(checkpoint_path)
+    if state is not None:
+        if state["stage"] != stage or state["config_name"] != args.config:
+            raise SystemExit(
+                f"{checkpoint_path} is a {state['stage']}/{state['config_name']} run, "
+                f"not {stage}/{args.config}; use another --out"
+            )
+        if liff is not None:
+            liff.load_state_dict(state["liff"])
+        if rc is not None:
+            rc.load_state_dict(state["rc"])
+        optimizer.load_state_dict(state["optimizer"])
+        if aux_optimizer is not None:
+            aux_optimizer.load_state_dict(state["aux_optimizer"])
+        sampler.load_state_dict(state["sampler"])
+        size_rng.bit_generator.state = state["size_rng"]
+        torch.set_rng_state(state["torch_rng"])
+        step = state["step"]
+        print(f"resumed {checkpoint_path} at step {step}", flush=True)
+    else:
+        if liff is not None:
+            _load_part(args.liff_from, "liff", liff)
+        if rc is not None:
+            _load_part(args.rc_from, "rc", rc)
+
+    def save() -> None:
+        save_atomic(
+            {
+                "stage": stage,
+                "config_name": args.config,
+                "config": cfg.to_dict(),
+                "liff": liff.state_dict() if liff is not None else None,
+                "rc": rc.state_dict() if rc is not None else None,
+                "optimizer": optimizer.state_dict(),
+                "aux_optimizer": aux_optimizer.state_dict() if aux_optimizer is not None else None,
+                "sampler": sampler.state_dict(),
+                "size_rng": size_rng.bit_generator.state,
+                "torch_rng": torch.get_rng_state(),
+                "step": step,
+                "lmbda": lmbda,
+                "quality": args.quality,
+                "bl_sha256": bl_sha256,
+                "args": {k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, type(None)))},
+            },
+            checkpoint_path,
+        )
+
+    val_images = [
+        v.to(device)
+        for v in load_validation_images(Path(args.data_root) / "kodak", args.val_images, args.val_crop)
+    ]
+    decay_at = int(args.steps * (1 - args.decay_fraction))
+    last_save = time.monotonic()
+    label = f"compass {stage}" + (f" λ={lmbda}" if lmbda is not None else "")
+    bar = tqdm(total=args.steps, initial=step, desc=label, mininterval=5)
+    while step < args.steps:
+        # paper schedule: lr, then lr/2 for the last fraction of the steps (1e-4 → 5e-5)
+        lr = lr_base * (0.5 if step >= decay_at else 1.0)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        x = sampler.batch(args.batch).to(device)
+        optimizer.zero_grad()
+        if aux_optimizer is not None:
+            aux_optimizer.zero_grad()
+        if stage == "liff":
+            scale = size_rng.uniform(args.scale_min, args.scale_max)
+            low = resize_batch(x, (max(1, round(args.crop / scale)),) * 2)
+            pred = liff(low, (args.crop, args.crop))
+            loss = F.l1_loss(pred, x)
+            postfix = {
+                "l1": f"{loss.item():.4f}",
+                "psnr": f"{psnr_from_mse(F.mse_loss(pred, x).item()):.2f}",
+                "x": f"{scale:.2f}",
+            }
+        else:
+            layers = make_pyramid(x, draw_layer_sizes(size_rng, args.crop))
+            if stage == "rc":
+                outputs = rc_stage_forward(bl, rc, layers)
+            else:
+                outputs = modules["model"](layers)["el"]
+            stats = el_rd_loss(outputs, layers[1:], lmbda)
+            loss = stats["loss"]
+            postfix = {
+                "loss": f"{loss.item():.3f}",
+                "bpp": "/".join(f"{stats[f'bpp{k}'].item():.3f}" for k in (1, 2)),
+                "psnr": "/".join(f"{psnr_from_mse(stats[f'mse{k}'].item()):.2f}" for k in (1, 2)),
+            }
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(main_params, 1.0)
+        optimizer.step()
+        if aux_optimizer is not None:
+            rc.aux_loss().backward()
+            aux_optimizer.step()
+        step += 1
+        bar.update(1)
+        bar.set_postfix(**postfix, lr=f"{lr:.0e}")
+        if time.monotonic() - last_save > args.save_minutes * 60 or step == args.steps:
+            save()
+            last_save = time.monotonic()
+        if val_images and (step % args.val_every == 0 or step == args.steps):
+            metrics = validate(stage, modules, bl, val_images)
+            tqdm.write(
+                f"step {step}: kodak[:{len(val_images)}] "
+                + " ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items()))
+            )
+    bar.close()
+    save()
+    return checkpoint_path
+
+
+# ----------------------------------------------------------------------------- export
+def export(args: argparse.Namespace) -> Path:
+    """Joint checkpoint → the zoo file ``compass-q<Q>-<sha8>.pth.tar`` that the plugin loads.
+
+    Same format as the zoo's mean-scale files: ``{"state_dict", "config"}``, convolutions in
+    float16, entropy models and GDN in float32, the RC's CDF tables computed here and stored.
+    Refuses a checkpoint trained over another BL than the zoo's mean-scale file for that quality.
+    """
+    from bench import zoo
+
+    if not args.source:
+        raise SystemExit("--stage export needs --from RUN/last.pt (a joint checkpoint)")
+    state = torch.load(args.source, map_location="cpu", weights_only=False)
+    if state.get("stage") != "joint":
+        raise SystemExit(f"{args.source} is a {state.get('stage')} checkpoint; export a joint one")
+    quality = args.quality or state.get("quality")
+    if not quality:
+        raise SystemExit("the checkpoint was not trained with --quality; pass --quality Q")
+    if state.get("quality") and args.quality and args.quality != state["quality"]:
+        raise SystemExit(f"checkpoint was trained for quality {state['quality']}, not {args.quality}")
+    bl_digest = zoo.verify_hash(zoo.find_weights("mean-scale", quality))
+    if bl_digest != state["bl_sha256"]:
+        raise SystemExit(
+            f"{args.source} was trained over BL {state['bl_sha256'][:8]}, but the zoo's mean-scale "
+            f"q{quality} is {bl_digest[:8]}; the plugin would refuse these weights"
+        )
+    cfg = CompassConfig.from_dict(state["config"])
+    parts = torch.nn.ModuleDict({"liff": LIFF(cfg.liff), "rc": residual.build_mean_scale(cfg.rc_n, cfg.rc_m)})
+    parts["liff"].load_state_dict(state["liff"])
+    parts["rc"].load_state_dict(state["rc"])
+    parts["rc"].update(force=True)  # the CDF tables the entropy coder uses, stored in the file
+    exported = zoo.half_precision(parts.state_dict(), zoo.precision_keys(parts))
+    config = {
+        "model": "compass",
+        "compass": cfg.to_dict(),
+        "config_name": state["config_name"],
+        "bl_sha256": bl_digest,
+        "quality": int(quality),
+        "lmbda": state["lmbda"],
+        "steps": int(state["step"]),
+        "checkpoint": f"{Path(args.source).parent.name}/{Path(args.source).name}",
+        "float32_keys": sorted(k for k, v in exported.items() if v.dtype == torch.float32),
+        "format": zoo.FORMAT_VERSION,
+    }
+    return zoo.write_weights("compass", int(quality), exported, config, args.export_dir)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--stage", required=True, choices=["liff", "rc", "joint", "export"])
+    parser.add_argument(
+        "--config",
+        default="cpu",
+        choices=sorted(CONFIGS),
+        help="network sizes: cpu (default, trainable here) or paper (spec §4); tiny for tests",
+    )
+    parser.add_argument(
+        "--quality",
+        type=int,
+        choices=sorted(QUALITY_LAMBDAS),
+        help="sets λ and takes the BL from the zoo's mean-scale at this quality",
+    )
+    parser.add_argument("--lmbda", type=float, help="λ in Σ R_k + λ·255²·D_k (default: from --quality)")
+    parser.add_argument("--bl", help="mean-scale checkpoint for the frozen BL (instead of the zoo)")
+    parser.add_argument("--liff-from", help="checkpoint whose LIFF initialises this run (e.g. a liff run)")
+    parser.add_argument("--rc-from", help="checkpoint whose RC initialises this run (e.g. an rc run)")
+    parser.add_argument("--steps", type=int, default=20000)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--crop", type=int, default=128, help="training crop c (paper: 512)")
+    parser.add_argument(
+        "--lr",
+        type=float,
+        default=None,
+        help=f"learning rate (default per stage: {DEFAULT_LR}); halved for the last fraction",
+    )
+    parser.add_argument("--decay-fraction", type=float, default=0.2)
+    parser.add_argument("--scale-min", type=float, default=1.0, help="liff stage: smallest SR factor")
+    parser.add_argument("--scale-max", type=float, default=4.0, help="liff stage: largest SR factor")
+    parser.add_argument("--out", help="run folder; last.pt there is resumed")
+    parser.add_argument("--from", dest="source", help="export: the joint checkpoint to export")
+    parser.add_argument(
+        "--export-dir", default=None, help="export: zoo folder (default: $BENCH_WEIGHTS or bench/weights)"
+    )
+    parser.add_argument("--data-root", default=None)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--save-minutes", type=float, default=2.0)
+    parser.add_argument("--val-every", type=int, default=1000)
+    parser.add_argument("--val-images", type=int, default=3)
+    parser.add_argument("--val-crop", type=int, default=256)
+
+
+def run(args: argparse.Namespace) -> None:
+    if args.stage == "export":
+        print(export(args))
+        return
+    if not args.out:
+        raise SystemExit("--out RUN_DIR is required")
+    print(train(args))

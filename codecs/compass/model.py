@@ -1,0 +1,203 @@
+"""COMPASS: frozen base layer + K enhancement layers sharing one LIFF and one RC (spec §1–§3).
+
+``CompassModel`` holds three modules: ``bl`` (a CompressAI mean-scale hyperprior, frozen),
+``liff`` (inter-layer prediction) and ``rc`` (residual compression, a second mean-scale
+hyperprior). Every EL runs the same two shared modules, recursively, for any number of layers and
+any ratios: Ǐ_k = LIFF(Î_{k-1}, size_k), Î_k = Ǐ_k + RC(I_k − Ǐ_k). Nothing is clamped inside
+the recursion; outputs and metrics clamp to [0, 1] (spec §3.3).
+
+``encode_layers``/``decode_layers`` produce and consume one payload per layer (bytes); the
+bitstream container (header, chunk framing, CRCs) lives in ``bitstream.py``. The encoder decodes
+each layer from its own payload with the decoder's code before predicting the next layer, so both
+sides feed LIFF the same Î_{k-1} and reconstruct bit-identical layers.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from bench.codecs.compass import residual
+from bench.codecs.compass.liff import LIFF, LiffConfig
+
+# How the base layer is padded when coded inside COMPASS: "layerwise" (the conv-layer-wise scheme
+# of spec §3.2, as the public reference code also does for its BL). The BL weights are fully
+# convolutional, so this only changes border handling, never the network.
+BL_PADDING = "layerwise"
+
+
+@dataclass(frozen=True)
+class CompassConfig:
+    """LIFF and RC sizes (the BL size comes from its own weights)."""
+
+    liff: LiffConfig = field(default_factory=LiffConfig)
+    rc_n: int = 128
+    rc_m: int = 192
+
+    def to_dict(self) -> dict:
+        return {"liff": self.liff.to_dict(), "rc_n": self.rc_n, "rc_m": self.rc_m}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "CompassConfig":
+        return cls(LiffConfig(**data["liff"]), int(data["rc_n"]), int(data["rc_m"]))
+
+
+# The paper's networks (spec §4: RDN 4 blocks × 4 convs, growth 32, G0 64, MLP 4×256; RC 128/192).
+PAPER_CONFIG = CompassConfig(LiffConfig(), 128, 192)
+# Sized to train on two CPU cores: same structure, fewer/narrower layers.
+CPU_CONFIG = CompassConfig(
+    LiffConfig(g0=32, rdb_blocks=2, rdb_convs=4, growth=16, mlp_hidden=128, mlp_layers=4), 64, 96
+)
+# Only for tests and smoke runs of the training command: seconds per step on any machine.
+TINY_CONFIG = CompassConfig(
+    LiffConfig(g0=8, rdb_blocks=1, rdb_convs=2, growth=4, mlp_hidden=16, mlp_layers=2), 8, 12
+)
+CONFIGS = {"cpu": CPU_CONFIG, "paper": PAPER_CONFIG, "tiny": TINY_CONFIG}
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Learned parameters (CompressAI's entropy-bottleneck quantiles count, CDF buffers do not)."""
+    return sum(p.numel() for p in module.parameters())
+
+
+def _pack_strings(y_string: bytes, z_string: bytes) -> bytes:
+    return struct.pack(">I", len(z_string)) + z_string + y_string
+
+
+def _unpack_strings(payload: bytes) -> tuple[bytes, bytes]:
+    if len(payload) < 4:
+        raise ValueError("payload shorter than its 4-byte z length")
+    (z_len,) = struct.unpack(">I", payload[:4])
+    if 4 + z_len > len(payload):
+        raise ValueError(f"z string of {z_len} bytes does not fit in a {len(payload)}-byte payload")
+    return payload[4 + z_len :], payload[4 : 4 + z_len]
+
+
+class CompassModel(nn.Module):
+    def __init__(
+        self,
+        bl: nn.Module,
+        liff: LIFF,
+        rc: nn.Module,
+        config: CompassConfig | None = None,
+        model_id: str = "unnamed",
+    ) -> None:
+        super().__init__()
+        self.bl = bl
+        self.liff = liff
+        self.rc = rc
+        self.config = config
+        self.model_id = model_id  # written into every bitstream header; decoding checks it
+        for p in self.bl.parameters():  # the BL is never trained inside COMPASS
+            p.requires_grad_(False)
+
+    @classmethod
+    def build(cls, bl: nn.Module, config: CompassConfig, model_id: str = "unnamed") -> "CompassModel":
+        return cls(
+            bl, LIFF(config.liff), residual.build_mean_scale(config.rc_n, config.rc_m), config, model_id
+        )
+
+    def train(self, mode: bool = True) -> "CompassModel":
+        super().train(mode)
+        self.bl.eval()  # frozen: eval-mode quantisation (rounding), never noise
+        return self
+
+    def parameter_counts(self) -> dict[str, int]:
+        counts = {
+            "bl": count_parameters(self.bl),
+            "liff": count_parameters(self.liff),
+            "rc": count_parameters(self.rc),
+        }
+        counts["total"] = sum(counts.values())
+        return counts
+
+    # --------------------------------------------------------------------------- training
+    def forward(self, layers: Sequence[torch.Tensor]) -> dict:
+        """Differentiable pass over layers 0..K (smallest first, each Bx3xHxW in [0, 1]).
+
+        The BL is run frozen under no_grad (its rounded reconstruction, as the decoder sees it);
+        each EL returns its prediction, reconstruction and RC likelihoods for the RD loss.
+        """
+        with torch.no_grad():
+            bl_out = residual.forward(self.bl, layers[0])
+        recon = bl_out["x_hat"]
+        outputs = {"bl": bl_out, "el": []}
+        for target in layers[1:]:
+            pred = self.liff(recon, (target.shape[-2], target.shape[-1]))
+            rc_out = residual.forward(self.rc, target - pred)
+            recon = pred + rc_out["x_hat"]
+            outputs["el"].append({"pred": pred, "x_hat": recon, "likelihoods": rc_out["likelihoods"]})
+        return outputs
+
+    # --------------------------------------------------------------------------- coding
+    @torch.no_grad()
+    def encode_layers(self, layers: Sequence[torch.Tensor]) -> tuple[list[bytes], list[torch.Tensor]]:
+        """Code every layer (1x3xHxW tensors, smallest first) into one payload each.
+
+        Returns the payloads and the reconstructions (unclamped) that a decoder will produce.
+        """
+        payloads: list[bytes] = []
+        recons: list[torch.Tensor] = []
+        recon = None
+        for k, image in enumerate(layers):
+            size = (image.shape[-2], image.shape[-1])
+            pred = None
+            if k == 0:
+                payload = _pack_strings(*residual.compress(self.bl, image))
+            else:
+                pred = self.liff(recon, size)
+                payload = _pack_strings(*residual.compress(self.rc, image - pred))
+            # decode exactly as the decoder will, so the next prediction starts from the same Î
+            # (the decoder's LIFF call on the same Î_{k-1} gives this very ``pred``)
+            recon = self.decode_layer(k, payload, size, recon, pred)
+            payloads.append(payload)
+            recons.append(recon)
+        return payloads, recons
+
+    @torch.no_grad()
+    def decode_layers(
+        self, payloads: Sequence[bytes], sizes: Sequence[tuple[int, int]]
+    ) -> list[torch.Tensor]:
+        """Decode layers 0..len(payloads)-1 (unclamped 1x3xHxW tensors)."""
+        recons: list[torch.Tensor] = []
+        recon = None
+        for k, (payload, size) in enumerate(zip(payloads, sizes)):
+            recon = self.decode_layer(k, payload, size, recon)
+            recons.append(recon)
+        return recons
+
+    @torch.no_grad()
+    def decode_layer(
+        self,
+        k: int,
+        payload: bytes,
+        size: tuple[int, int],
+        previous: torch.Tensor | None,
+        pred: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Layer k from its payload and the (unclamped) reconstruction of layer k-1.
+
+        ``pred``: LIFF(previous, size) when the caller (the encoder) has it already.
+        """
+        y_string, z_string = _unpack_strings(payload)
+        if k == 0:
+            return residual.decompress(self.bl, y_string, z_string, size)
+        if pred is None:
+            if previous is None:
+                raise ValueError(f"layer {k} needs the reconstruction of layer {k - 1}")
+            pred = self.liff(previous, size)
+        return pred + residual.decompress(self.rc, y_string, z_string, size)
+
+
+def config_summary() -> dict[str, dict[str, int]]:
+    """Parameter counts of LIFF and RC in both configs (the BL is counted from its weights)."""
+    out = {}
+    for name, cfg in CONFIGS.items():
+        liff = count_parameters(LIFF(cfg.liff))
+        rc = count_parameters(residual.build_mean_scale(cfg.rc_n, cfg.rc_m))
+        out[name] = {"liff": liff, "rc": rc}
+    return out

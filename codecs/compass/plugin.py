@@ -1,0 +1,227 @@
+"""The ``compass`` codec: COMPASS behind bench's codec interface, one scalable bitstream per call.
+
+Determinism: torch's CPU convolutions give results that depend on the number of intra-op threads,
+and the decoder must recompute exactly the entropy parameters (and, for the next layer, exactly the
+reconstruction) that the encoder used. So, like the ``mean-scale`` plugin, all network work of
+encode and decode runs with ``NETWORK_THREADS`` (1) intra-op threads on CPU, whatever the caller
+set: bitstreams and decoded layers are bit-exact across runs and thread settings on one machine and
+software stack. GPU runs are not bit-exact with CPU runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from bench.codec import Availability, BitstreamError, Codec, CodecError, Encoded, check_image
+from bench.codecs.compass import bitstream
+from bench.codecs.compass.model import CompassConfig, CompassModel
+from bench.registry import register_codec
+
+QUALITIES = (1, 2, 3, 4)
+NETWORK_THREADS = 1
+
+
+@contextmanager
+def fixed_threads(device: str) -> Iterator[None]:
+    """Run the networks with NETWORK_THREADS intra-op threads on CPU (see the module docstring)."""
+    if not device.startswith("cpu"):
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(NETWORK_THREADS)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+TRAINING_HINT = (
+    "train them with `python -m bench.train compass --stage liff --out runs/compass-liff`, "
+    "`… --stage rc --quality Q --out runs/compass-rc-qQ`, "
+    "`… --stage joint --quality Q --liff-from runs/compass-liff/last.pt "
+    "--rc-from runs/compass-rc-qQ/last.pt --out runs/compass-qQ`, then "
+    "`… --stage export --from runs/compass-qQ/last.pt` (writes bench/weights/compass-qQ-<sha8>.pth.tar); "
+    "`…` is `python -m bench.train compass`"
+)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _weights_stem(path: Path) -> str:
+    return path.name[: -len(".pth.tar")] if path.name.endswith(".pth.tar") else path.stem
+
+
+def _split_state(state_dict: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {k[len(prefix) + 1 :]: v for k, v in state_dict.items() if k.startswith(prefix + ".")}
+
+
+def load_zoo_model(quality: int, device: str = "cpu") -> tuple[CompassModel, dict[str, str]]:
+    """COMPASS at ``quality`` from the zoo: its BL (mean-scale) plus the ``compass-q*`` weights.
+
+    The file is ``{"state_dict": {"liff.*", "rc.*"}, "config": {"compass": …, "bl_sha256": …}}``
+    in the zoo's format (convolutions in float16, entropy models and GDN in float32, the RC's CDF
+    tables stored and used as they are). Weights trained on another BL file than the one the zoo
+    holds for that quality are refused: the ELs only fit the BL they were trained over.
+    """
+    from bench import zoo
+
+    contents, path, digest = zoo.load_weights("compass", quality, how_to=TRAINING_HINT)
+    config = contents["config"]
+    bl_path = zoo.find_weights("mean-scale", quality)
+    bl_digest = zoo.verify_hash(bl_path)
+    if config.get("bl_sha256") != bl_digest:
+        raise CodecError(
+            f"{path.name} was trained on base-layer weights {str(config.get('bl_sha256'))[:8]}, but the "
+            f"zoo's mean-scale q{quality} is {bl_path.name}; retrain COMPASS on that BL or restore the "
+            "matching BL file"
+        )
+    bl = zoo.load_mean_scale(quality)
+    state = zoo.full_precision(contents["state_dict"])
+    try:
+        model = CompassModel.build(
+            bl, CompassConfig.from_dict(config["compass"]), model_id=_weights_stem(path)
+        )
+        model.liff.load_state_dict(_split_state(state, "liff"))
+        model.rc.load_state_dict(_split_state(state, "rc"))  # CompressAI resizes the CDF buffers to fit
+    except (KeyError, RuntimeError, ValueError, TypeError) as error:
+        raise CodecError(f"{path} does not fit the COMPASS model: {error}") from error
+    for name in ("entropy_bottleneck", "gaussian_conditional"):
+        if getattr(model.rc, name)._quantized_cdf.numel() == 0:
+            raise CodecError(f"{path} holds no RC {name} CDF tables; export it with --stage export")
+    model.to(device).eval()
+    info = {"source": "bench zoo", "file": path.name, "sha256": digest, "bl_file": bl_path.name}
+    return model, info
+
+
+def to_tensor(image: np.ndarray, device: str) -> torch.Tensor:
+    return torch.from_numpy(np.array(image, copy=True)).to(device).permute(2, 0, 1)[None].float().div(255.0)
+
+
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    """Output only: clamp to [0, 1], scale and round to 8 bits (the recursion never clamps)."""
+    return x[0].clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+
+
+@register_codec("compass")
+class CompassCodec(Codec):
+    scalable = True
+    default_qualities = QUALITIES
+    description = (
+        "COMPASS (Park, Lee, Kim, ICCV 2023): mean-scale BL, LIFF inter-layer prediction and "
+        "residual coding shared by every EL; any number of layers, any ratios"
+    )
+
+    def __init__(
+        self,
+        arg: str | None = None,
+        source: str | None = None,
+        device: str = "cpu",
+        models: Mapping[int, CompassModel] | None = None,
+    ) -> None:
+        """``models`` injects ready models per quality (tests); otherwise weights come from the zoo."""
+        super().__init__(arg, source, device)
+        self._models: dict[int, CompassModel] = dict(models or {})
+        self._injected = models is not None
+        self._info: dict[int, dict[str, str]] = {}
+
+    # ----------------------------------------------------------------------------- weights
+    def _model(self, quality: int) -> CompassModel:
+        if quality not in self._models:
+            if self._injected or quality not in QUALITIES:
+                known = sorted(self._models) if self._injected else list(QUALITIES)
+                raise CodecError(f"compass has no quality {quality} (qualities: {known})")
+            self._models[quality], self._info[quality] = load_zoo_model(quality, self.device)
+        return self._models[quality]
+
+    def availability(self) -> Availability:
+        if self._injected:
+            return Availability.ok()
+        try:
+            from bench import zoo
+
+            found = zoo.available_qualities("compass")
+            with_bl = [q for q in found if q in zoo.available_qualities("mean-scale")]
+        except (ImportError, CodecError, OSError) as error:
+            return Availability.missing(f"the weights zoo (bench.zoo) cannot be read: {error}")
+        if not found:
+            return Availability.missing(f"no COMPASS weights (compass-q1..q4) in the zoo; {TRAINING_HINT}")
+        if not with_bl:
+            return Availability.missing(
+                f"COMPASS weights for qualities {found} but no mean-scale base layer "
+                "weights for them in the zoo"
+            )
+        return Availability.ok()
+
+    def parameter_counts(self) -> dict[str, int]:
+        if not self._models:
+            for q in QUALITIES:
+                try:
+                    self._model(q)
+                    break
+                except (CodecError, ImportError, OSError):
+                    continue
+        if not self._models:
+            return {}
+        return next(iter(self._models.values())).parameter_counts()
+
+    def weights_info(self) -> dict[str, str]:
+        if not self._info:
+            return {}
+        return {
+            key: ", ".join(f"q{q}: {info[key]}" for q, info in sorted(self._info.items()))
+            for key in ("source", "file", "sha256", "bl_file")
+        }
+
+    # ----------------------------------------------------------------------------- coding
+    def encode(self, layers: Sequence[np.ndarray], quality: int) -> Encoded:
+        if not layers:
+            raise CodecError("compass needs at least one layer")
+        for image in layers:
+            check_image(image)
+        sizes = [(int(im.shape[0]), int(im.shape[1])) for im in layers]
+        for k in range(1, len(sizes)):
+            if sizes[k][0] < sizes[k - 1][0] or sizes[k][1] < sizes[k - 1][1]:
+                raise CodecError(
+                    f"layers must be ordered smallest first; layer {k} {sizes[k]} is smaller "
+                    f"than layer {k - 1} {sizes[k - 1]}"
+                )
+        model = self._model(quality)
+        header = bitstream.Header(quality, model.model_id, tuple(sizes))
+        bitstream.encode_header(header)  # size/count limits checked before any network runs
+        start = time.perf_counter()
+        with fixed_threads(self.device):
+            payloads, _ = model.encode_layers([to_tensor(im, self.device) for im in layers])
+        network = time.perf_counter() - start
+        data, layer_bytes = bitstream.pack(header, payloads)
+        return Encoded(data, layer_bytes, {"model": network})
+
+    def decode(self, data: bytes, num_layers: int | None = None) -> list[np.ndarray]:
+        header, payloads = bitstream.unpack(data, num_layers)
+        model = self._model(header.quality)
+        if header.model_id != model.model_id:
+            raise BitstreamError(
+                f"bitstream was encoded with {header.model_id!r}, but quality "
+                f"{header.quality} here is {model.model_id!r}"
+            )
+        out = []
+        previous = None
+        for k, payload in enumerate(payloads):
+            try:
+                with fixed_threads(self.device):
+                    previous = model.decode_layer(k, payload, header.sizes[k], previous)
+            except (ValueError, RuntimeError, OverflowError) as error:
+                raise BitstreamError(f"layer {k}: payload cannot be decoded ({error})") from error
+            out.append(to_uint8(previous))
+        return out

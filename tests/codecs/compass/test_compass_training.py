@@ -1,0 +1,166 @@
+"""Smoke test of ``python -m bench.train compass``: every stage runs, resumes exactly, exports."""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from bench import zoo
+from bench.codecs.compass import residual
+from bench.codecs.compass.plugin import CompassCodec
+from bench.train import compass as trainer
+from tests.codecs.compass.helpers import pyramid, textured
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture
+def setup(tmp_path, monkeypatch):
+    data = tmp_path / "data"
+    (data / "train").mkdir(parents=True)
+    (data / "kodak").mkdir()
+    for i in range(3):
+        Image.fromarray(textured(40, 44, seed=i)).save(data / "train" / f"{i}.png")
+    Image.fromarray(textured(36, 40, seed=9)).save(data / "kodak" / "kodim01.png")
+    weights = tmp_path / "weights"
+    monkeypatch.setenv(zoo.ENV_VAR, str(weights))
+    torch.manual_seed(0)
+    bl = residual.build_mean_scale(8, 12)
+    bl.update(force=True)
+    zoo.write_weights(
+        "mean-scale",
+        2,
+        zoo.half_precision(bl.state_dict(), zoo.precision_keys(bl)),
+        {"N": 8, "M": 12},
+        weights,
+    )
+    torch.save({"model": bl.state_dict(), "config": {"N": 8, "M": 12}}, tmp_path / "bl.pt")
+    return tmp_path
+
+
+def _run(*argv: str) -> None:
+    parser = argparse.ArgumentParser()
+    trainer.add_arguments(parser)
+    trainer.run(parser.parse_args(list(argv)))
+
+
+def _common(root, stage: str, out: str, steps: int) -> list[str]:
+    return [
+        "--stage",
+        stage,
+        "--config",
+        "tiny",
+        "--steps",
+        str(steps),
+        "--batch",
+        "2",
+        "--crop",
+        "32",
+        "--data-root",
+        str(root / "data"),
+        "--out",
+        str(root / out),
+        "--threads",
+        "1",
+        "--val-every",
+        "2",
+        "--val-crop",
+        "36",
+        "--val-images",
+        "1",
+        # no lr decay: its start depends on --steps, and these runs extend --steps to resume
+        "--decay-fraction",
+        "0",
+    ]
+
+
+def _states(path) -> dict:
+    state = torch.load(path, weights_only=False)
+    return {key: state[key] for key in ("liff", "rc") if state[key] is not None}
+
+
+def _equal(a: dict, b: dict) -> bool:
+    return all(torch.equal(a[m][k], b[m][k]) for m in a for k in a[m])
+
+
+def test_stages_resume_and_export(setup, capsys):
+    root = setup
+    # LIFF as arbitrary-scale SR: 2 steps, then resumed to 3
+    _run(*_common(root, "liff", "liff", 2))
+    _run(*_common(root, "liff", "liff", 3))
+    assert "resumed" in capsys.readouterr().out
+    liff_state = torch.load(root / "liff" / "last.pt", weights_only=False)
+    assert liff_state["step"] == 3 and liff_state["rc"] is None
+
+    # RC with bicubic prediction over a BL from a training checkpoint
+    _run(*_common(root, "rc", "rc", 2), "--bl", str(root / "bl.pt"), "--lmbda", "0.01")
+    rc_state = torch.load(root / "rc" / "last.pt", weights_only=False)
+    assert rc_state["step"] == 2 and rc_state["lmbda"] == 0.01 and rc_state["liff"] is None
+
+    # joint over the zoo's BL at quality 2: 3 steps in one go == 2 steps + resume to 3
+    init = [
+        "--quality",
+        "2",
+        "--liff-from",
+        str(root / "liff" / "last.pt"),
+        "--rc-from",
+        str(root / "rc" / "last.pt"),
+    ]
+    _run(*_common(root, "joint", "joint-a", 3), *init)
+    _run(*_common(root, "joint", "joint-b", 2), *init)
+    _run(*_common(root, "joint", "joint-b", 3), *init)
+    a, b = root / "joint-a" / "last.pt", root / "joint-b" / "last.pt"
+    assert _equal(_states(a), _states(b))
+    joint = torch.load(a, weights_only=False)
+    assert joint["lmbda"] == 0.0035 and joint["quality"] == 2
+    assert joint["bl_sha256"] == zoo.verify_hash(zoo.find_weights("mean-scale", 2))
+    # the joint run started from the pre-trained parts and changed them
+    assert not _equal({"liff": joint["liff"]}, {"liff": liff_state["liff"]})
+
+    # a resumed run refuses another stage in the same folder
+    with pytest.raises(SystemExit):
+        _run(*_common(root, "rc", "joint-a", 4), "--quality", "2")
+
+    # export → the zoo file the plugin loads
+    _run("--stage", "export", "--from", str(a))
+    path = zoo.find_weights("compass", 2)
+    assert path.name.startswith("compass-q2-")
+    codec = CompassCodec()
+    assert codec.availability().available
+    layers = pyramid(textured(36, 52), [1.5, 1.6])
+    decoded = codec.decode(codec.encode(layers, 2).data)
+    assert [d.shape for d in decoded] == [im.shape for im in layers]
+    assert np.all([d.dtype == np.uint8 for d in decoded])
+
+
+def test_export_refuses_a_bl_that_is_not_the_zoos(setup):
+    root = setup
+    _run(*_common(root, "joint", "joint", 1), "--bl", str(root / "bl.pt"), "--lmbda", "0.0035")
+    # bl.pt holds the same weights but is another file: its hash differs from the zoo's file
+    with pytest.raises(SystemExit, match="trained over BL"):
+        _run("--stage", "export", "--from", str(root / "joint" / "last.pt"), "--quality", "2")
+
+
+def test_layer_sizes_follow_the_spec():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        bl, el1, el2 = trainer.draw_layer_sizes(rng, 128)
+        assert bl == 32 and 32 <= el1 <= 64 and 64 <= el2 <= 128
+
+
+def test_resize_batch_is_pil_bicubic_rounded_to_8_bits():
+    image = textured(30, 40)
+    x = torch.from_numpy(image.copy()).permute(2, 0, 1)[None].float() / 255
+    out = trainer.resize_batch(x, (13, 17))
+    expected = np.asarray(Image.fromarray(image).resize((17, 13), Image.BICUBIC))
+    assert np.array_equal((out[0].permute(1, 2, 0) * 255).round().byte().numpy(), expected)
