@@ -32,20 +32,10 @@ from typing import Sequence
 import numpy as np
 
 from bench.codec import Availability, BitstreamError, Codec, CodecError, Encoded, check_image
+from bench.codecs._yuv import YuvFormat, planes_to_rgb, rgb_to_planes
 from bench.registry import register_codec
 
-# BT.601 luma weights (Kr, Kb); the matrices below are derived from them, not typed in.
-_KR, _KB = 0.299, 0.114
-_KG = 1.0 - _KR - _KB
-_RGB_TO_YCC = np.array(
-    [
-        [_KR, _KG, _KB],
-        [-_KR / (2 * (1 - _KB)), -_KG / (2 * (1 - _KB)), 0.5],
-        [0.5, -_KG / (2 * (1 - _KR)), -_KB / (2 * (1 - _KR))],
-    ]
-)
-_YCC_TO_RGB = np.linalg.inv(_RGB_TO_YCC)
-_CHROMA_OFFSET = np.array([0.0, 128.0, 128.0])
+_YUV444 = YuvFormat("444", 8)
 
 MIN_SIDE = 16  # libx265 (via ffmpeg) rejects smaller pictures: "Image size is too small"
 MAX_SIDE = 65535  # the header stores each side as uint16
@@ -58,15 +48,13 @@ DEFAULT_PRESET = "medium"
 
 
 def rgb_to_ycbcr(image: np.ndarray) -> np.ndarray:
-    """RGB uint8 (H, W, 3) -> full-range BT.601 YCbCr uint8 (H, W, 3)."""
-    ycc = image.astype(np.float64) @ _RGB_TO_YCC.T + _CHROMA_OFFSET
-    return np.clip(np.rint(ycc), 0, 255).astype(np.uint8)
+    """RGB uint8 (H, W, 3) -> full-range BT.601 YCbCr uint8 (H, W, 3) (shared with the SHVC plugin)."""
+    return np.stack(rgb_to_planes(image, _YUV444), axis=-1).astype(np.uint8)
 
 
 def ycbcr_to_rgb(ycc: np.ndarray) -> np.ndarray:
     """Full-range BT.601 YCbCr uint8 (H, W, 3) -> RGB uint8 (H, W, 3)."""
-    rgb = (ycc.astype(np.float64) - _CHROMA_OFFSET) @ _YCC_TO_RGB.T
-    return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
+    return planes_to_rgb([ycc[..., c] for c in range(3)], _YUV444)
 
 
 @functools.lru_cache(maxsize=8)
