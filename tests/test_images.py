@@ -1,0 +1,120 @@
+"""Reading source images: what is expanded losslessly to RGB, and what is refused with a clear error."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from bench.images import ImageError, load_rgb
+
+from .conftest import synthetic_image
+
+
+def _png_rgb16(path: Path, height: int, width: int, alpha: bool = False) -> None:
+    """A 16-bit-per-sample RGB(A) PNG written by hand (PIL cannot write one)."""
+    channels = 4 if alpha else 3
+    rng = np.random.default_rng(0)
+    samples = rng.integers(0, 65536, (height, width, channels), dtype=np.uint16)
+    if alpha:
+        samples[..., 3] = 65535  # fully opaque: only the bit depth is wrong
+    samples = samples.reshape(height, width * channels).astype(">u2")
+    raw = b"".join(b"\x00" + row.tobytes() for row in samples)
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    colour_type = 6 if alpha else 2
+    header = struct.pack(">IIBBBBB", width, height, 16, colour_type, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw))
+                     + chunk(b"IEND", b""))
+
+
+def test_rgb_png_round_trip(tmp_path: Path) -> None:
+    image = synthetic_image(12, 17, seed=1)
+    Image.fromarray(image).save(tmp_path / "a.png")
+    loaded = load_rgb(tmp_path / "a.png")
+    assert loaded.dtype == np.uint8 and loaded.shape == (12, 17, 3) and loaded.flags.c_contiguous
+    np.testing.assert_array_equal(loaded, image)
+
+
+def test_grayscale_expands_to_rgb(tmp_path: Path) -> None:
+    gray = synthetic_image(10, 14)[..., 0]
+    Image.fromarray(gray, mode="L").save(tmp_path / "g.png")
+    loaded = load_rgb(tmp_path / "g.png")
+    assert loaded.shape == (10, 14, 3)
+    for channel in range(3):
+        np.testing.assert_array_equal(loaded[..., channel], gray)
+
+
+def test_palette_expands_to_rgb(tmp_path: Path) -> None:
+    image = Image.fromarray(synthetic_image(10, 14)).quantize(colors=16)
+    image.save(tmp_path / "p.png")
+    assert Image.open(tmp_path / "p.png").mode == "P"
+    np.testing.assert_array_equal(load_rgb(tmp_path / "p.png"), np.asarray(image.convert("RGB")))
+
+
+def test_opaque_rgba_is_accepted(tmp_path: Path) -> None:
+    rgb = synthetic_image(10, 14, seed=2)
+    rgba = np.concatenate([rgb, np.full((10, 14, 1), 255, np.uint8)], axis=-1)
+    Image.fromarray(rgba, mode="RGBA").save(tmp_path / "o.png")
+    np.testing.assert_array_equal(load_rgb(tmp_path / "o.png"), rgb)
+
+
+def test_transparent_rgba_is_refused(tmp_path: Path) -> None:
+    rgba = np.concatenate([synthetic_image(10, 14), np.full((10, 14, 1), 255, np.uint8)], axis=-1)
+    rgba[3, 4, 3] = 254  # one pixel not fully opaque is enough
+    Image.fromarray(rgba, mode="RGBA").save(tmp_path / "t.png")
+    with pytest.raises(ImageError, match="transparent") as caught:
+        load_rgb(tmp_path / "t.png")
+    assert "t.png" in str(caught.value)
+
+
+def test_palette_with_transparent_entry_is_refused(tmp_path: Path) -> None:
+    image = Image.fromarray(synthetic_image(10, 14)).quantize(colors=8)
+    index = np.asarray(image)[0, 0]
+    image.save(tmp_path / "pt.png", transparency=int(index))
+    with pytest.raises(ImageError, match="transparent"):
+        load_rgb(tmp_path / "pt.png")
+
+
+def test_16bit_grayscale_png_is_refused(tmp_path: Path) -> None:
+    Image.fromarray(np.full((8, 8), 40000, np.uint16)).save(tmp_path / "g16.png")
+    with pytest.raises(ImageError, match="8 bits"):
+        load_rgb(tmp_path / "g16.png")
+
+
+@pytest.mark.parametrize("alpha", [False, True], ids=["rgb48", "rgba64"])
+def test_16bit_colour_png_is_refused(tmp_path: Path, alpha: bool) -> None:
+    # PIL opens these as 8-bit "RGB"/"RGBA" and silently drops the low byte of every sample, so the
+    # source would not be what the user gave: it must be refused like 16-bit grayscale.
+    path = tmp_path / "c16.png"
+    _png_rgb16(path, 8, 8, alpha=alpha)
+    with pytest.raises(ImageError, match="8 bits"):
+        load_rgb(path)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ImageError, match="not found"):
+        load_rgb(tmp_path / "nope.png")
+
+
+@pytest.mark.parametrize("content", [b"", b"garbage, not an image", b"\x89PNG\r\n\x1a\n" + b"\x00" * 40])
+def test_garbage_file(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "bad.png"
+    path.write_bytes(content)
+    with pytest.raises(ImageError, match="cannot read") as caught:
+        load_rgb(path)
+    assert "bad.png" in str(caught.value)
+
+
+def test_truncated_png(tmp_path: Path) -> None:
+    path = tmp_path / "cut.png"
+    Image.fromarray(synthetic_image(64, 64, seed=5)).save(path)
+    path.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(ImageError, match="cut.png"):
+        load_rgb(path)

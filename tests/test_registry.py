@@ -1,0 +1,120 @@
+"""Codec registry: decorator registration, spec parsing, unknown names, entry-point plugins."""
+
+from __future__ import annotations
+
+from importlib import metadata
+
+import numpy as np
+import pytest
+
+from bench import registry
+from bench.codec import Codec, Encoded
+from bench.registry import (
+    ENTRY_POINT_GROUP,
+    CodecSpec,
+    UnknownCodecError,
+    codec_class,
+    codec_names,
+    create_codec,
+    register_codec,
+)
+
+
+class PluginCodec(Codec):
+    """What a third-party package would ship (loaded here through a fake entry point)."""
+
+    scalable = True
+    default_qualities = (1, 2)
+
+    def encode(self, layers, quality: int) -> Encoded:
+        return Encoded(b"", [0] * len(layers))
+
+    def decode(self, data: bytes, num_layers: int | None = None) -> list[np.ndarray]:
+        return []
+
+
+class OtherCodec(PluginCodec):
+    pass
+
+
+@pytest.fixture
+def clean_registry():
+    names = set(registry._REGISTRY)
+    yield
+    for name in set(registry._REGISTRY) - names:
+        registry._REGISTRY.pop(name)
+
+
+def test_builtins_are_registered() -> None:
+    names = codec_names()
+    assert {"x265", "simulcast"} <= set(names)
+    assert names == sorted(names)
+    assert codec_class("x265").scalable is False
+    assert codec_class("simulcast").scalable is True
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("x265", CodecSpec("x265")),
+        ("x265:veryslow", CodecSpec("x265", "veryslow")),
+        ("simulcast:mean-scale@compressai", CodecSpec("simulcast", "mean-scale", "compressai")),
+        ("compass@official", CodecSpec("compass", None, "official")),
+        ("  x265  ", CodecSpec("x265")),
+    ],
+)
+def test_spec_parsing(text: str, expected: CodecSpec) -> None:
+    assert CodecSpec.parse(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", ":x265", "@src"])
+def test_empty_name_is_an_unknown_codec(text: str) -> None:
+    with pytest.raises(UnknownCodecError, match="empty codec name"):
+        CodecSpec.parse(text)
+
+
+def test_create_codec_passes_arg_source_and_device() -> None:
+    codec = create_codec("simulcast:x265", device="cpu")
+    assert codec.name == "simulcast" and codec.arg == "x265" and codec.source is None
+    assert codec.spec == "simulcast:x265"
+    assert create_codec("x265:veryfast").spec == "x265:veryfast"
+
+
+def test_unknown_codec_message_is_plain_and_lists_the_registered() -> None:
+    with pytest.raises(UnknownCodecError) as caught:
+        create_codec("no-such-codec")
+    message = str(caught.value)
+    assert message.startswith("unknown codec 'no-such-codec'")  # not wrapped in KeyError quotes
+    assert "x265" in message and "simulcast" in message
+    assert isinstance(caught.value, KeyError)
+
+
+def test_register_decorator_and_duplicate_names(clean_registry) -> None:
+    assert register_codec("test-plugin")(PluginCodec) is PluginCodec
+    assert PluginCodec.name == "test-plugin"
+    assert "test-plugin" in codec_names()
+    assert register_codec("test-plugin")(PluginCodec) is PluginCodec  # same class again: harmless
+    with pytest.raises(ValueError, match="already registered"):
+        register_codec("test-plugin")(OtherCodec)
+    assert codec_class("test-plugin") is PluginCodec
+
+
+def test_entry_point_plugins_are_loaded(monkeypatch: pytest.MonkeyPatch, clean_registry) -> None:
+    codec_names()  # built-ins loaded first, as in any real process
+    entry = metadata.EntryPoint(name="test-entry-codec", value=f"{__name__}:OtherCodec",
+                                group=ENTRY_POINT_GROUP)
+    # A plugin may not take over a built-in name.
+    clash = metadata.EntryPoint(name="x265", value=f"{__name__}:OtherCodec", group=ENTRY_POINT_GROUP)
+    seen_groups = []
+
+    def fake_entry_points(group: str):
+        seen_groups.append(group)
+        return [entry, clash] if group == ENTRY_POINT_GROUP else []
+
+    monkeypatch.setattr(registry.metadata, "entry_points", fake_entry_points)
+    monkeypatch.setattr(registry, "_loaded", False)
+    assert "test-entry-codec" in codec_names()
+    assert seen_groups == [ENTRY_POINT_GROUP]
+    codec = create_codec("test-entry-codec")
+    assert isinstance(codec, OtherCodec) and codec.spec == "test-entry-codec"
+    assert codec_class("x265").__name__ == "X265Codec"
