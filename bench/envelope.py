@@ -45,6 +45,13 @@ def unpack(data: bytes) -> Envelope:
         header = json.loads(data[start : start + length].decode())
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise EnvelopeError("bench bitstream header is corrupted (not valid JSON)") from None
+    if not isinstance(header, dict) or not isinstance(header.get("codec"), str) or not header["codec"]:
+        raise EnvelopeError("bench bitstream header is corrupted (no codec name)")
+    sizes = header.get("sizes", [])
+    if not isinstance(sizes, list) or not all(
+        isinstance(size, list) and len(size) == 2 and all(type(v) is int and v > 0 for v in size) for size in sizes
+    ):
+        raise EnvelopeError("bench bitstream header is corrupted (bad layer sizes)")
     payload = data[start + length :]
     expected = header.get("payload_bytes")
     if expected != len(payload):

@@ -24,9 +24,12 @@ def load_rgb(path: Path) -> np.ndarray:
         raise ImageError(f"image not found: {path}")
     try:
         with Image.open(path) as image:
+            # PIL opens 16-bit RGB(A) PNGs as 8-bit "RGB"/"RGBA" and drops the low bytes; only the
+            # decoder's raw mode (e.g. "RGB;16B"), known before load(), tells.
+            wide = any(";16" in str(tile[3]) for tile in image.tile)
             image.load()
             mode = image.mode
-            if mode in ("I;16", "I;16B", "I;16L", "I", "F") or (image.info.get("bits", 8) > 8):
+            if wide or mode in ("I;16", "I;16B", "I;16L", "I", "F") or (image.info.get("bits", 8) > 8):
                 raise ImageError(f"{path}: {mode} images with more than 8 bits per sample are not supported")
             if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in image.info):
                 rgba = np.asarray(image.convert("RGBA"))

@@ -51,6 +51,17 @@ def _encode_float(value: Any) -> Any:
     return value
 
 
+# Fields that _encode_float may have written as "inf"/"-inf" strings.
+FLOAT_FIELDS = ("psnr-rgb", "ms-ssim-rgb", "bpp", "encode_time", "decode_time")
+
+
+def _decode_floats(record: dict[str, Any]) -> dict[str, Any]:
+    for name in FLOAT_FIELDS:
+        if record.get(name) in ("inf", "-inf"):
+            record[name] = float(record[name])
+    return record
+
+
 class RunStore:
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = Path(run_dir)
@@ -85,10 +96,17 @@ class RunStore:
         try:
             fd = os.open(self.records_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             try:
-                written = os.write(fd, payload)
-                if written != len(payload):
-                    raise OSError(28, "short write (disk full?)")
-                os.fsync(fd)
+                start = os.lseek(fd, 0, os.SEEK_END)
+                try:
+                    written = os.write(fd, payload)
+                    if written != len(payload):
+                        raise OSError(28, "short write (disk full?)")
+                    os.fsync(fd)
+                except OSError:
+                    # Leave no part of this job behind: a partial job's complete lines would be
+                    # kept by the torn-tail repair and duplicated when the job is redone.
+                    os.ftruncate(fd, start)
+                    raise
             finally:
                 os.close(fd)
         except OSError as error:
@@ -103,7 +121,7 @@ class RunStore:
                 if not line.endswith("\n"):
                     break  # torn tail of a killed run: that job is redone
                 try:
-                    out.append(json.loads(line))
+                    out.append(_decode_floats(json.loads(line)))
                 except json.JSONDecodeError as error:
                     raise StoreError(f"{self.records_path}:{number}: not a bench record ({error.msg})") from error
         return out

@@ -74,9 +74,12 @@ def read_checksums(folder: Path) -> dict[str, str]:
     if not sums.is_file():
         raise DatasetError(f"{sums} is missing: cannot verify the dataset in {folder}")
     entries = {}
-    for line in sums.read_text().splitlines():
+    for number, line in enumerate(sums.read_text(errors="replace").splitlines(), 1):
         if line.strip():
-            digest, name = line.split(maxsplit=1)
+            parts = line.split(maxsplit=1)
+            if len(parts) != 2:
+                raise DatasetError(f"{sums}:{number}: expected 'SHA256  FILENAME', got {line.strip()!r}")
+            digest, name = parts
             entries[name.lstrip("*").strip()] = digest.lower()
     return entries
 
