@@ -130,4 +130,5 @@ def load_dataset(name_or_path: str, data_root: Path | None = None, limit: int | 
     images = list_images(folder)
     if not images:
         raise DatasetError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
+    folder = folder.resolve()  # one name per folder, however it was typed, so reruns resume
     return Dataset(str(folder), f"folder {folder}", tuple(images)).limited(limit)
