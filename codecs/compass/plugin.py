@@ -18,6 +18,7 @@ from typing import Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from bench.codec import Availability, BitstreamError, Codec, CodecError, Encoded, check_image
 from bench.codecs.compass import bitstream
@@ -114,6 +115,11 @@ def to_uint8(x: torch.Tensor) -> np.ndarray:
     return x[0].clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
 
 
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return 10 * np.log10(255**2 / max(mse, 1e-12))
+
+
 @register_codec("compass")
 class CompassCodec(Codec):
     scalable = True
@@ -206,6 +212,23 @@ class CompassCodec(Codec):
         network = time.perf_counter() - start
         data, layer_bytes = bitstream.pack(header, payloads)
         return Encoded(data, layer_bytes, {"model": network})
+
+    def prediction_report(self, layers: Sequence[np.ndarray], quality: int) -> list[dict[str, float]]:
+        """Per EL k: PSNR (8-bit, RGB) of the LIFF prediction and of bicubic upsampling, both made
+        from the same decoded Î_{k-1} that the codec uses: how much LIFF gains over interpolation."""
+        model = self._model(quality)
+        tensors = [to_tensor(im, self.device) for im in layers]
+        with fixed_threads(self.device):
+            _, recons = model.encode_layers(tensors)
+            report = []
+            for k in range(1, len(layers)):
+                size = tuple(layers[k].shape[:2])
+                liff = to_uint8(model.liff(recons[k - 1], size))
+                upsampled = F.interpolate(recons[k - 1], size=size, mode="bicubic", align_corners=False)
+                bicubic = to_uint8(upsampled)
+                report.append({"layer": k, "psnr_liff": _psnr(liff, layers[k]),
+                               "psnr_bicubic": _psnr(bicubic, layers[k])})
+        return report
 
     def decode(self, data: bytes, num_layers: int | None = None) -> list[np.ndarray]:
         header, payloads = bitstream.unpack(data, num_layers)

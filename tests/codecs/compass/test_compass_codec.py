@@ -110,6 +110,19 @@ def test_residual_chunk_changes_the_prediction():
     assert not torch.equal(recons[1], prediction)  # the residual chunk carries information
 
 
+def test_prediction_report_compares_liff_with_bicubic_from_the_same_reconstruction(tiny_model):
+    codec = CompassCodec(models={2: tiny_model})
+    layers = pyramid(textured(45, 67), [1.33, 1.5])
+    report = codec.prediction_report(layers, 2)
+    assert [r["layer"] for r in report] == [1, 2]
+    tensors = [torch.from_numpy(im.copy()).permute(2, 0, 1)[None].float() / 255 for im in layers]
+    _, recons = tiny_model.encode_layers(tensors)
+    bicubic = torch.nn.functional.interpolate(recons[0], size=(30, 44), mode="bicubic", align_corners=False)
+    expected = _psnr((bicubic[0].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy(), layers[1])
+    assert report[0]["psnr_bicubic"] == pytest.approx(expected)
+    assert report[0]["psnr_liff"] != pytest.approx(report[0]["psnr_bicubic"])
+
+
 def test_parameter_counts_per_module(tiny_model):
     counts = CompassCodec(models={2: tiny_model}).parameter_counts()
     assert set(counts) == {"bl", "liff", "rc", "total"}
