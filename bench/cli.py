@@ -88,8 +88,25 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not codecs:
         raise UsageError("none of the requested codecs is available here (see the reasons above)")
     qualities = _parse_qualities(args.qualities, list(codecs), {s: c.default_qualities for s, c in codecs.items()})
-    threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
+    # On a cluster each worker thread runs one job: one torch thread per job unless asked otherwise.
+    threads = args.threads or (1 if args.scheduler else max(1, (os.cpu_count() or 1) // args.jobs))
     jobs = plan_jobs(list(codecs), dataset.name, dataset.images, scale_sets, anchor, qualities, args.device, threads)
+
+    if args.dry_run:  # the plan and an estimate from the run directory's records; nothing is written
+        from bench.planning import format_plan, make_plan
+
+        print(format_plan(make_plan(jobs, RunStore(args.out)), args.out, args.jobs))
+        return 0
+
+    executor = None
+    if args.scheduler:  # reach the cluster before the run directory is touched
+        from bench.distributed import DaskExecutor, DistributedError
+
+        executor = DaskExecutor(args.scheduler)
+        try:
+            executor.connect()
+        except DistributedError as error:
+            raise UsageError(str(error)) from error
 
     store = RunStore(args.out)
     store.open_for_writing()
@@ -102,6 +119,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         "device": args.device,
         "threads": threads,
         "jobs": args.jobs,
+        "scheduler": args.scheduler,
         "codecs": {
             **{spec: {"available": True, "qualities": qualities[spec], "scalable": c.scalable,
                       "params": c.parameter_counts(), "weights": c.weights_info()} for spec, c in codecs.items()},
@@ -112,8 +130,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     def progress(todo, total):
         return tqdm(total=total, desc="bench run", unit="job", disable=args.no_progress)
 
-    summary = execute(jobs, store, workers=args.jobs, progress=progress)
-    overhead = 1 - summary.codec_time / summary.wall_time if summary.wall_time and args.jobs == 1 and summary.done else None
+    summary = execute(jobs, store, workers=args.jobs, progress=progress, executor=executor)
+    serial = args.jobs == 1 and not args.scheduler  # overhead is a serial run's figure
+    overhead = 1 - summary.codec_time / summary.wall_time if summary.wall_time and serial and summary.done else None
     print(f"{summary.done} jobs run, {summary.skipped} already done, {len(summary.failed)} failed "
           f"in {summary.wall_time:.1f} s" + (f" (harness overhead {overhead:.1%})" if overhead is not None else "")
           + f"; records in {store.records_path}")
@@ -242,6 +261,12 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--jobs", type=int, default=1, help="jobs run in parallel worker processes")
     parser.add_argument("--out", type=Path, default=DEFAULT_RUN_DIR, help=f"run directory (default {DEFAULT_RUN_DIR})")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--scheduler", metavar="ADDRESS",
+                        help="run the jobs on a Dask distributed cluster (e.g. tcp://127.0.0.1:8786) "
+                             "instead of local worker processes; records are still written here only")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the plan (jobs per codec, scales and quality, how many are already done) "
+                             "and a time estimate from the run directory's records, then exit")
 
 
 def build_parser() -> argparse.ArgumentParser:
