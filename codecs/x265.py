@@ -197,7 +197,9 @@ class X265Codec(Codec):
         import ffmpeg  # only now: availability() has said it is installed
         # No output pix_fmt: ffmpeg must hand back the decoder's own yuv444p untouched (asking for
         # a format could make it convert); anything else shows up as a wrong byte count below.
-        stream = ffmpeg.input("pipe:", format="hevc").output("pipe:", format="rawvideo")
+        # At most 2 frames out: a damaged stream cannot make ffmpeg buffer unbounded output, and a
+        # second frame still shows up as a wrong byte count.
+        stream = ffmpeg.input("pipe:", format="hevc").output("pipe:", format="rawvideo", **{"frames:v": 2})
         raw = self._run(_command(stream, binary), data[_HEADER.size :], "HEVC decode", BitstreamError)
         expected = coded_w * coded_h * 3
         if len(raw) != expected:
