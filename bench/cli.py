@@ -90,7 +90,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     qualities = _parse_qualities(args.qualities, list(codecs), {s: c.default_qualities for s, c in codecs.items()})
     # On a cluster each worker thread runs one job: one torch thread per job unless asked otherwise.
     threads = args.threads or (1 if args.scheduler else max(1, (os.cpu_count() or 1) // args.jobs))
-    jobs = plan_jobs(list(codecs), dataset.name, dataset.images, scale_sets, anchor, qualities, args.device, threads)
+    if args.repeats < 1:
+        raise UsageError("--repeats must be at least 1")
+    jobs = plan_jobs(list(codecs), dataset.name, dataset.images, scale_sets, anchor, qualities, args.device, threads,
+                     repeats=args.repeats)
 
     if args.dry_run:  # the plan and an estimate from the run directory's records; nothing is written
         from bench.planning import format_plan, make_plan
@@ -118,6 +121,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         "anchor": anchor,
         "device": args.device,
         "threads": threads,
+        "repeats": args.repeats,
         "jobs": args.jobs,
         "scheduler": args.scheduler,
         "codecs": {
@@ -245,6 +249,12 @@ def cmd_decode(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    from bench import check
+
+    return check.run(args)
+
+
 def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--codecs", action="append", required=True,
                         help="comma list of codec specs, e.g. compass,shvc,simulcast:x265")
@@ -259,6 +269,8 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     parser.add_argument("--threads", type=int, help="torch threads per job (default: cores / jobs)")
     parser.add_argument("--jobs", type=int, default=1, help="jobs run in parallel worker processes")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="timed runs of every encode/decode; records keep the median and the spread (default 1)")
     parser.add_argument("--out", type=Path, default=DEFAULT_RUN_DIR, help=f"run directory (default {DEFAULT_RUN_DIR})")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--scheduler", metavar="ADDRESS",
@@ -292,13 +304,17 @@ def build_parser() -> argparse.ArgumentParser:
     decode.add_argument("--layers", type=int, help="decode only the first N layers (default all)")
     decode.add_argument("--device", default="cpu")
     decode.add_argument("prefix", help="output files are PREFIX_L<k>.png")
+    from bench.check import add_arguments as add_check_arguments
+
+    add_check_arguments(sub.add_parser("check", help="rerun a small fixed configuration and compare it with "
+                                                     "the committed baseline (CI regression gate)"))
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler = {"run": cmd_run, "report": cmd_report, "list": cmd_list, "encode": cmd_encode,
-               "decode": cmd_decode}[args.command]
+               "decode": cmd_decode, "check": cmd_check}[args.command]
     try:
         return handler(args)
     except KeyboardInterrupt:

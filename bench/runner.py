@@ -9,7 +9,9 @@ from __future__ import annotations
 import os
 import time
 import traceback
+from collections import OrderedDict
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from multiprocessing import get_context
 from pathlib import Path
@@ -17,13 +19,15 @@ from typing import Any, Callable, Iterable, Iterator, Protocol, Sequence
 
 import numpy as np
 
-from bench.codec import Codec
+from bench.codec import Codec, Encoded
+from bench.cost import ResourceProbe, model_bytes, parameter_summary
 from bench.images import load_rgb
 from bench.metrics import ms_ssim_rgb, psnr_rgb
 from bench.pyramid import Anchoring, cached_pyramid
 from bench.records import Record
 from bench.registry import create_codec
 from bench.store import RunStore, job_key
+from bench.timing import Repeated, repeat, spread, timed
 
 # External reference encoders are by far the slowest jobs: start them first so they do not
 # become the tail of a parallel run.
@@ -41,6 +45,7 @@ class Job:
     quality: int
     device: str = "cpu"
     threads: int = 1
+    repeats: int = 1  # timed runs of every codec call; records keep the median
 
     @property
     def key(self) -> str:
@@ -49,9 +54,12 @@ class Job:
 
 def plan_jobs(codecs: Sequence[str], dataset_name: str, images: Sequence[Path],
               scale_sets: Sequence[tuple[float, ...]], anchor: str, qualities: dict[str, Sequence[int]],
-              device: str, threads: int) -> list[Job]:
+              device: str, threads: int, repeats: int = 1) -> list[Job]:
+    if repeats < 1:
+        raise ValueError(f"repeats must be at least 1, got {repeats}")
     jobs = [
-        Job(codec, dataset_name, path.name, str(path), tuple(scales), anchor, int(quality), device, threads)
+        Job(codec, dataset_name, path.name, str(path), tuple(scales), anchor, int(quality), device, threads,
+            repeats)
         for codec in codecs
         for scales in scale_sets
         for quality in qualities[codec]
@@ -61,7 +69,11 @@ def plan_jobs(codecs: Sequence[str], dataset_name: str, images: Sequence[Path],
 
 
 _codec_cache: dict[tuple[str, str], Codec] = {}
-_warmed_up: set[tuple[str, str]] = set()
+_warmed_up: set[tuple[str, str, int]] = set()
+
+# Layer images of recent jobs, so that the qualities of one image do not decode its PNG again.
+_LAYER_CACHE_BYTES = 256 * 2**20
+_layer_cache: OrderedDict[tuple, list[np.ndarray]] = OrderedDict()
 
 
 def _codec_for(job: Job) -> Codec:
@@ -71,29 +83,122 @@ def _codec_for(job: Job) -> Codec:
     return _codec_cache[key]
 
 
+def _layers_for(job: Job) -> list[np.ndarray]:
+    """The job's pyramid, from memory when a recent job used the same image, scales and anchoring."""
+    path = Path(job.image_path)
+    stat = path.stat()
+    key = (str(path), stat.st_mtime_ns, stat.st_size, tuple(job.scales), job.anchor)
+    if key in _layer_cache:
+        _layer_cache.move_to_end(key)
+        return _layer_cache[key]
+    layers = cached_pyramid(load_rgb(path), job.scales, job.anchor, name=job.image)
+    for layer in layers:
+        layer.setflags(write=False)  # shared between jobs: nobody may change it
+    _layer_cache[key] = layers
+    while len(_layer_cache) > 1 and sum(a.nbytes for v in _layer_cache.values() for a in v) > _LAYER_CACHE_BYTES:
+        _layer_cache.popitem(last=False)
+    return layers
+
+
 def _timed(codec: Codec, function: Callable[[], Any]) -> tuple[Any, float]:
-    codec.synchronize()
-    start = time.perf_counter()
-    result = function()
-    codec.synchronize()
-    return result, time.perf_counter() - start
+    return timed(codec, function)
 
 
-def _warm_up(codec: Codec, layers: list[np.ndarray], quality: int) -> None:
-    """One untimed encode/decode on small crops so that lazy loading is not counted as coding time."""
-    key = (codec.spec, codec.device)
+def _warm_up(codec: Codec, layers: list[np.ndarray], quality: int) -> float | None:
+    """One untimed encode/decode on small crops so that lazy loading is not counted as coding time.
+
+    Once per quality: learned codecs load one model per quality, lazily. Returns the seconds it took
+    (the codec's start-up cost, reported apart from coding time), or None when this process had
+    already warmed the codec up at this quality.
+    """
+    key = (codec.spec, codec.device, quality)
     if key in _warmed_up:
-        return
+        return None
     _warmed_up.add(key)
     side = 64
     crops = [np.ascontiguousarray(layer[: min(side * (k + 1), layer.shape[0]), : min(side * (k + 1), layer.shape[1])])
              for k, layer in enumerate(layers)]
     if not codec.scalable:
         crops = crops[:1]
+    start = time.perf_counter()
     try:
         codec.decode(codec.encode(crops, quality).data)
     except Exception:  # noqa: BLE001 - the timed call reports real failures
         pass
+    codec.synchronize()
+    return time.perf_counter() - start
+
+
+def _same_bytes(a: Encoded, b: Encoded) -> bool:
+    return a.data == b.data and a.layer_bytes == b.layer_bytes
+
+
+def _same_pixels(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
+    return len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+@dataclass
+class _Coded:
+    """One layer's outcome before metrics: its bits, reconstruction and the timings that produced it."""
+
+    layer: int
+    bits_layer: int
+    bits_cum: int
+    recon: np.ndarray
+    encode: Repeated
+    decode: Repeated
+    mode: str
+    resources: dict[str, Any]
+
+
+def _code_scalable(codec: Codec, layers: list[np.ndarray], job: Job) -> tuple[list[_Coded], float]:
+    with ResourceProbe(job.device) as probe:
+        encoded = repeat(codec, lambda: codec.encode(layers, job.quality), job.repeats, _same_bytes, "encode")
+        decodes = []
+        for k in range(len(layers)):
+            decodes.append(repeat(codec, lambda k=k: codec.decode(encoded.result.data, k + 1), job.repeats,
+                                  _same_pixels, f"decode of layers 0..{k}"))
+            if len(decodes[-1].result) != k + 1:
+                raise RuntimeError(f"{job.codec} decoded {len(decodes[-1].result)} layers when asked for {k + 1}")
+    coded, bits_cum = [], 0
+    for k, decoded in enumerate(decodes):
+        bits_layer = encoded.result.layer_bytes[k] * 8
+        bits_cum += bits_layer
+        coded.append(_Coded(k, bits_layer, bits_cum, decoded.result[k], encoded, decoded, "scalable", probe.result()))
+    return coded, encoded.total + sum(d.total for d in decodes)
+
+
+def _code_single(codec: Codec, layers: list[np.ndarray], job: Job) -> tuple[list[_Coded], float]:
+    coded, seconds = [], 0.0
+    with ResourceProbe(job.device) as probe:  # one probe per job: its peak is the largest layer's
+        for k, layer in enumerate(layers):
+            encoded = repeat(codec, lambda layer=layer: codec.encode([layer], job.quality), job.repeats,
+                             _same_bytes, "encode")
+            data = encoded.result.data
+            decoded = repeat(codec, lambda data=data: codec.decode(data, 1), job.repeats, _same_pixels, "decode")
+            bits = len(data) * 8
+            coded.append(_Coded(k, bits, bits, decoded.result[0], encoded, decoded, "single", {}))
+            seconds += encoded.total + decoded.total
+    for item in coded:
+        item.resources = probe.result()
+    return coded, seconds
+
+
+@contextmanager
+def _metric_threads() -> Iterator[None]:
+    """Metrics run on one torch thread: their values then do not depend on ``--threads`` (float
+    reductions split over threads round differently), and on a busy two-core machine one thread
+    was 2.5x faster than two for MS-SSIM (OpenMP threads wait on each other)."""
+    import torch
+
+    previous = torch.get_num_threads()
+    if previous != 1:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if previous != 1:
+            torch.set_num_threads(previous)
 
 
 def run_job(job: Job) -> list[dict[str, Any]]:
@@ -102,49 +207,47 @@ def run_job(job: Job) -> list[dict[str, Any]]:
 
     torch.set_num_threads(job.threads)
     codec = _codec_for(job)
-    source = load_rgb(Path(job.image_path))
-    layers = cached_pyramid(source, job.scales, job.anchor, name=job.image)
-    _warm_up(codec, layers, job.quality)
-    params = sum(v for k, v in codec.parameter_counts().items() if k != "total") or None
-    extra_common: dict[str, Any] = {"params": params}
-    if codec.weights_info():
-        extra_common["weights"] = codec.weights_info()
+    layers = _layers_for(job)
+    warmup = _warm_up(codec, layers, job.quality)
+    coded, codec_seconds = (_code_scalable if codec.scalable else _code_single)(codec, layers, job)
 
-    results = []  # (layer, bits_layer, bits_cum, recon, encode_time, decode_time, timings, mode)
-    if codec.scalable:
-        encoded, encode_time = _timed(codec, lambda: codec.encode(layers, job.quality))
-        bits_cum = 0
-        for k in range(len(layers)):
-            decoded, decode_time = _timed(codec, lambda: codec.decode(encoded.data, k + 1))
-            if len(decoded) != k + 1:
-                raise RuntimeError(f"{job.codec} decoded {len(decoded)} layers when asked for {k + 1}")
-            bits_layer = encoded.layer_bytes[k] * 8
-            bits_cum += bits_layer
-            results.append((k, bits_layer, bits_cum, decoded[k], encode_time, decode_time, encoded.timings, "scalable"))
-    else:
-        for k, layer in enumerate(layers):
-            encoded, encode_time = _timed(codec, lambda: codec.encode([layer], job.quality))
-            decoded, decode_time = _timed(codec, lambda: codec.decode(encoded.data, 1))
-            bits = len(encoded.data) * 8
-            results.append((k, bits, bits, decoded[0], encode_time, decode_time, encoded.timings, "single"))
+    extra_common: dict[str, Any] = {"job_codec_s": codec_seconds}
+    if warmup is not None:
+        extra_common["warmup_s"] = warmup
+    params = parameter_summary(codec.parameter_counts())
+    if params:
+        extra_common["params"] = params
+    weights = codec.weights_info()
+    if weights:
+        extra_common["weights"] = weights
+        size = model_bytes(weights, job.quality)
+        if size is not None:
+            extra_common["model_bytes"] = size
 
     records = []
-    for k, bits_layer, bits_cum, recon, encode_time, decode_time, timings, mode in results:
-        target = layers[k]
-        if recon.shape != target.shape or recon.dtype != np.uint8:
-            raise RuntimeError(f"{job.codec} returned layer {k} as {recon.shape} {recon.dtype}, expected {target.shape} uint8")
-        height, width = target.shape[:2]
-        ms_ssim, ms_ssim_note = ms_ssim_rgb(target, recon)
-        extra = dict(extra_common, timings=timings)
-        if ms_ssim_note:
-            extra["ms_ssim_note"] = ms_ssim_note
-        records.append(Record(
-            codec=job.codec, dataset=job.dataset, image=job.image, scales=list(job.scales),
-            anchor=job.anchor, quality=job.quality, layer=k, num_layers=len(layers), height=height,
-            width=width, bits_layer=bits_layer, bits_cum=bits_cum, bpp=bits_cum / (height * width),
-            psnr_rgb=psnr_rgb(target, recon), ms_ssim_rgb=ms_ssim, encode_time=encode_time,
-            decode_time=decode_time, mode=mode, device=job.device, threads=job.threads, extra=extra,
-        ).to_json())
+    with _metric_threads():
+        for item in coded:
+            target = layers[item.layer]
+            recon = item.recon
+            if recon.shape != target.shape or recon.dtype != np.uint8:
+                raise RuntimeError(f"{job.codec} returned layer {item.layer} as {recon.shape} {recon.dtype}, "
+                                   f"expected {target.shape} uint8")
+            height, width = target.shape[:2]
+            ms_ssim, ms_ssim_note = ms_ssim_rgb(target, recon)
+            extra = dict(extra_common, timings=item.encode.internal_median(), **item.resources)
+            if job.repeats > 1:
+                extra["timing"] = {"repeats": job.repeats, "encode": spread(item.encode.seconds),
+                                   "decode": spread(item.decode.seconds)}
+            if ms_ssim_note:
+                extra["ms_ssim_note"] = ms_ssim_note
+            records.append(Record(
+                codec=job.codec, dataset=job.dataset, image=job.image, scales=list(job.scales),
+                anchor=job.anchor, quality=job.quality, layer=item.layer, num_layers=len(layers),
+                height=height, width=width, bits_layer=item.bits_layer, bits_cum=item.bits_cum,
+                bpp=item.bits_cum / (height * width), psnr_rgb=psnr_rgb(target, recon), ms_ssim_rgb=ms_ssim,
+                encode_time=item.encode.median, decode_time=item.decode.median, mode=item.mode,
+                device=job.device, threads=job.threads, extra=extra,
+            ).to_json())
     return records
 
 
@@ -166,6 +269,17 @@ class RunSummary:
     failed: list[tuple[str, str]]
     wall_time: float
     codec_time: float  # seconds spent inside codec calls, summed over finished jobs
+    warmup_time: float = 0.0  # codec start-up (first untimed call per process): neither coding nor harness
+
+    @property
+    def harness_time(self) -> float:
+        """Seconds of wall time spent neither inside codec calls nor warming codecs up."""
+        return max(0.0, self.wall_time - self.codec_time - self.warmup_time)
+
+    @property
+    def harness_overhead(self) -> float | None:
+        """Share of wall time spent in the harness (a serial run's figure; workers overlap)."""
+        return self.harness_time / self.wall_time if self.wall_time > 0 and self.done else None
 
 
 JobOutcome = tuple[Job, "list[dict[str, Any]] | None", "str | None"]
@@ -196,6 +310,24 @@ class LocalExecutor:
                     yield future.result()
 
 
+def _job_codec_time(records: list[dict[str, Any]]) -> float:
+    """Seconds inside codec calls for one job: every repeat, counted once per job."""
+    extra = (records[0].get("extra") or {}) if records else {}
+    if "job_codec_s" in extra:
+        return float(extra["job_codec_s"])
+    # Records from executors that predate job_codec_s: one encode per scalable stream.
+    total, encoded = 0.0, False
+    for r in records:
+        if r["mode"] == "scalable":
+            if not encoded:
+                total += r["encode_time"]
+                encoded = True
+            total += r["decode_time"]
+        else:
+            total += r["encode_time"] + r["decode_time"]
+    return total
+
+
 def execute(jobs: Sequence[Job], store: RunStore, workers: int = 1,
             progress: Callable[[Iterable[Job], int], Any] | None = None,
             executor: Executor | None = None) -> RunSummary:
@@ -210,15 +342,8 @@ def execute(jobs: Sequence[Job], store: RunStore, workers: int = 1,
         if records is not None:
             store.append(records)
             summary.done += 1
-            seen = set()
-            for r in records:
-                if r["mode"] == "scalable":
-                    if "encode" not in seen:
-                        summary.codec_time += r["encode_time"]
-                        seen.add("encode")
-                    summary.codec_time += r["decode_time"]
-                else:
-                    summary.codec_time += r["encode_time"] + r["decode_time"]
+            summary.codec_time += _job_codec_time(records)
+            summary.warmup_time += float(((records[0].get("extra") or {}) if records else {}).get("warmup_s", 0.0))
         else:
             summary.failed.append((job.key, error or "unknown error"))
         if bar is not None:
