@@ -1,0 +1,482 @@
+"""``python -m bench check``: the regression gate. Rerun a small fixed configuration, compare it with
+the baseline committed in ``bench/baselines/check.json``, print what moved, exit 1 on a regression.
+
+What is compared, per record (codec × image × scales × quality × layer): the layer's bits, PSNR-RGB
+and MS-SSIM-RGB; and per scale combination and layer the BD-rate of the pairs in ``BD_PAIRS``.
+How strictly depends on whether the codec can be expected to reproduce its bytes here:
+
+* ``exact``: bits identical, PSNR and MS-SSIM within 1e-6. Used when the codec is deterministic and
+  its *fingerprint* (what its output depends on: the x265 and ffmpeg versions for x265; torch,
+  CompressAI, weights hashes and the CPU for learned codecs) is the baseline's.
+* ``tolerance``: bits within 2 %, PSNR within 0.05 dB, MS-SSIM within 0.002. Used for external
+  reference software (SHVC) and whenever the fingerprint differs (another x265 build, another CPU).
+
+BD-rates must stay within ``BD_MARGIN`` percentage points in either mode. A codec in the baseline
+but unavailable here is listed as skipped (a failure with ``--strict``); ``--update`` rewrites the
+baseline deliberately, after a change that is meant to move the numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import math
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+DEFAULT_BASELINE = Path(__file__).resolve().parent / "baselines" / "check.json"
+FORMAT = 1
+EXACT = {"bits": 0.0, "psnr": 1e-6, "ms_ssim": 1e-6}
+TOLERANCE = {"bits": 0.02, "psnr": 0.05, "ms_ssim": 0.002}  # bits: relative; others: absolute
+BD_MARGIN = 0.5  # percentage points
+NONDETERMINISTIC = ("shvc",)  # external reference software: always compared with tolerance
+
+
+@dataclass(frozen=True)
+class CheckConfig:
+    """The fixed configuration that the baseline describes (changing it requires ``--update``)."""
+
+    dataset: str = "kodak"
+    limit: int = 2
+    scales: tuple[str, ...] = ("1.5", "1.33,1.5")
+    anchor: str = "top"
+    qualities: dict[str, tuple[int, ...]] = field(default_factory=lambda: {
+        "x265": (32, 37),
+        "simulcast:x265": (32, 37),
+        "mean-scale": (1, 4),
+        "simulcast:mean-scale": (1, 4),
+        "compass": (1, 4),
+        "shvc": (32, 37),
+    })
+    bd_pairs: tuple[tuple[str, str], ...] = (  # (test, anchor)
+        ("simulcast:x265", "x265"),
+        ("simulcast:mean-scale", "mean-scale"),
+        ("compass", "simulcast:mean-scale"),
+        ("shvc", "simulcast:x265"),
+    )
+
+    def describe(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["qualities"] = {k: list(v) for k, v in self.qualities.items()}
+        data["scales"] = list(self.scales)
+        data["bd_pairs"] = [list(p) for p in self.bd_pairs]
+        return data
+
+
+class CheckError(Exception):
+    """The check cannot run or compare (no baseline, other configuration, unusable output folder)."""
+
+
+# --- fingerprints: what a codec's exact output depends on ----------------------------------------
+
+@functools.lru_cache(maxsize=1)
+def x265_fingerprint() -> dict[str, str]:
+    """ffmpeg's version line and the libx265 version it links (from x265's own banner)."""
+    binary = shutil.which("ffmpeg")
+    if binary is None:
+        return {"ffmpeg": "missing"}
+    info = {"ffmpeg": _first_line([binary, "-hide_banner", "-version"]) or "unknown"}
+    # x265 prints "HEVC encoder version X" at log level info; encode one 16x16 grey frame to see it.
+    command = [binary, "-hide_banner", "-nostdin", "-loglevel", "info", "-f", "rawvideo", "-pix_fmt", "yuv444p",
+               "-s", "16x16", "-i", "pipe:", "-frames:v", "1", "-c:v", "libx265", "-x265-params", "log-level=info",
+               "-f", "null", "-"]
+    try:
+        result = subprocess.run(command, input=bytes(16 * 16 * 3), capture_output=True, timeout=60, check=False)
+        match = re.search(rb"HEVC encoder version (\S+)", result.stderr)
+        info["x265"] = match.group(1).decode() if match else "unknown"
+    except (OSError, subprocess.TimeoutExpired):
+        info["x265"] = "unknown"
+    return info
+
+
+def _first_line(command: list[str]) -> str | None:
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return result.stdout.splitlines()[0].strip() if result.stdout else None
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def fingerprint(spec: str, weights: dict[str, str] | None = None) -> dict[str, str]:
+    """Everything the exact output of ``spec`` depends on besides bench's own code."""
+    from importlib import metadata
+
+    base = spec.split("@")[0]
+    inner = base.split(":", 1)[1] if base.startswith("simulcast:") else base
+    if inner.startswith("x265"):
+        return dict(x265_fingerprint())
+    if inner.startswith("shvc"):
+        return {"external": "SHM"}
+    versions = {}
+    for package in ("torch", "compressai", "numpy"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = "missing"
+    versions["cpu"] = _cpu_model()
+    if weights:
+        versions["weights"] = weights.get("sha256", "")
+    return versions
+
+
+def is_deterministic(spec: str) -> bool:
+    base = spec.split("@")[0]
+    inner = base.split(":", 1)[1] if base.startswith("simulcast:") else base
+    return not inner.startswith(NONDETERMINISTIC)
+
+
+# --- running the configuration -------------------------------------------------------------------
+
+@dataclass
+class CheckRun:
+    records: list[dict[str, Any]]
+    codecs: dict[str, dict[str, Any]]  # spec -> {"available", "reason", "fingerprint", "deterministic"}
+    failed: list[tuple[str, str]]
+    wall_time: float
+    codec_time: float
+    warmup_time: float
+
+
+def run_configuration(config: CheckConfig, out: Path, data_root: Path | None = None, jobs: int = 1) -> CheckRun:
+    """Run every available codec of ``config`` into the run directory ``out`` (which must be empty)."""
+    from bench.datasets import load_dataset
+    from bench.pyramid import Anchoring, parse_scales
+    from bench.registry import create_codec
+    from bench.runner import execute, plan_jobs
+    from bench.store import RunStore
+
+    store = RunStore(out)
+    if store.records_path.exists():
+        raise CheckError(f"{out} already holds records; `bench check` needs a fresh folder (or no --out)")
+    dataset = load_dataset(config.dataset, data_root, config.limit)
+    scale_sets = [parse_scales(text) for text in config.scales]
+    anchor = str(Anchoring.parse(config.anchor))
+    codecs: dict[str, dict[str, Any]] = {}
+    for spec in config.qualities:
+        codec = create_codec(spec)
+        status = codec.availability()
+        entry: dict[str, Any] = {"available": status.available, "deterministic": is_deterministic(spec)}
+        if status.available:
+            entry["fingerprint"] = fingerprint(spec, codec.weights_info())
+        else:
+            entry["reason"] = status.reason
+        codecs[spec] = entry
+    available = [spec for spec, entry in codecs.items() if entry["available"]]
+    planned = plan_jobs(available, dataset.name, dataset.images, scale_sets, anchor,
+                        {spec: list(config.qualities[spec]) for spec in available}, "cpu", 1)
+    store.open_for_writing()
+    store.write_manifest({"check": config.describe(), "codecs": codecs,
+                          "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+    summary = execute(planned, store, workers=jobs)
+    for spec in available:  # weights are known only once a model is loaded: refresh the fingerprint
+        codecs[spec]["fingerprint"] = _fingerprint_after_run(spec, store.records(), codecs[spec]["fingerprint"])
+    return CheckRun(store.records(), codecs, summary.failed, summary.wall_time, summary.codec_time,
+                    summary.warmup_time)
+
+
+def _fingerprint_after_run(spec: str, records: list[dict[str, Any]], before: dict[str, str]) -> dict[str, str]:
+    weights = next((r["extra"].get("weights") for r in records if r["codec"] == spec and r["extra"].get("weights")),
+                   None)
+    return fingerprint(spec, weights) if weights else before
+
+
+# --- summarising and comparing -------------------------------------------------------------------
+
+def _row_key(record: dict[str, Any]) -> str:
+    scales = ",".join(f"{s:g}" for s in record["scales"])
+    return f"{record['codec']}|{record['image']}|{scales}|{record['quality']}|{record['layer']}"
+
+
+def summarise(run: CheckRun, config: CheckConfig) -> dict[str, Any]:
+    """The baseline document for a run: per-record values, BD-rates, codec fingerprints."""
+    rows = {}
+    for r in sorted(run.records, key=_row_key):
+        rows[_row_key(r)] = {"bits": r["bits_layer"], "psnr": r["psnr-rgb"], "ms_ssim": r["ms-ssim-rgb"]}
+    return {
+        "format": FORMAT,
+        "config": config.describe(),
+        "codecs": {spec: {k: v for k, v in entry.items() if k != "reason"}
+                   for spec, entry in run.codecs.items() if entry["available"]},
+        "records": rows,
+        "bdrate": bd_rates(run.records, config),
+    }
+
+
+def bd_rates(records: list[dict[str, Any]], config: CheckConfig) -> dict[str, float | None]:
+    """BD-rate (percent) of every configured pair, per scale combination and layer >= 1."""
+    from bench.bdrate import bd_rate
+
+    curves: dict[tuple[str, str, int], dict[int, list[tuple[float, float]]]] = {}
+    for r in records:
+        scales = ",".join(f"{s:g}" for s in r["scales"])
+        curves.setdefault((r["codec"], scales, r["layer"]), {}).setdefault(r["quality"], []).append(
+            (r["bpp"], r["psnr-rgb"]))
+    out: dict[str, float | None] = {}
+    for test, anchor in config.bd_pairs:
+        for (codec, scales, layer), points in sorted(curves.items()):
+            if codec != test or layer < 1 or (anchor, scales, layer) not in curves:
+                continue
+            a, t = _mean_curve(curves[(anchor, scales, layer)]), _mean_curve(points)
+            result = bd_rate(a[0], a[1], t[0], t[1])
+            out[f"{test} vs {anchor}|{scales}|{layer}"] = result.bd_rate if result.ok else None
+    return out
+
+
+def _mean_curve(by_quality: dict[int, list[tuple[float, float]]]) -> tuple[list[float], list[float]]:
+    qualities = sorted(by_quality)
+    rate = [sum(p[0] for p in by_quality[q]) / len(by_quality[q]) for q in qualities]
+    psnr = [sum(p[1] for p in by_quality[q]) / len(by_quality[q]) for q in qualities]
+    return rate, psnr
+
+
+@dataclass
+class Moved:
+    codec: str
+    what: str  # record key without the codec, or the BD pair
+    field: str
+    baseline: Any
+    now: Any
+    limit: str
+    failed: bool
+
+
+@dataclass
+class Comparison:
+    moved: list[Moved] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)  # codec -> why
+    modes: dict[str, str] = field(default_factory=dict)  # codec -> "exact" / "tolerance (why)"
+    new: list[str] = field(default_factory=list)  # codecs available now but not in the baseline
+    not_run: dict[str, str] = field(default_factory=dict)  # unavailable now and not in the baseline either
+    compared: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def failures(self) -> list[Moved]:
+        return [m for m in self.moved if m.failed]
+
+
+def _differs(field_name: str, old: Any, new: Any, limits: dict[str, float]) -> tuple[bool, bool, str]:
+    """(moved at all, beyond the limit, the limit as text) for one value."""
+    if old is None or new is None or (isinstance(old, float) and math.isnan(old)):
+        same = old == new or (old is None and new is None)
+        return (not same, not same, "equal")
+    if isinstance(old, float) and math.isinf(old) or isinstance(new, float) and math.isinf(new):
+        return (old != new, old != new, "equal")
+    delta = abs(new - old)
+    if field_name == "bits":
+        limit = limits["bits"] * abs(old)
+        text = "exact" if limits["bits"] == 0 else f"{limits['bits']:.0%}"
+    else:
+        limit = limits[field_name]
+        text = f"{limit:g}"
+    return (delta != 0, delta > limit, text)
+
+
+def compare(baseline: dict[str, Any], current: dict[str, Any], run: CheckRun) -> Comparison:
+    result = Comparison()
+    base_codecs, now_codecs = baseline.get("codecs", {}), run.codecs
+    for spec, old in base_codecs.items():
+        now = now_codecs.get(spec)
+        if now is None or not now["available"]:
+            result.skipped[spec] = now.get("reason", "unavailable") if now else "not in the configuration"
+            continue
+        if not old.get("deterministic", True) or not now["deterministic"]:
+            result.modes[spec] = "tolerance (external reference software)"
+        elif old.get("fingerprint") != now.get("fingerprint"):
+            changed = sorted(k for k in set(old.get("fingerprint", {})) | set(now.get("fingerprint", {}))
+                             if old.get("fingerprint", {}).get(k) != now.get("fingerprint", {}).get(k))
+            detail = ", ".join(f"{k}: {old.get('fingerprint', {}).get(k)} -> {now['fingerprint'].get(k)}"
+                               for k in changed)
+            result.modes[spec] = f"tolerance (other build: {detail})"
+        else:
+            result.modes[spec] = "exact"
+    result.new = sorted(spec for spec, entry in now_codecs.items() if entry["available"] and spec not in base_codecs)
+    result.not_run = {spec: entry.get("reason", "unavailable") for spec, entry in now_codecs.items()
+                      if not entry["available"] and spec not in base_codecs}
+
+    failed_jobs = {key.split("|")[0] for key, _ in run.failed}
+    for key, old in baseline.get("records", {}).items():
+        spec, rest = key.split("|", 1)
+        if spec in result.skipped:
+            continue
+        limits = EXACT if result.modes.get(spec) == "exact" else TOLERANCE
+        new = current["records"].get(key)
+        result.compared[spec] = result.compared.get(spec, 0) + 1
+        if new is None:
+            why = "job failed" if spec in failed_jobs else "missing"
+            result.moved.append(Moved(spec, rest, "record", "present", why, "present", True))
+            continue
+        for name in ("bits", "psnr", "ms_ssim"):
+            moved, beyond, limit = _differs(name, old[name], new[name], limits)
+            if moved:
+                result.moved.append(Moved(spec, rest, name, old[name], new[name], limit, beyond))
+    for key, old in baseline.get("bdrate", {}).items():
+        pair = key.split("|")[0]
+        test, anchor = pair.split(" vs ")
+        if test in result.skipped or anchor in result.skipped:
+            continue
+        new = current["bdrate"].get(key)
+        if new is None or old is None:
+            if new != old:
+                result.moved.append(Moved(test, key, "bd-rate %", old, new, "defined", True))
+            continue
+        if new != old:
+            result.moved.append(Moved(test, key, "bd-rate %", old, new, f"±{BD_MARGIN:g} pt",
+                                      abs(new - old) > BD_MARGIN))
+    return result
+
+
+# --- output --------------------------------------------------------------------------------------
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6f}" if abs(value) < 1e4 else f"{value:.0f}"
+    return str(value)
+
+
+def _delta_text(old: Any, new: Any, name: str) -> str:
+    if not isinstance(old, (int, float)) or not isinstance(new, (int, float)):
+        return ""
+    if name == "bits" and old:
+        return f"{new - old:+d} ({(new - old) / old:+.2%})"
+    return f"{new - old:+.2e}"
+
+
+def _short(reason: str, limit: int = 160) -> str:
+    return reason if len(reason) <= limit else reason[: limit - 3] + "..."
+
+
+def render(comparison: Comparison, run: CheckRun) -> str:
+    from tabulate import tabulate
+
+    lines = []
+    for spec, mode in comparison.modes.items():
+        count = comparison.compared.get(spec, 0)
+        moved = sum(1 for m in comparison.moved if m.codec == spec)
+        failed = sum(1 for m in comparison.moved if m.codec == spec and m.failed)
+        state = "FAIL" if failed else "ok"
+        lines.append(f"  {spec:<22} {state:<4} {count} records, {moved} values moved, {failed} beyond limits; {mode}")
+    for spec, reason in comparison.skipped.items():
+        lines.append(f"  {spec:<22} skip unavailable here: {_short(reason)}")
+    for spec, reason in comparison.not_run.items():
+        lines.append(f"  {spec:<22} skip unavailable here and not in the baseline: {_short(reason)}")
+    for spec in comparison.new:
+        lines.append(f"  {spec:<22} new  not in the baseline (run `python -m bench check --update` to add it)")
+    text = "codecs:\n" + "\n".join(lines)
+    if comparison.moved:
+        table = [[m.codec, m.what, m.field, _fmt(m.baseline), _fmt(m.now), _delta_text(m.baseline, m.now, m.field),
+                  m.limit, "FAIL" if m.failed else "ok"] for m in comparison.moved]
+        shown = sorted(table, key=lambda row: (row[-1] != "FAIL", row[0], row[1]))
+        text += "\n\nwhat moved (codec | image|scales|quality|layer, or BD pair|scales|layer):\n"
+        text += tabulate(shown, headers=["codec", "where", "field", "baseline", "now", "change", "limit", "status"],
+                         disable_numparse=True)
+    else:
+        text += "\n\nnothing moved."
+    for key, error in run.failed:
+        text += f"\nfailed job {key}: {error}"
+    return text
+
+
+# --- command line --------------------------------------------------------------------------------
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--baseline", type=Path, default=DEFAULT_BASELINE,
+                        help="baseline file (default: bench/baselines/check.json)")
+    parser.add_argument("--update", action="store_true", help="rewrite the baseline from this run (deliberately)")
+    parser.add_argument("--strict", action="store_true",
+                        help="a codec of the baseline that is unavailable here is a failure, not a skip")
+    parser.add_argument("--out", type=Path, help="keep the run in this (new or empty) folder; default: a temp folder")
+    parser.add_argument("--data-root", type=Path, help="folder holding kodak/ (default: $BENCH_DATA or ../shared/datasets)")
+    parser.add_argument("--jobs", type=int, default=1, help="jobs run in parallel worker processes")
+
+
+def check(config: CheckConfig, baseline_path: Path, out: Path | None = None, data_root: Path | None = None,
+          update: bool = False, strict: bool = False, jobs: int = 1, stream: Any = None) -> int:
+    """Run, compare (or ``update``) and print; the exit status: 0 pass, 1 regression."""
+    stream = stream or sys.stdout
+    temp = None
+    if out is None:
+        temp = tempfile.mkdtemp(prefix="bench-check-")
+        out = Path(temp)
+    try:
+        run = run_configuration(config, out, data_root, jobs)
+    finally:
+        if temp is not None:
+            shutil.rmtree(temp, ignore_errors=True)
+    current = summarise(run, config)
+    overhead = (run.wall_time - run.codec_time - run.warmup_time) / run.wall_time if run.wall_time else 0.0
+    print(f"bench check: {len(run.records)} records from {len(current['codecs'])} codecs in {run.wall_time:.1f} s "
+          f"(codecs {run.codec_time:.1f} s, warm-up {run.warmup_time:.1f} s, harness {overhead:.1%})", file=stream)
+    if update:
+        if run.failed:
+            for key, error in run.failed:
+                print(f"failed job {key}: {error}", file=stream)
+            print("bench check: baseline NOT updated: some jobs failed", file=stream)
+            return 1
+        document = dict(current, written=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        baseline_path.parent.mkdir(parents=True, exist_ok=True)
+        baseline_path.write_text(json.dumps(document, indent=1, sort_keys=True) + "\n")
+        skipped = [spec for spec, entry in run.codecs.items() if not entry["available"]]
+        print(f"bench check: baseline written to {baseline_path} ({len(current['records'])} records, "
+              f"{len(current['bdrate'])} BD-rates)" + (f"; not in it (unavailable): {', '.join(skipped)}" if skipped else ""),
+              file=stream)
+        return 0
+    if not baseline_path.is_file():
+        raise CheckError(f"no baseline at {baseline_path}; write one with `python -m bench check --update`")
+    baseline = json.loads(baseline_path.read_text())
+    if baseline.get("format") != FORMAT:
+        raise CheckError(f"{baseline_path} has format {baseline.get('format')}, expected {FORMAT}; rerun --update")
+    if baseline.get("config") != current["config"]:
+        raise CheckError(f"{baseline_path} was written for another check configuration; if the change to "
+                         "CheckConfig is deliberate, rerun with --update")
+    comparison = compare(baseline, current, run)
+    print(render(comparison, run), file=stream)
+    failures = comparison.failures
+    strict_skips = list(comparison.skipped) if strict else []
+    if failures or strict_skips or run.failed:
+        reasons = []
+        if failures:
+            reasons.append(f"{len(failures)} values beyond their limits")
+        if run.failed:
+            reasons.append(f"{len(run.failed)} jobs failed")
+        if strict_skips:
+            reasons.append(f"--strict and unavailable: {', '.join(strict_skips)}")
+        print(f"bench check: FAILED ({'; '.join(reasons)})", file=stream)
+        return 1
+    print("bench check: passed", file=stream)
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    from bench.cli import UsageError
+
+    if args.jobs < 1:
+        raise UsageError("--jobs must be at least 1")
+    try:
+        return check(CheckConfig(), args.baseline, args.out, args.data_root, args.update, args.strict, args.jobs)
+    except CheckError as error:
+        raise UsageError(str(error)) from error
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from bench.cli import main as cli_main
+
+    return cli_main(["check", *(argv or [])])

@@ -1,0 +1,174 @@
+"""`bench check`: passes against a baseline it just wrote, fails (showing the moved row) when a codec's
+output or the baseline changes, skips unavailable codecs unless --strict."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from bench.check import CheckConfig, CheckError, check
+from bench.codec import Availability, Codec, Encoded
+from bench.registry import _REGISTRY, register_codec
+
+
+class _Quantizer(Codec):
+    """Deterministic lossy codec in pure Python: pixels quantised with step ``STEP[quality]``, zlib'd."""
+
+    scalable = False
+    default_qualities = (1, 2)
+    STEP = {1: 24, 2: 6}
+
+    def encode(self, layers, quality: int) -> Encoded:
+        (image,) = layers
+        step = self.STEP[quality]
+        header = np.array([*image.shape[:2], step], ">u2").tobytes()
+        data = header + zlib.compress((image // step).astype(np.uint8).tobytes(), 9)
+        return Encoded(data, [len(data)])
+
+    def decode(self, data: bytes, num_layers: int | None = None) -> list[np.ndarray]:
+        height, width, step = np.frombuffer(data[:6], ">u2")
+        q = np.frombuffer(zlib.decompress(data[6:]), np.uint8).reshape(height, width, 3)
+        return [np.clip(q.astype(np.int32) * step + step // 2, 0, 255).astype(np.uint8)]
+
+
+class _Missing(_Quantizer):
+    def availability(self) -> Availability:
+        return Availability.missing("deliberately unavailable for the test")
+
+
+@pytest.fixture
+def codecs(monkeypatch: pytest.MonkeyPatch):
+    for name, cls in (("check-quant", _Quantizer), ("check-missing", _Missing)):
+        register_codec(name)(cls)
+    monkeypatch.setattr(_Quantizer, "STEP", dict(_Quantizer.STEP))
+    yield
+    for name in ("check-quant", "check-missing"):
+        _REGISTRY.pop(name, None)
+
+
+@pytest.fixture
+def images(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
+    folder = tmp_path / "images"
+    folder.mkdir()
+    rng = np.random.default_rng(7)
+    for index in range(3):
+        y, x = np.mgrid[0:48, 0:64]
+        base = np.stack([x * 4, y * 5, (x + y) * 2], axis=-1) + rng.integers(-20, 21, (48, 64, 3))
+        Image.fromarray(np.clip(base, 0, 255).astype(np.uint8)).save(folder / f"im{index}.png")
+    return folder
+
+
+def _config(images: Path, extra: dict | None = None) -> CheckConfig:
+    qualities = {"check-quant": (1, 2), "simulcast:check-quant": (1, 2), **(extra or {})}
+    return CheckConfig(dataset=str(images), limit=2, scales=("1.5", "1.33,1.5"), qualities=qualities,
+                       bd_pairs=(("simulcast:check-quant", "check-quant"),))
+
+
+def _run(config: CheckConfig, baseline: Path, **kwargs) -> tuple[int, str]:
+    out = io.StringIO()
+    status = check(config, baseline, stream=out, **kwargs)
+    return status, out.getvalue()
+
+
+def test_check_passes_against_the_baseline_it_just_wrote(codecs, images: Path, tmp_path: Path) -> None:
+    baseline = tmp_path / "check.json"
+    status, text = _run(_config(images), baseline, update=True)
+    assert status == 0 and baseline.is_file(), text
+    document = json.loads(baseline.read_text())
+    # 2 images x (2 + 3 layers) x 2 qualities, for each of the two codecs
+    assert len(document["records"]) == 2 * 5 * 2 * 2
+    assert set(document["codecs"]) == {"check-quant", "simulcast:check-quant"}
+    # Simulcast of layers 0..k costs more than layer k alone: positive BD-rate for every layer >= 1.
+    assert len(document["bdrate"]) == 3 and all(v > 0 for v in document["bdrate"].values())
+
+    status, text = _run(_config(images), baseline)
+    assert status == 0, text
+    assert "nothing moved" in text and "bench check: passed" in text
+    assert "check-quant" in text and "exact" in text
+
+
+def test_changed_quality_mapping_fails_with_the_moved_rows(codecs, images: Path, tmp_path: Path) -> None:
+    baseline = tmp_path / "check.json"
+    assert _run(_config(images), baseline, update=True)[0] == 0
+    _Quantizer.STEP[2] = 7  # what a changed quality mapping does to a codec's output
+    status, text = _run(_config(images), baseline)
+    assert status == 1
+    assert "FAILED" in text and "what moved" in text
+    # The rows of quality 2 moved, in bits and PSNR; quality 1 did not.
+    moved = [line for line in text.splitlines() if "FAIL" in line and "|2|" in line]
+    assert any(" bits " in line for line in moved) and any(" psnr " in line for line in moved)
+    assert not [line for line in text.splitlines() if re.search(r"im\d\.png\|[\d.,]+\|1\|", line)]
+
+
+def test_altered_baseline_value_is_reported(codecs, images: Path, tmp_path: Path) -> None:
+    baseline = tmp_path / "check.json"
+    assert _run(_config(images), baseline, update=True)[0] == 0
+    document = json.loads(baseline.read_text())
+    key = "check-quant|im1.png|1.5|1|1"
+    document["records"][key]["psnr"] += 1e-3  # beyond the exact limit (1e-6)
+    baseline.write_text(json.dumps(document))
+    status, text = _run(_config(images), baseline)
+    assert status == 1
+    (row,) = [line for line in text.splitlines() if "im1.png|1.5|1|1" in line]
+    assert "psnr" in row and "FAIL" in row and "-1.00e-03" in row
+
+
+def test_a_tiny_move_within_tolerance_passes_when_the_build_differs(codecs, images: Path, tmp_path: Path) -> None:
+    baseline = tmp_path / "check.json"
+    assert _run(_config(images), baseline, update=True)[0] == 0
+    document = json.loads(baseline.read_text())
+    document["codecs"]["check-quant"]["fingerprint"]["torch"] = "0.0-other"
+    key = "check-quant|im0.png|1.5|2|1"
+    document["records"][key]["bits"] = round(document["records"][key]["bits"] * 1.01)  # 1 % < 2 %
+    baseline.write_text(json.dumps(document))
+    status, text = _run(_config(images), baseline)
+    assert status == 0, text
+    assert "tolerance (other build: torch: 0.0-other ->" in text
+    (row,) = [line for line in text.splitlines() if "im0.png|1.5|2|1" in line]
+    assert "bits" in row and " ok" in row
+
+
+def test_unavailable_codec_is_skipped_unless_strict(codecs, images: Path, tmp_path: Path) -> None:
+    baseline = tmp_path / "check.json"
+    config = _config(images)
+    assert _run(config, baseline, update=True)[0] == 0
+    document = json.loads(baseline.read_text())
+    # Pretend the baseline was written where check-missing was available.
+    document["codecs"]["check-missing"] = dict(document["codecs"]["check-quant"])
+    document["config"]["qualities"]["check-missing"] = [1, 2]
+    baseline.write_text(json.dumps(document))
+    config = _config(images, {"check-missing": (1, 2)})
+    status, text = _run(config, baseline)
+    assert status == 0, text
+    assert "check-missing" in text and "skip" in text and "deliberately unavailable" in text
+    status, text = _run(config, baseline, strict=True)
+    assert status == 1 and "--strict and unavailable: check-missing" in text
+
+
+def test_other_configuration_or_missing_baseline_is_an_error(codecs, images: Path, tmp_path: Path) -> None:
+    baseline = tmp_path / "check.json"
+    with pytest.raises(CheckError, match="--update"):
+        _run(_config(images), baseline)
+    assert _run(_config(images), baseline, update=True)[0] == 0
+    other = CheckConfig(dataset=str(images), limit=1, scales=("1.5",), qualities={"check-quant": (1, 2)},
+                        bd_pairs=())
+    with pytest.raises(CheckError, match="another check configuration"):
+        _run(other, baseline)
+
+
+def test_committed_baseline_matches_the_default_configuration() -> None:
+    from bench.check import DEFAULT_BASELINE
+
+    document = json.loads(DEFAULT_BASELINE.read_text())
+    assert document["config"] == CheckConfig().describe()
+    assert "x265" in document["codecs"] and document["codecs"]["x265"]["fingerprint"]["x265"]
+    # every record of x265 at each layer of both scale combinations, 2 images x 2 qualities
+    assert sum(key.startswith("x265|") for key in document["records"]) == 2 * 2 * (2 + 3)
