@@ -249,6 +249,15 @@ def cmd_decode(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_fuzz(args: argparse.Namespace) -> int:
+    from bench import fuzz
+
+    try:
+        return fuzz.run(args)
+    except fuzz.FuzzError as error:
+        raise UsageError(str(error)) from error
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     from bench import check
 
@@ -304,6 +313,10 @@ def build_parser() -> argparse.ArgumentParser:
     decode.add_argument("--layers", type=int, help="decode only the first N layers (default all)")
     decode.add_argument("--device", default="cpu")
     decode.add_argument("prefix", help="output files are PREFIX_L<k>.png")
+    from bench.fuzz import add_arguments as add_fuzz_arguments  # stdlib-only import: cheap
+
+    add_fuzz_arguments(sub.add_parser("fuzz", help="feed mutated and truncated inputs to every decoder of "
+                                                   "bench-made bytes; count crashes and hangs"))
     from bench.check import add_arguments as add_check_arguments
 
     add_check_arguments(sub.add_parser("check", help="rerun a small fixed configuration and compare it with "
@@ -314,7 +327,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler = {"run": cmd_run, "report": cmd_report, "list": cmd_list, "encode": cmd_encode,
-               "decode": cmd_decode, "check": cmd_check}[args.command]
+               "decode": cmd_decode, "fuzz": cmd_fuzz,
+               "check": cmd_check}[args.command]
     try:
         return handler(args)
     except KeyboardInterrupt:

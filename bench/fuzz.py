@@ -1,0 +1,736 @@
+"""``bench fuzz``: mutated and truncated inputs for every decoder that reads bytes bench produced.
+
+Each decoder ("target") starts from valid streams that bench itself wrote (seeds) and decodes
+``--count`` inputs made from them: bit flips, byte changes, insertions, deletions, splices,
+duplicated ranges, big-endian integers with extreme values written over the bytes, truncations, and
+for CRC-protected formats half of the inputs re-sealed (their CRCs recomputed after the damage) so
+that the checks behind the CRC, such as the size claims in headers, are reached too.
+
+Every input must end in one of:
+
+* ``decoded``: a valid decode (for a changed input too: prefixes, ignored trailing bytes, fields
+  that carry no check, e.g. the JSON header of the ``bench encode`` envelope);
+* ``clear-error``: the decoder's own error type (``BitstreamError``, ``EnvelopeError``, ``StoreError``);
+* ``codec-error``: a plain ``CodecError`` (the request cannot be served, e.g. a header naming a
+  quality that has no weights here): clear, but counted apart;
+
+and never in a failure: ``other-exception`` (any other exception type), ``invalid-result`` (a
+decode that returns something the decoder's contract excludes), ``memory`` (``MemoryError`` or an
+allocation refused, under an address-space limit of ``--memory-mb`` above what the worker needed to
+start, so a header claiming a giant size that is allocated before it is checked shows up here
+instead of exhausting the machine), ``hang`` (no result within ``--time-limit`` seconds: the worker
+is killed) or ``crash`` (the worker process died, e.g. a segfault in native code).
+
+Inputs run in a spawned worker process, one after the other; the parent is a watchdog that restarts
+the worker after a hang or a crash and goes on with the next input. Input ``i`` depends only on the
+seed and ``i``, so ``--start i --count 1`` reproduces it; ``--save-failures DIR`` writes the bytes
+of every failing input there.
+
+The learned codecs are fuzzed with tiny random models built in the worker (a mean-scale zoo in a
+temporary ``BENCH_WEIGHTS`` folder, a tiny COMPASS model): the parsers and the entropy decoders are
+exactly the production code, only the networks are small, so garbage decodes quickly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import random
+import shutil
+import struct
+import sys
+import tempfile
+import time
+import traceback
+import zlib
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+OUTCOMES = ("decoded", "clear-error", "codec-error", "other-exception", "invalid-result", "memory", "hang",
+            "crash")
+FAILURES = ("other-exception", "invalid-result", "memory", "hang", "crash")
+SETUP_TIMEOUT_S = 300.0  # building a tiny model and its seed streams on a busy machine
+MEMORY_MESSAGES = ("can't allocate memory", "cannot allocate memory", "std::bad_alloc", "out of memory")
+
+
+class FuzzError(Exception):
+    """The fuzz run itself cannot go on (unknown decoder, a target that cannot be set up)."""
+
+
+@dataclass
+class Target:
+    """A decoder under test and the valid streams its inputs are made from."""
+
+    name: str
+    seeds: list[bytes]
+    decode: Callable[[bytes, random.Random], Any]  # the rng picks e.g. how many layers to decode
+    clear_errors: tuple[type[BaseException], ...]
+    codec_errors: tuple[type[BaseException], ...] = ()
+    reseal: Callable[[bytes], bytes] | None = None  # recompute CRCs after damage
+    validate: Callable[[Any], str | None] | None = None  # a problem with a returned value, or None
+
+
+# ------------------------------------------------------------------------------------------ inputs
+
+
+_EXTREMES = (0, 1, 0x7F, 0x80, 0xFF, 0x7FFF, 0x8000, 0xFFFF, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF)
+
+
+def _mutate_once(buf: bytearray, rng: random.Random, seeds: Sequence[bytes]) -> bytearray:
+    size = len(buf)
+    if size == 0:
+        return bytearray(rng.randbytes(rng.randint(1, 16)))
+    pos = rng.randrange(size)
+    op = rng.randrange(9)
+    if op == 0:  # flip one bit
+        buf[pos] ^= 1 << rng.randrange(8)
+    elif op == 1:  # flip a few bits in a small window
+        for _ in range(rng.randint(2, 8)):
+            buf[min(size - 1, pos + rng.randrange(8))] ^= 1 << rng.randrange(8)
+    elif op == 2:  # a byte set to an interesting or random value
+        buf[pos] = rng.choice((0, 0xFF, 0x7F, 0x80, rng.randrange(256)))
+    elif op == 3:  # insert random bytes
+        buf[pos:pos] = rng.randbytes(rng.randint(1, 16))
+    elif op == 4:  # delete a range
+        del buf[pos : pos + rng.randint(1, 16)]
+    elif op == 5:  # splice in a range of another (or the same) seed, inserted or written over
+        other = rng.choice(seeds)
+        if other:
+            a = rng.randrange(len(other))
+            piece = other[a : a + rng.randint(1, 64)]
+            if rng.random() < 0.5:
+                buf[pos:pos] = piece
+            else:
+                buf[pos : pos + len(piece)] = piece
+    elif op == 6:  # a big-endian integer with an extreme value: headers claiming giant sizes
+        width = rng.choice((1, 2, 4))
+        value = rng.choice(_EXTREMES + (size, size + 1, size * 1000)) & ((1 << (8 * width)) - 1)
+        buf[pos : pos + width] = value.to_bytes(width, "big")
+    elif op == 7:  # duplicate a range in place
+        end = min(size, pos + rng.randint(1, 64))
+        buf[end:end] = buf[pos:end]
+    else:  # cut the tail
+        del buf[pos:]
+    return buf
+
+
+def make_input(target: Target, seed: int, index: int) -> tuple[bytes, random.Random]:
+    """Input ``index`` of a run with ``seed`` (and the rng the decode call draws its options from)."""
+    rng = random.Random(f"bench-fuzz:{target.name}:{seed}:{index}")
+    original = rng.choice(target.seeds)
+    roll = rng.random()
+    if roll < 0.15:  # a plain truncation: every prefix length is a case of its own
+        data = original[: rng.randrange(len(original) + 1)]
+    elif roll < 0.2:  # bytes that were never a stream, sometimes behind the right first bytes
+        junk = rng.randbytes(rng.randint(0, 2 * len(original)))
+        data = original[: rng.randint(0, 8)] + junk if rng.random() < 0.5 else junk
+    else:
+        buf = bytearray(original)
+        for _ in range(rng.choice((1, 1, 1, 2, 2, 3, 5))):
+            buf = _mutate_once(buf, rng, target.seeds)
+        data = bytes(buf)
+    if target.reseal is not None and rng.random() < 0.5:
+        data = target.reseal(data)
+    return data, rng
+
+
+def _is_memory_message(error: BaseException) -> bool:
+    text = str(error).lower()
+    return any(message in text for message in MEMORY_MESSAGES)
+
+
+def classify(target: Target, data: bytes, rng: random.Random) -> tuple[str, str]:
+    """Decode one input and say how it ended: ``(outcome, detail)``."""
+    try:
+        result = target.decode(data, rng)
+    except MemoryError as error:
+        return "memory", f"MemoryError: {error}"
+    except TimeoutError as error:  # a decoder's own time limit (x265's ffmpeg call)
+        return "hang", f"{type(error).__name__}: {error}"
+    except target.clear_errors as error:
+        if _is_memory_message(error):
+            return "memory", f"{type(error).__name__}: {error}"
+        return "clear-error", f"{type(error).__name__}: {error}"
+    except target.codec_errors as error:
+        if _is_memory_message(error):
+            return "memory", f"{type(error).__name__}: {error}"
+        return "codec-error", f"{type(error).__name__}: {error}"
+    except Exception as error:  # noqa: BLE001 - exactly what the fuzzer is looking for
+        outcome = "memory" if _is_memory_message(error) else "other-exception"
+        return outcome, "".join(traceback.format_exception(type(error), error, error.__traceback__)[-3:]).strip()
+    problem = target.validate(result) if target.validate else None
+    return ("invalid-result", problem) if problem else ("decoded", "")
+
+
+# ------------------------------------------------------------------------------------------ targets
+
+
+def _reseal_tail_crc(data: bytes) -> bytes:
+    """A stream whose last 4 bytes are the CRC32 of everything before them (mean-scale)."""
+    if len(data) < 4:
+        return data
+    return data[:-4] + struct.pack(">I", zlib.crc32(data[:-4]))
+
+
+def _reseal_container(data: bytes, inner: Callable[[bytes], bytes] | None = None) -> bytes:
+    """Recompute the CRC of every chunk of a ``_container`` stream that is complete."""
+    from bench.codecs._container import HEADER_SIZE
+
+    out = bytearray(data)
+    pos = HEADER_SIZE
+    while pos < len(out):
+        length = shift = 0
+        for _ in range(5):
+            if pos >= len(out):
+                return bytes(out)
+            byte = out[pos]
+            pos += 1
+            length |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                break
+        start, end = pos + 4, pos + 4 + length
+        if end > len(out):
+            return bytes(out)
+        if inner is not None:
+            payload = inner(bytes(out[start:end]))  # same length: only a CRC inside changes
+            out[start:end] = payload
+        out[pos:start] = struct.pack(">I", zlib.crc32(bytes(out[start:end])))
+        pos = end
+    return bytes(out)
+
+
+def _reseal_compass(data: bytes) -> bytes:
+    """Recompute the header CRC and every complete chunk's CRC of a COMPASS stream."""
+    out = bytearray(data)
+    if len(out) < 7:
+        return data
+    pos = 7 + out[6]
+    if len(out) < pos + 1:
+        return data
+    end = pos + 1 + 4 * out[pos]
+    if len(out) < end + 4:
+        return data
+    out[end : end + 4] = struct.pack(">I", zlib.crc32(bytes(out[:end])))
+    pos = end + 4
+    while len(out) - pos >= 5:
+        (length,) = struct.unpack_from(">I", out, pos + 1)
+        chunk_end = pos + 5 + length
+        if len(out) < chunk_end + 4:
+            break
+        out[chunk_end : chunk_end + 4] = struct.pack(">I", zlib.crc32(bytes(out[pos:chunk_end])))
+        pos = chunk_end + 4
+    return bytes(out)
+
+
+def _test_image(height: int, width: int, seed: int):
+    """Gradients plus noise: enough texture that latents and residuals are not all zero."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width]
+    base = np.stack([x * 255 / max(width, 1), y * 255 / max(height, 1), (x + y) % 64 * 4], axis=-1)
+    return np.clip(base + rng.normal(0, 12, base.shape), 0, 255).astype(np.uint8)
+
+
+def _pyramid(top, fractions: Sequence[float]):
+    from bench.pyramid import resize_bicubic
+
+    height, width = top.shape[:2]
+    return [resize_bicubic(top, int(height * f), int(width * f)) if f != 1 else top for f in fractions]
+
+
+def _tiny_mean_scale_zoo(folder: Path) -> None:
+    """Mean-scale weights for every quality, from one small random model, as a zoo in ``folder``."""
+    import torch
+
+    from bench import zoo
+
+    if len(zoo.available_qualities("mean-scale", folder)) == len(zoo.QUALITY_LAMBDAS):
+        return
+    torch.manual_seed(0)
+    model = zoo.build_mean_scale(16, 24)
+    with torch.no_grad():  # spread the latents over several integers, as in a trained model
+        model.g_a[6].weight.mul_(100.0)
+        model.h_a[4].weight.mul_(10.0)
+    model.update(force=True)
+    state = zoo.half_precision(model.state_dict(), zoo.precision_keys(model))
+    for quality, lmbda in zoo.QUALITY_LAMBDAS.items():
+        config = {"model": "mean-scale", "N": 16, "M": 24, "quality": quality, "lmbda": lmbda,
+                  "note": "tiny random model for bench fuzz", "format": zoo.FORMAT_VERSION}
+        zoo.write_weights("mean-scale", quality, state, config, folder)
+
+
+def _use_tiny_zoo(workdir: Path) -> None:
+    from bench import zoo
+
+    folder = workdir / "zoo"
+    _tiny_mean_scale_zoo(folder)
+    os.environ[zoo.ENV_VAR] = str(folder)
+
+
+def envelope_target(workdir: Path, time_limit: float) -> Target:
+    from bench.envelope import EnvelopeError, pack, unpack
+
+    rng = random.Random(0)
+    seeds = []
+    for sizes, payload_bytes in (([[24, 32], [48, 64]], 300), ([[48, 64]], 40)):
+        payload = rng.randbytes(payload_bytes)
+        header = {"codec": "simulcast:mean-scale", "quality": 3, "scales": "2" if len(sizes) > 1 else "",
+                  "anchor": "top", "sizes": sizes, "layer_bytes": [payload_bytes]}
+        seeds.append(pack(header, payload))
+
+    def validate(envelope) -> str | None:
+        if not isinstance(envelope.header, dict) or not isinstance(envelope.payload, bytes):
+            return f"unpack returned header {type(envelope.header).__name__}, payload {type(envelope.payload).__name__}"
+        return None
+
+    return Target("envelope", seeds, lambda data, _: unpack(data), (EnvelopeError,), validate=validate)
+
+
+def container_target(workdir: Path, time_limit: float) -> Target:
+    from bench.codec import BitstreamError, CodecError
+    from bench.codecs import _container
+    from bench.codecs.simulcast import MAGIC, VERSION
+
+    rng = random.Random(1)
+    seeds = [_container.pack(MAGIC, VERSION, [rng.randbytes(n) for n in sizes])[0]
+             for sizes in ((120, 300), (7, 0, 200), (50,))]
+
+    def decode(data: bytes, choice: random.Random) -> list[bytes]:
+        return _container.unpack(data, MAGIC, VERSION, "simulcast", count=choice.choice((None, None, 1, 2)))
+
+    def validate(chunks) -> str | None:
+        return None if all(isinstance(c, bytes) for c in chunks) and chunks else "unpack returned no chunks"
+
+    return Target("container", seeds, decode, (BitstreamError,), (CodecError,), reseal=_reseal_container,
+                  validate=validate)
+
+
+def _check_layers(expected_layers: int | None = None) -> Callable[[Any], str | None]:
+    import numpy as np
+
+    def validate(layers) -> str | None:
+        if not isinstance(layers, list) or not layers:
+            return f"decode returned {type(layers).__name__}, not a list of layers"
+        for k, layer in enumerate(layers):
+            if not (isinstance(layer, np.ndarray) and layer.dtype == np.uint8 and layer.ndim == 3
+                    and layer.shape[2] == 3):
+                return f"layer {k} is {getattr(layer, 'shape', None)} {getattr(layer, 'dtype', None)}"
+        return None
+
+    return validate
+
+
+def mean_scale_target(workdir: Path, time_limit: float) -> Target:
+    from bench.codec import BitstreamError, CodecError
+    from bench.registry import create_codec
+
+    _use_tiny_zoo(workdir)
+    codec = create_codec("mean-scale")
+    seeds = [codec.encode([_test_image(48, 64, 0)], 3).data, codec.encode([_test_image(23, 37, 1)], 1).data]
+    return Target("mean-scale", seeds, lambda data, _: codec.decode(data), (BitstreamError,), (CodecError,),
+                  reseal=_reseal_tail_crc, validate=_check_layers())
+
+
+def simulcast_target(workdir: Path, time_limit: float) -> Target:
+    from bench.codec import BitstreamError, CodecError
+    from bench.registry import create_codec
+
+    _use_tiny_zoo(workdir)
+    codec = create_codec("simulcast:mean-scale")
+    seeds = [codec.encode(_pyramid(_test_image(48, 64, 2), (0.5, 1)), 2).data,
+             codec.encode(_pyramid(_test_image(36, 48, 3), (0.5, 0.75, 1)), 4).data]
+
+    def decode(data: bytes, choice: random.Random):
+        return codec.decode(data, choice.choice((None, None, 1, 2)))
+
+    return Target("simulcast", seeds, decode, (BitstreamError,), (CodecError,),
+                  reseal=lambda data: _reseal_container(data, _reseal_tail_crc), validate=_check_layers())
+
+
+def compass_target(workdir: Path, time_limit: float) -> Target:
+    import torch
+
+    from bench.codec import BitstreamError, CodecError
+    from bench.codecs.compass import residual
+    from bench.codecs.compass.model import TINY_CONFIG, CompassModel
+    from bench.codecs.compass.plugin import CompassCodec
+
+    torch.manual_seed(0)
+    bl = residual.build_mean_scale(8, 12)
+    with torch.no_grad():  # non-trivial latents, as in a trained base layer
+        bl.g_a[6].weight.mul_(100.0)
+    bl.update(force=True)
+    model = CompassModel.build(bl, TINY_CONFIG, model_id="fuzz-tiny").eval()
+    model.rc.update(force=True)
+    codec = CompassCodec(models={2: model})
+    seeds = [codec.encode(_pyramid(_test_image(48, 64, 4), (0.5, 0.75, 1)), 2).data,
+             codec.encode(_pyramid(_test_image(40, 40, 5), (0.6, 1)), 2).data]
+
+    def decode(data: bytes, choice: random.Random):
+        return codec.decode(data, choice.choice((None, None, 1, 2)))
+
+    return Target("compass", seeds, decode, (BitstreamError,), (CodecError,), reseal=_reseal_compass,
+                  validate=_check_layers())
+
+
+def x265_target(workdir: Path, time_limit: float) -> Target:
+    from bench.codec import BitstreamError, CodecError
+    from bench.registry import create_codec
+
+    codec = create_codec("x265:ultrafast")
+    status = codec.availability()
+    if not status.available:
+        raise FuzzError(f"x265 is unavailable here: {status.reason}")
+    codec.timeout_s = max(1.0, 0.8 * time_limit)  # its own limit ends ffmpeg before the watchdog fires
+    seeds = [codec.encode([_test_image(24, 32, 6)], 37).data, codec.encode([_test_image(12, 20, 7)], 45).data]
+
+    def decode(data: bytes, _: random.Random):
+        try:
+            return codec.decode(data)
+        except CodecError as error:
+            if "ran past" in str(error):
+                raise TimeoutError(str(error)) from error
+            raise
+
+    return Target("x265", seeds, decode, (BitstreamError,), (CodecError,), validate=_check_layers())
+
+
+def _sample_records() -> list[dict[str, Any]]:
+    from bench.records import Record
+
+    records = []
+    for image, quality in (("kodim01.png", 32), ("kodim02.png", 37)):
+        for layer, (height, width) in enumerate(((256, 384), (512, 768))):
+            records.append(Record(
+                codec="simulcast:x265", dataset="kodak", image=image, scales=[2.0], anchor="top",
+                quality=quality, layer=layer, num_layers=2, height=height, width=width,
+                bits_layer=12345 + layer, bits_cum=20000 + layer, bpp=0.25 + layer, psnr_rgb=31.5,
+                ms_ssim_rgb=None if layer == 0 else 0.97, encode_time=0.12, decode_time=0.03,
+                mode="scalable", extra={"job_codec_s": 0.3, "timings": {"network": 0.1}},
+            ).to_json())
+    return records
+
+
+def records_target(workdir: Path, time_limit: float) -> Target:
+    from bench.store import RunStore, StoreError
+
+    seed_dir = workdir / "records-seed"
+    seed_store = RunStore(seed_dir)
+    if not seed_store.records_path.exists():
+        seed_store.open_for_writing()
+        records = _sample_records()
+        seed_store.append(records[:2])
+        seed_store.append(records[2:])
+    seed = seed_store.records_path.read_bytes()
+    run_dir = workdir / "records-fuzz"
+    run_dir.mkdir(exist_ok=True)
+    store = RunStore(run_dir)
+
+    def decode(data: bytes, _: random.Random):
+        store.records_path.write_bytes(data)
+        return store.records(), store.completed_jobs()  # what `bench run` reads to resume
+
+    def validate(result) -> str | None:
+        records, done = result
+        if not all(isinstance(r, dict) for r in records):
+            return "records() returned a record that is not a JSON object"
+        return None if isinstance(done, set) else "completed_jobs() did not return a set"
+
+    return Target("records", [seed], decode, (StoreError,), validate=validate)
+
+
+def manifest_target(workdir: Path, time_limit: float) -> Target:
+    from bench.store import RunStore, StoreError
+
+    seed_dir = workdir / "manifest-seed"
+    seed_store = RunStore(seed_dir)
+    if not seed_store.manifest_path.exists():
+        seed_store.open_for_writing()
+        for argv in (["run", "--codecs", "x265"], ["run", "--codecs", "x265", "--limit", "2"]):
+            seed_store.write_manifest({"started": "2024-01-01T00:00:00+0000", "argv": argv,
+                                       "dataset": {"name": "kodak", "label": "Kodak", "images": 24},
+                                       "scales": ["2"], "anchor": "top", "device": "cpu", "threads": 1,
+                                       "jobs": 1, "codecs": {"x265": {"available": True, "qualities": [22, 27]}}})
+    seed = seed_store.manifest_path.read_bytes()
+    run_dir = workdir / "manifest-fuzz"
+    run_dir.mkdir(exist_ok=True)
+    store = RunStore(run_dir)
+
+    def decode(data: bytes, _: random.Random):
+        store.manifest_path.write_bytes(data)
+        return store.manifest()
+
+    def validate(manifest) -> str | None:
+        return None if isinstance(manifest, dict) else f"manifest() returned a {type(manifest).__name__}"
+
+    return Target("manifest", [seed], decode, (StoreError,), validate=validate)
+
+
+DECODERS: dict[str, str] = {
+    "envelope": "bench.fuzz:envelope_target",
+    "container": "bench.fuzz:container_target",
+    "mean-scale": "bench.fuzz:mean_scale_target",
+    "simulcast": "bench.fuzz:simulcast_target",
+    "compass": "bench.fuzz:compass_target",
+    "x265": "bench.fuzz:x265_target",
+    "records": "bench.fuzz:records_target",
+    "manifest": "bench.fuzz:manifest_target",
+}
+# Most inputs per run unless --uncapped: x265 starts an ffmpeg process for every input.
+CAPS: dict[str, int] = {"x265": 500}
+
+
+def _factory(path: str) -> Callable[[Path, float], Target]:
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+# ------------------------------------------------------------------------------------------ worker
+
+
+def _limit_memory(megabytes: int) -> int | None:
+    """Cap this process's address space at what it uses now plus ``megabytes``; returns the cap."""
+    try:
+        import resource
+    except ImportError:  # not on this platform: the run says so
+        return None
+    try:
+        with open("/proc/self/statm") as handle:
+            used = int(handle.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError):
+        return None
+    cap = used + megabytes * 2**20
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:
+        cap = min(cap, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+    return cap
+
+
+def _worker(conn, factory: str, decoder: str, seed: int, start: int, stop: int, workdir: str,
+            memory_mb: int, time_limit: float) -> None:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # one input at a time; no idle thread pools
+    try:
+        began = time.perf_counter()
+        target = _factory(factory)(Path(workdir), time_limit)
+        cap = _limit_memory(memory_mb)
+        conn.send(("ready", time.perf_counter() - began, cap))
+    except BaseException:  # noqa: BLE001 - reported to the parent, which stops the run
+        conn.send(("setup-failed", traceback.format_exc()))
+        return
+    for index in range(start, stop):
+        data, rng = make_input(target, seed, index)
+        conn.send(("input", index, data))
+        outcome, detail = classify(target, data, rng)
+        conn.send(("result", index, outcome, detail))
+    conn.send(("done",))
+
+
+# ------------------------------------------------------------------------------------------ parent
+
+
+@dataclass
+class FuzzReport:
+    decoder: str
+    inputs: int = 0
+    counts: Counter = field(default_factory=Counter)
+    seconds: float = 0.0
+    setup_seconds: float = 0.0
+    restarts: int = 0
+    memory_cap: int | None = None
+    capped_from: int | None = None  # the --count asked for, when the decoder's cap lowered it
+    failures: list[tuple[int, str, str]] = field(default_factory=list)  # (index, outcome, detail)
+    examples: dict[str, tuple[int, str]] = field(default_factory=dict)  # first input per outcome
+
+    @property
+    def failed(self) -> int:
+        return sum(self.counts[o] for o in FAILURES)
+
+    def failure_kinds(self) -> Counter:
+        """Failures by outcome and, for exceptions, by exception type (e.g. ``other-exception KeyError``)."""
+        kinds: Counter = Counter()
+        for _, outcome, detail in self.failures:
+            last = detail.strip().splitlines()[-1] if detail.strip() else ""
+            name = last.split(":")[0] if outcome == "other-exception" and last else ""
+            kinds[f"{outcome} {name}".strip()] += 1
+        return kinds
+
+
+def fuzz(decoder: str, count: int, seed: int = 0, time_limit: float = 10.0, memory_mb: int = 2048,
+         start: int = 0, factory: str | None = None, save_dir: Path | None = None,
+         progress: Callable[[int], None] | None = None) -> FuzzReport:
+    """Run ``count`` inputs (indices ``start``…) through ``decoder`` in a watched worker process."""
+    import multiprocessing
+
+    if factory is None:
+        if decoder not in DECODERS:
+            raise FuzzError(f"unknown decoder {decoder!r}; choose from {', '.join(DECODERS)}")
+        factory = DECODERS[decoder]
+    if count < 1 or time_limit <= 0:
+        raise FuzzError("--count must be at least 1 and --time-limit positive")
+    report = FuzzReport(decoder)
+    context = multiprocessing.get_context("spawn")
+    workdir = tempfile.mkdtemp(prefix=f"bench-fuzz-{decoder}-")
+    began = time.perf_counter()
+    index, stop = start, start + count
+    try:
+        while index < stop:
+            receiver, sender = context.Pipe(duplex=False)
+            process = context.Process(target=_worker, daemon=True, args=(
+                sender, factory, decoder, seed, index, stop, workdir, memory_mb, time_limit))
+            process.start()
+            sender.close()  # the worker holds the only sending end: its death reads as EOF here
+            try:
+                index = _watch(process, receiver, report, index, stop, time_limit, save_dir, seed, progress)
+            finally:
+                receiver.close()
+                if process.is_alive():
+                    process.kill()
+                process.join()
+            if index < stop:
+                report.restarts += 1
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    report.seconds = time.perf_counter() - began
+    return report
+
+
+def _watch(process, receiver, report: FuzzReport, index: int, stop: int, time_limit: float,
+           save_dir: Path | None, seed: int, progress) -> int:
+    """Follow one worker until it is done, hangs or dies; returns the next input index to run."""
+    if not receiver.poll(SETUP_TIMEOUT_S):
+        raise FuzzError(f"{report.decoder}: the worker took more than {SETUP_TIMEOUT_S:.0f} s to set up")
+    try:
+        message = receiver.recv()
+    except EOFError:
+        process.join()
+        raise FuzzError(f"{report.decoder}: the worker died while setting up (exit code {process.exitcode})") from None
+    if message[0] == "setup-failed":
+        raise FuzzError(f"{report.decoder}: setting up the decoder failed:\n{message[1]}")
+    report.setup_seconds += message[1]
+    report.memory_cap = message[2]
+    current: bytes | None = None
+    while index < stop:
+        if not receiver.poll(time_limit):
+            process.kill()
+            _record(report, index, "hang", f"no result within {time_limit:g} s", current, save_dir, seed, progress)
+            return index + 1
+        try:
+            message = receiver.recv()
+        except EOFError:
+            process.join()
+            code = process.exitcode
+            how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+            _record(report, index, "crash", f"worker died ({how})", current, save_dir, seed, progress)
+            return index + 1
+        if message[0] == "input":
+            current = message[2]
+        elif message[0] == "result":
+            _, number, outcome, detail = message
+            _record(report, number, outcome, detail, current, save_dir, seed, progress)
+            index, current = number + 1, None
+        elif message[0] == "done":
+            break
+    return index
+
+
+def _record(report: FuzzReport, index: int, outcome: str, detail: str, data: bytes | None,
+            save_dir: Path | None, seed: int, progress) -> None:
+    report.inputs += 1
+    report.counts[outcome] += 1
+    report.examples.setdefault(outcome, (index, detail))
+    if outcome in FAILURES:
+        report.failures.append((index, outcome, detail))
+        if save_dir is not None and data is not None:
+            save_dir.mkdir(parents=True, exist_ok=True)
+            (save_dir / f"{report.decoder}-seed{seed}-{index}.bin").write_bytes(data)
+    if progress is not None:
+        progress(1)
+
+
+# ------------------------------------------------------------------------------------------ command
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--decoder", action="append",
+                        help=f"decoders to fuzz, comma list or repeated (default all: {', '.join(DECODERS)})")
+    parser.add_argument("--count", type=int, default=10000, help="inputs per decoder (default 10000)")
+    parser.add_argument("--seed", type=int, default=0, help="input ``i`` depends only on this and i")
+    parser.add_argument("--start", type=int, default=0, help="first input index (reproduce one: --count 1)")
+    parser.add_argument("--time-limit", type=float, default=10.0, help="seconds per input before it is a hang")
+    parser.add_argument("--memory-mb", type=int, default=2048,
+                        help="address space a worker may add after setting up (MiB) before it is a memory failure")
+    parser.add_argument("--uncapped", action="store_true",
+                        help="give slow decoders (x265: ffmpeg per input, at most 500) the full --count")
+    parser.add_argument("--save-failures", type=Path, metavar="DIR", help="write every failing input there")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _selected(values: Sequence[str] | None) -> list[str]:
+    if not values:
+        return list(DECODERS)
+    names = [n.strip() for v in values for n in v.split(",") if n.strip()]
+    if "all" in names:
+        return list(DECODERS)
+    unknown = [n for n in names if n not in DECODERS]
+    if unknown:
+        raise FuzzError(f"unknown decoder(s) {', '.join(unknown)}; choose from {', '.join(DECODERS)} or all")
+    return list(dict.fromkeys(names))
+
+
+def format_reports(reports: Sequence[FuzzReport]) -> str:
+    from tabulate import tabulate
+
+    rows = []
+    for r in reports:
+        rate = r.inputs / r.seconds if r.seconds else 0.0
+        rows.append([r.decoder, r.inputs, *(r.counts[o] for o in OUTCOMES), f"{r.seconds:.1f}",
+                     f"{r.setup_seconds:.1f}", f"{rate:.0f}"])
+    return tabulate(rows, headers=["decoder", "inputs", *OUTCOMES, "seconds", "setup s", "inputs/s"],
+                    tablefmt="simple", disable_numparse=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    """``bench fuzz``: returns 0 when no input of any decoder failed, 1 otherwise."""
+    from tqdm import tqdm
+
+    if args.count < 1 or args.time_limit <= 0 or args.memory_mb < 1:
+        raise FuzzError("--count and --memory-mb must be at least 1 and --time-limit positive")
+    reports = []
+    for decoder in _selected(args.decoder):
+        count = args.count
+        cap = CAPS.get(decoder)
+        if cap is not None and count > cap and not args.uncapped:
+            print(f"{decoder}: {count} inputs capped at {cap} (ffmpeg per input; --uncapped for all)",
+                  file=sys.stderr)
+            count = cap
+        with tqdm(total=count, desc=f"fuzz {decoder}", unit="input", disable=args.no_progress,
+                  file=sys.stderr) as bar:
+            report = fuzz(decoder, count, args.seed, args.time_limit, args.memory_mb, args.start,
+                          save_dir=args.save_failures, progress=bar.update)
+        if cap is not None and count < args.count:
+            report.capped_from = args.count
+        reports.append(report)
+    print(format_reports(reports))
+    for report in reports:
+        limit = f"{report.memory_cap / 2**30:.1f} GiB address space" if report.memory_cap else "no memory cap"
+        print(f"{report.decoder}: {report.restarts} worker restarts, {limit}")
+        for outcome in OUTCOMES:
+            if outcome in report.examples and outcome not in ("decoded",):
+                number, detail = report.examples[outcome]
+                print(f"  first {outcome}: input {number}: {detail.splitlines()[-1][:200] if detail else ''}")
+        if report.failures:
+            kinds = ", ".join(f"{kind} x{n}" for kind, n in report.failure_kinds().most_common())
+            print(f"  failures: {kinds}")
+        for number, outcome, detail in report.failures[:5]:
+            print(f"  FAILED input {number} ({outcome}); reproduce: python -m bench fuzz --decoder "
+                  f"{report.decoder} --seed {args.seed} --start {number} --count 1")
+    failed = sum(r.failed for r in reports)
+    print(f"{sum(r.inputs for r in reports)} inputs, {failed} failures "
+          f"(other exceptions, invalid results, memory, hangs, crashes)")
+    return 1 if failed else 0
