@@ -162,6 +162,17 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _weights_note(codec, available: bool) -> str:
+    """`` [weights: SOURCE; present: q1 q2]`` for codecs that say where their weights come from."""
+    status = getattr(codec, "weights_status", None)
+    if status is not None:
+        label, present = status()
+        found = "present: " + " ".join(f"q{q}" for q in present) if present else "none present"
+        return f" [weights: {label}; {found}]"
+    weights = codec.weights_info() if available else {}
+    return f" [weights: {weights.get('source', '?')} {weights.get('file', '')}]" if weights else ""
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     from bench.datasets import KNOWN_DATASETS, DatasetError, default_data_root, load_dataset
     from bench.registry import codec_class, codec_names, create_codec
@@ -169,14 +180,14 @@ def cmd_list(args: argparse.Namespace) -> int:
     print("codecs:")
     for name in codec_names():
         cls = codec_class(name)
-        spec = name if name != "simulcast" else "simulcast:x265"
-        codec = create_codec(spec)
-        status = codec.availability()
-        kind = "scalable" if cls.scalable else "single-layer"
-        state = "available" if status.available else f"unavailable: {status.reason}"
-        weights = codec.weights_info() if status.available else {}
-        where = f" [weights: {weights.get('source', '?')} {weights.get('file', '')}]" if weights else ""
-        print(f"  {spec:<18} {kind:<13} {state}{where}")
+        base = name if name != "simulcast" else "simulcast:x265"
+        # learned codecs list each weights source they can use (e.g. mean-scale@compressai)
+        for spec in [base, *(f"{base}@{source}" for source in getattr(cls, "published_sources", ()))]:
+            codec = create_codec(spec)
+            status = codec.availability()
+            kind = "scalable" if cls.scalable else "single-layer"
+            state = "available" if status.available else f"unavailable: {status.reason}"
+            print(f"  {spec:<22} {kind:<13} {state}{_weights_note(codec, status.available)}")
     print("datasets:")
     root = args.data_root or default_data_root()
     for name, known in KNOWN_DATASETS.items():

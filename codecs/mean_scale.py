@@ -1,7 +1,14 @@
 """``mean-scale``: CompressAI's mean-scale hyperprior (Minnen et al. 2018) with bench's trained weights.
 
 The single-layer learned anchor, the building block of ``simulcast:mean-scale`` and COMPASS's base
-layer. Weights come from the zoo (``bench.zoo``, ``bench/weights/mean-scale-q{1..4}-*.pth.tar``).
+layer. Weights by source (the ``@SOURCE`` of the codec spec):
+
+* ``mean-scale`` / ``mean-scale@bench``: bench's trained zoo (``bench.zoo``,
+  ``bench/weights/mean-scale-q{1..4}-*.pth.tar``), qualities 1–4.
+* ``mean-scale@compressai``: CompressAI's published ``mbt2018-mean`` (MSE), qualities 1–8, from
+  torch.hub's cache (``bench.published``; never downloaded here).
+
+Everything below (padding, threads, bitstream) is the same for both sources.
 
 * Sizes: any. The image is padded on the bottom and right by edge replication to a multiple of 64
   (the model's total downsampling), coded, and the reconstruction cropped back. Replication (rather
@@ -19,7 +26,8 @@ layer. Weights come from the zoo (``bench.zoo``, ``bench/weights/mean-scale-q{1.
       len(y) u32 | len(z) u32 | y string | z string | CRC32 of all preceding bytes (u32)
 
   The weights tag is the start of the SHA-256 of the weights file (the 8 hex digits in its name),
-  so a bitstream decoded with other weights than it was made with fails loudly. The latent shapes
+  so a bitstream decoded with other weights than it was made with (another source included) fails
+  loudly. The latent shapes
   follow from height and width. Every byte counts in the rate.
 """
 
@@ -36,7 +44,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bench import zoo
+from bench import published, zoo
 from bench.codec import Availability, BitstreamError, Codec, CodecError, Encoded, check_image
 from bench.registry import register_codec
 
@@ -48,7 +56,8 @@ MULTIPLE = 64  # g_a downsamples by 16 and h_a by another 4
 MAX_SIDE = 65535  # the header stores each side as u16
 MAX_PIXELS = 1 << 25  # 33.5 MP (8K UHD); refuse larger claims before allocating anything
 NETWORK_THREADS = 1
-SOURCES = (None, "bench")
+BENCH_SOURCES = (None, "bench")
+SOURCES = (*BENCH_SOURCES, "compressai")
 
 
 @contextmanager
@@ -75,25 +84,50 @@ def _padded(size: int) -> int:
 class MeanScaleCodec(Codec):
     scalable = False
     default_qualities = tuple(sorted(zoo.QUALITY_LAMBDAS))
-    description = "CompressAI mean-scale hyperprior (single layer) with bench's trained zoo weights"
+    description = ("CompressAI mean-scale hyperprior (single layer) with bench's trained zoo weights, "
+                   "or CompressAI's published ones (mean-scale@compressai)")
+    published_sources = ("compressai",)  # what `bench list` shows beside the default
 
     def __init__(self, arg: str | None = None, source: str | None = None, device: str = "cpu") -> None:
         super().__init__(arg, source, device)
         self._models: dict[int, tuple[torch.nn.Module, Path, str]] = {}
+        if source == "compressai":
+            self.default_qualities = published.qualities()
+
+    @property
+    def _compressai(self) -> bool:
+        return self.source == "compressai"
+
+    def _present(self) -> list[int]:
+        return published.present_qualities() if self._compressai else zoo.available_qualities("mean-scale")
 
     # --- availability and metadata -------------------------------------------------------------
+    def weights_status(self) -> tuple[str, list[int]]:
+        """Where the weights come from and the qualities whose files are present (loads nothing)."""
+        if self.source not in SOURCES:
+            return f"unknown source {self.source!r}", []
+        if self._compressai:
+            return f"CompressAI zoo ({published.cache_dir()})", self._present()
+        return f"bench zoo ({zoo.zoo_root()})", self._present()
+
     def availability(self) -> Availability:
         if self.source not in SOURCES:
             return Availability.missing(
-                f"unknown weights source {self.source!r} for mean-scale: only 'bench' (the trained zoo in "
-                f"{zoo.zoo_root()}) is supported"
+                f"unknown weights source {self.source!r} for mean-scale: 'bench' (the trained zoo in "
+                f"{zoo.zoo_root()}) or 'compressai' (CompressAI's published mbt2018-mean)"
             )
         if self.arg:
             return Availability.missing(f"mean-scale takes no argument, got {self.arg!r}")
-        present = zoo.available_qualities("mean-scale")
+        present = self._present()
         missing = [q for q in self.default_qualities if q not in present]
         if not missing:
             return Availability.ok()
+        if self._compressai:
+            text = published.missing_message(missing)
+            if not present:
+                return Availability.missing(text)
+            # usable at the qualities that are cached; encoding at a missing one raises MissingWeightsError
+            return Availability(True, f"only qualities {present} are cached; {text}")
         hints = "; ".join(f"{zoo.weights_pattern('mean-scale', q)} (`{zoo.export_command('mean-scale', q)}`)"
                           for q in missing)
         where = zoo.zoo_root()
@@ -103,8 +137,10 @@ class MeanScaleCodec(Codec):
         return Availability(True, f"only qualities {present} have weights in {where}; missing {hints}")
 
     def parameter_counts(self) -> dict[str, int]:
-        present = zoo.available_qualities("mean-scale")
-        if self.source not in SOURCES or not present:
+        if self.source not in SOURCES or self.arg:
+            return {}
+        present = self._present()
+        if not present:
             return {}
         model = self._model(present[0])[0]
         counts = {name: sum(p.numel() for p in child.parameters()) for name, child in model.named_children()}
@@ -113,20 +149,24 @@ class MeanScaleCodec(Codec):
         return counts
 
     def weights_info(self) -> dict[str, str]:
-        if self.source not in SOURCES:
+        if self.source not in SOURCES or self.arg:
             return {}
         entries = []
-        for quality in zoo.available_qualities("mean-scale"):
+        for quality in self._present():
             if quality in self._models:
                 entries.append((quality, *self._models[quality][1:]))
+            elif self._compressai:
+                path = published.cached_path(quality)
+                entries.append((quality, path, published.verify(path)))
             else:
                 path = zoo.find_weights("mean-scale", quality)
                 entries.append((quality, path, zoo.verify_hash(path)))
         if not entries:
             return {}
+        # CompressAI's files live outside bench's zoo: full paths, so the cost report finds them
         return {
-            "source": "bench",
-            "file": " ".join(path.name for _, path, _ in entries),
+            "source": "compressai" if self._compressai else "bench",
+            "file": " ".join(str(path) if self._compressai else path.name for _, path, _ in entries),
             "sha256": " ".join(digest for _, _, digest in entries),
             "qualities": " ".join(str(quality) for quality, _, _ in entries),
         }
@@ -134,13 +174,15 @@ class MeanScaleCodec(Codec):
     def _model(self, quality: int) -> tuple[torch.nn.Module, Path, str]:
         if self.source not in SOURCES or self.arg:
             raise CodecError(self.availability().reason)
-        if quality not in zoo.QUALITY_LAMBDAS:
-            raise CodecError(f"mean-scale quality must be one of {sorted(zoo.QUALITY_LAMBDAS)}, "
-                             f"got {quality}")
+        if quality not in self.default_qualities:
+            raise CodecError(f"{self.spec} quality must be one of {list(self.default_qualities)}, got {quality}")
         if quality not in self._models:
-            contents, path, digest = zoo.load_weights("mean-scale", quality)
-            model = zoo.mean_scale_from_weights(contents, path).to(self.device)
-            self._models[quality] = (model, path, digest)
+            if self._compressai:
+                self._models[quality] = published.load_mean_scale(quality, self.device)
+            else:
+                contents, path, digest = zoo.load_weights("mean-scale", quality)
+                model = zoo.mean_scale_from_weights(contents, path).to(self.device)
+                self._models[quality] = (model, path, digest)
         return self._models[quality]
 
     # --- coding ---------------------------------------------------------------------------------
@@ -177,11 +219,12 @@ class MeanScaleCodec(Codec):
 
     def _reconstruct(self, data: bytes) -> torch.Tensor:
         """The decoder's float output (3xHxW in [0, 1]), before rounding to 8 bits."""
-        quality, height, width, tag, y_string, z_string = _parse(data)
+        quality, height, width, tag, y_string, z_string = _parse(data, self.default_qualities)
         model, path, digest = self._model(quality)
         if bytes.fromhex(digest[:8]) != tag:
-            raise BitstreamError(f"this mean-scale bitstream was made with weights mean-scale-q{quality}-"
-                                 f"{tag.hex()}, not with {path.name}")
+            raise BitstreamError(f"this mean-scale bitstream was made with weights whose SHA-256 starts with "
+                                 f"{tag.hex()} (bench zoo: mean-scale-q{quality}-{tag.hex()}), not with "
+                                 f"{path.name} ({self.spec})")
         shape = (_padded(height) // MULTIPLE, _padded(width) // MULTIPLE)
         try:
             with torch.inference_mode(), _fixed_threads(self.device):
@@ -191,7 +234,7 @@ class MeanScaleCodec(Codec):
         return x_hat[0, :, :height, :width]
 
 
-def _parse(data: bytes) -> tuple[int, int, int, bytes, bytes, bytes]:
+def _parse(data: bytes, qualities: Sequence[int]) -> tuple[int, int, int, bytes, bytes, bytes]:
     """Check a mean-scale bitstream and split it; every check comes before any allocation."""
     if len(data) < _HEADER.size + _CRC.size:
         raise BitstreamError(f"mean-scale bitstream of {len(data)} bytes is shorter than its header")
@@ -207,9 +250,8 @@ def _parse(data: bytes) -> tuple[int, int, int, bytes, bytes, bytes]:
     (crc,) = _CRC.unpack_from(data, len(data) - _CRC.size)
     if zlib.crc32(data[: -_CRC.size]) != crc:
         raise BitstreamError("mean-scale bitstream is corrupted (CRC32 mismatch)")
-    if quality not in zoo.QUALITY_LAMBDAS:
-        raise BitstreamError(f"mean-scale bitstream names quality {quality}, "
-                             f"not one of {sorted(zoo.QUALITY_LAMBDAS)}")
+    if quality not in qualities:
+        raise BitstreamError(f"mean-scale bitstream names quality {quality}, not one of {sorted(qualities)}")
     if not (1 <= height and 1 <= width and height * width <= MAX_PIXELS):
         raise BitstreamError(f"mean-scale bitstream claims a {width}x{height} image "
                              f"(limit {MAX_PIXELS} pixels)")

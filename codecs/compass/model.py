@@ -32,18 +32,26 @@ BL_PADDING = "layerwise"
 
 @dataclass(frozen=True)
 class CompassConfig:
-    """LIFF and RC sizes (the BL size comes from its own weights)."""
+    """LIFF and RC sizes (the BL size comes from its own weights) and the layer-wise padding
+    scheme of BL and RC (``residual.PADDINGS``: "bench", or "official" for the reference code's)."""
 
     liff: LiffConfig = field(default_factory=LiffConfig)
     rc_n: int = 128
     rc_m: int = 192
+    padding: str = "bench"
+
+    def __post_init__(self) -> None:
+        if self.padding not in residual.PADDINGS:
+            raise ValueError(f"unknown padding scheme {self.padding!r}; known: {sorted(residual.PADDINGS)}")
 
     def to_dict(self) -> dict:
-        return {"liff": self.liff.to_dict(), "rc_n": self.rc_n, "rc_m": self.rc_m}
+        return {"liff": self.liff.to_dict(), "rc_n": self.rc_n, "rc_m": self.rc_m, "padding": self.padding}
 
     @classmethod
     def from_dict(cls, data: dict) -> "CompassConfig":
-        return cls(LiffConfig(**data["liff"]), int(data["rc_n"]), int(data["rc_m"]))
+        # files written before the padding field existed used bench's scheme
+        return cls(LiffConfig(**data["liff"]), int(data["rc_n"]), int(data["rc_m"]),
+                   str(data.get("padding", "bench")))
 
 
 # The paper's networks (spec §4: RDN 4 blocks × 4 convs, growth 32, G0 64, MLP 4×256; RC 128/192).
@@ -57,6 +65,10 @@ TINY_CONFIG = CompassConfig(
     LiffConfig(g0=8, rdb_blocks=1, rdb_convs=2, growth=4, mlp_hidden=16, mlp_layers=2), 8, 12
 )
 CONFIGS = {"cpu": CPU_CONFIG, "paper": PAPER_CONFIG, "tiny": TINY_CONFIG}
+# The paper networks run exactly as the public reference code runs them (its padding scheme; LIFF
+# and the mean-scale hyperpriors are layer for layer the same): what its published checkpoints need
+# (``official.py``). Not a training config: bench trains with its own scheme.
+OFFICIAL_CONFIG = CompassConfig(PAPER_CONFIG.liff, PAPER_CONFIG.rc_n, PAPER_CONFIG.rc_m, padding="official")
 
 
 def count_parameters(module: nn.Module) -> int:
@@ -94,6 +106,7 @@ class CompassModel(nn.Module):
         self.model_id = model_id  # written into every bitstream header; decoding checks it
         for p in self.bl.parameters():  # the BL is never trained inside COMPASS
             p.requires_grad_(False)
+        self.padding = residual.PADDINGS[config.padding if config is not None else "bench"]
 
     @classmethod
     def build(cls, bl: nn.Module, config: CompassConfig, model_id: str = "unnamed") -> "CompassModel":
@@ -123,12 +136,12 @@ class CompassModel(nn.Module):
         each EL returns its prediction, reconstruction and RC likelihoods for the RD loss.
         """
         with torch.no_grad():
-            bl_out = residual.forward(self.bl, layers[0])
+            bl_out = residual.forward(self.bl, layers[0], self.padding)
         recon = bl_out["x_hat"]
         outputs = {"bl": bl_out, "el": []}
         for target in layers[1:]:
             pred = self.liff(recon, (target.shape[-2], target.shape[-1]))
-            rc_out = residual.forward(self.rc, target - pred)
+            rc_out = residual.forward(self.rc, target - pred, self.padding)
             recon = pred + rc_out["x_hat"]
             outputs["el"].append({"pred": pred, "x_hat": recon, "likelihoods": rc_out["likelihoods"]})
         return outputs
@@ -147,10 +160,10 @@ class CompassModel(nn.Module):
             size = (image.shape[-2], image.shape[-1])
             pred = None
             if k == 0:
-                payload = _pack_strings(*residual.compress(self.bl, image))
+                payload = _pack_strings(*residual.compress(self.bl, image, self.padding))
             else:
                 pred = self.liff(recon, size)
-                payload = _pack_strings(*residual.compress(self.rc, image - pred))
+                payload = _pack_strings(*residual.compress(self.rc, image - pred, self.padding))
             # decode exactly as the decoder will, so the next prediction starts from the same Î
             # (the decoder's LIFF call on the same Î_{k-1} gives this very ``pred``)
             recon = self.decode_layer(k, payload, size, recon, pred)
@@ -185,12 +198,12 @@ class CompassModel(nn.Module):
         """
         y_string, z_string = _unpack_strings(payload)
         if k == 0:
-            return residual.decompress(self.bl, y_string, z_string, size)
+            return residual.decompress(self.bl, y_string, z_string, size, self.padding)
         if pred is None:
             if previous is None:
                 raise ValueError(f"layer {k} needs the reconstruction of layer {k - 1}")
             pred = self.liff(previous, size)
-        return pred + residual.decompress(self.rc, y_string, z_string, size)
+        return pred + residual.decompress(self.rc, y_string, z_string, size, self.padding)
 
 
 def config_summary() -> dict[str, dict[str, int]]:

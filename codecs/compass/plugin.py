@@ -1,5 +1,9 @@
 """The ``compass`` codec: COMPASS behind bench's codec interface, one scalable bitstream per call.
 
+Weights by source: ``compass`` / ``compass@bench`` use bench's zoo (``compass-q*`` files over the
+zoo's ``mean-scale`` BL); ``compass@official`` uses the published checkpoints of the reference
+code, dropped in a folder (``official.py`` says where and how they map onto bench's networks).
+
 Determinism: torch's CPU convolutions give results that depend on the number of intra-op threads,
 and the decoder must recompute exactly the entropy parameters (and, for the next layer, exactly the
 reconstruction) that the encoder used. So, like the ``mean-scale`` plugin, all network work of
@@ -21,11 +25,13 @@ import torch
 import torch.nn.functional as F
 
 from bench.codec import Availability, BitstreamError, Codec, CodecError, Encoded, check_image
-from bench.codecs.compass import bitstream
+from bench.codecs.compass import bitstream, official
 from bench.codecs.compass.model import CompassConfig, CompassModel
 from bench.registry import register_codec
 
 QUALITIES = (1, 2, 3, 4)
+BENCH_SOURCES = (None, "bench")
+SOURCES = (*BENCH_SOURCES, "official")
 NETWORK_THREADS = 1
 
 
@@ -126,8 +132,10 @@ class CompassCodec(Codec):
     default_qualities = QUALITIES
     description = (
         "COMPASS (Park, Lee, Kim, ICCV 2023): mean-scale BL, LIFF inter-layer prediction and "
-        "residual coding shared by every EL; any number of layers, any ratios"
+        "residual coding shared by every EL; any number of layers, any ratios "
+        "(compass@official: the published checkpoints)"
     )
+    published_sources = ("official",)  # what `bench list` shows beside the default
 
     def __init__(
         self,
@@ -145,14 +153,45 @@ class CompassCodec(Codec):
     # ----------------------------------------------------------------------------- weights
     def _model(self, quality: int) -> CompassModel:
         if quality not in self._models:
+            if self.source not in SOURCES:
+                raise CodecError(self.availability().reason)
             if self._injected or quality not in QUALITIES:
                 known = sorted(self._models) if self._injected else list(QUALITIES)
                 raise CodecError(f"compass has no quality {quality} (qualities: {known})")
-            self._models[quality], self._info[quality] = load_zoo_model(quality, self.device)
+            load = official.load_official_model if self.source == "official" else load_zoo_model
+            self._models[quality], self._info[quality] = load(quality, self.device)
         return self._models[quality]
+
+    def weights_status(self) -> tuple[str, list[int]]:
+        """Where the weights come from and the qualities whose files are present (loads nothing)."""
+        if self._injected:
+            return "injected models", sorted(self._models)
+        if self.source == "official":
+            return f"official checkpoints ({official.folder()})", official.available_qualities()
+        if self.source not in SOURCES:
+            return f"unknown source {self.source!r}", []
+        from bench import zoo
+
+        bl = zoo.available_qualities("mean-scale")
+        return f"bench zoo ({zoo.zoo_root()})", [q for q in zoo.available_qualities("compass") if q in bl]
 
     def availability(self) -> Availability:
         if self._injected:
+            return Availability.ok()
+        if self.source not in SOURCES:
+            return Availability.missing(
+                f"unknown weights source {self.source!r} for compass: 'bench' (the trained zoo) or "
+                f"'official' (the published checkpoints in {official.folder()})"
+            )
+        if self.arg:
+            return Availability.missing(f"compass takes no argument, got {self.arg!r}")
+        if self.source == "official":
+            present = official.available_qualities()
+            missing = [q for q in QUALITIES if q not in present]
+            if not present:
+                return Availability.missing(official.missing_message(missing))
+            if missing:  # usable at the qualities that are there
+                return Availability(True, f"only qualities {present}; {official.missing_message(missing)}")
             return Availability.ok()
         try:
             from bench import zoo
@@ -185,9 +224,10 @@ class CompassCodec(Codec):
     def weights_info(self) -> dict[str, str]:
         if not self._info:
             return {}
+        keys = dict.fromkeys(key for info in self._info.values() for key in info)
         return {
-            key: ", ".join(f"q{q}: {info[key]}" for q, info in sorted(self._info.items()))
-            for key in ("source", "file", "sha256", "bl_file")
+            key: ", ".join(f"q{q}: {info[key]}" for q, info in sorted(self._info.items()) if key in info)
+            for key in keys
         }
 
     # ----------------------------------------------------------------------------- coding

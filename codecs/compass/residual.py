@@ -10,16 +10,23 @@ is why the bitstream header carries every layer's size.
 The same functions run the frozen base layer (see ``model.BL_PADDING``), as the public reference
 code does, so the functions below take any CompressAI mean-scale hyperprior.
 
-Choices the spec leaves open (ours):
+Choices the spec leaves open (ours, ``BENCH_PADDING``):
 - the extra row/column goes at the *bottom/right* and is filled by replication (the reference code
   pads top/left; both are allowed by the method text);
 - the hyper-latent z keeps CompressAI's training behaviour (additive noise); only y gets the
   straight-through rounding ŷ = round(y − μ) + μ that the spec prescribes for the decoder input.
+
+``OFFICIAL_PADDING`` is the public reference code's scheme, needed to run its published weights
+exactly (``compass@official``): the extra row/column goes at the *top/left*, and the hyper-encoder
+pads before *every* conv, including its first, stride-1 one (so an odd-sized y is padded before
+h_a[0], not h_a[0]'s output before h_a[2]); the hyper-decoder crops after each of its three convs.
+Border pixels differ between the two schemes, so every function takes the scheme as ``padding``
+and a decoder must use the encoder's.
 """
 
 from __future__ import annotations
 
-import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -28,6 +35,24 @@ from torch import nn
 from bench._compressai import import_compressai
 
 Size = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class Padding:
+    """A conv-layer-wise padding scheme (see the module docstring)."""
+
+    name: str
+    side: str  # "end": the extra row/column at the bottom/right; "start": at the top/left
+    every_conv: bool  # pad before every analysis conv (stride 1 too), not only the stride-2 ones
+
+    def __post_init__(self) -> None:
+        if self.side not in ("start", "end"):
+            raise ValueError(f"padding side must be 'start' or 'end', got {self.side!r}")
+
+
+BENCH_PADDING = Padding("bench", "end", every_conv=False)
+OFFICIAL_PADDING = Padding("official", "start", every_conv=True)
+PADDINGS = {p.name: p for p in (BENCH_PADDING, OFFICIAL_PADDING)}
 
 
 def build_mean_scale(n: int, m: int) -> nn.Module:
@@ -46,73 +71,104 @@ def _is_up(module: nn.Module) -> bool:
     return isinstance(module, nn.ConvTranspose2d) and tuple(module.stride) == (2, 2)
 
 
-def _pad_to_even(x: torch.Tensor) -> torch.Tensor:
-    """Replicate one row/column at the bottom/right when the height/width is odd (never more)."""
+def _pads_before(module: nn.Module, padding: Padding) -> bool:
+    return isinstance(module, nn.Conv2d) if padding.every_conv else _is_down(module)
+
+
+def _crops_after(module: nn.Module, padding: Padding) -> bool:
+    if padding.every_conv:
+        return isinstance(module, (nn.Conv2d, nn.ConvTranspose2d))
+    return _is_up(module)
+
+
+def _pad_to_even(x: torch.Tensor, padding: Padding = BENCH_PADDING) -> torch.Tensor:
+    """Replicate one row/column (at ``padding.side``) when the height/width is odd (never more)."""
     h, w = x.shape[-2:]
     if h % 2 == 0 and w % 2 == 0:
         return x
-    return F.pad(x, (0, w % 2, 0, h % 2), mode="replicate")
+    if padding.side == "end":
+        return F.pad(x, (0, w % 2, 0, h % 2), mode="replicate")
+    return F.pad(x, (w % 2, 0, h % 2, 0), mode="replicate")
 
 
-def _run_down(seq: nn.Sequential, x: torch.Tensor) -> tuple[torch.Tensor, list[Size]]:
-    """Run an analysis stack; returns the output and the input size of every stride-2 conv."""
+def _crop(x: torch.Tensor, size: Size, padding: Padding) -> torch.Tensor:
+    h, w = size
+    if padding.side == "end":
+        return x[..., :h, :w]
+    return x[..., x.shape[-2] - h :, x.shape[-1] - w :]
+
+
+def _run_down(
+    seq: nn.Sequential, x: torch.Tensor, padding: Padding = BENCH_PADDING
+) -> tuple[torch.Tensor, list[Size]]:
+    """Run an analysis stack; returns the output and the input size of every padded conv."""
     sizes: list[Size] = []
     for module in seq:
-        if _is_down(module):
+        if _pads_before(module, padding):
             sizes.append((x.shape[-2], x.shape[-1]))
-            x = _pad_to_even(x)
+            x = _pad_to_even(x, padding)
         x = module(x)
     return x, sizes
 
 
-def _run_up(seq: nn.Sequential, x: torch.Tensor, sizes: list[Size]) -> torch.Tensor:
-    """Run a synthesis stack; each stride-2 transposed conv output is cropped to the size that the
-    matching encoder conv had at its input (``sizes`` in encoder order)."""
+def _run_up(
+    seq: nn.Sequential, x: torch.Tensor, sizes: list[Size], padding: Padding = BENCH_PADDING
+) -> torch.Tensor:
+    """Run a synthesis stack; the output of each cropping (transposed) conv is cropped to the size
+    that the mirrored encoder conv had at its input (``sizes`` in encoder order)."""
     targets = list(reversed(sizes))
-    ups = sum(1 for module in seq if _is_up(module))
-    if ups != len(targets):
-        raise ValueError(f"{ups} transposed convs but {len(targets)} recorded sizes")
+    crops = sum(1 for module in seq if _crops_after(module, padding))
+    if crops != len(targets):
+        raise ValueError(f"{crops} cropping convs but {len(targets)} recorded sizes")
     for module in seq:
         x = module(x)
-        if _is_up(module):
-            h, w = targets.pop(0)
-            x = x[..., :h, :w]
+        if _crops_after(module, padding):
+            x = _crop(x, targets.pop(0), padding)
     return x
 
 
-def size_plan(height: int, width: int, model: nn.Module) -> dict[str, list[Size] | Size]:
+def _plan_stack(seq: nn.Sequential, h: int, w: int, padding: Padding) -> tuple[list[Size], Size]:
+    """Input sizes of the padded convs of an analysis stack, and its output size. Every conv of a
+    mean-scale hyperprior keeps an even size (k=5, p=2, stride 2 halves it; k=3, p=1 keeps it)."""
+    sizes: list[Size] = []
+    for module in seq:
+        if _pads_before(module, padding):
+            sizes.append((h, w))
+            h, w = h + h % 2, w + w % 2
+        if _is_down(module):
+            h, w = h // 2, w // 2
+    return sizes, (h, w)
+
+
+def size_plan(
+    height: int, width: int, model: nn.Module, padding: Padding = BENCH_PADDING
+) -> dict[str, list[Size] | Size]:
     """Every intermediate size the decoder needs, from the image size alone.
 
-    ``g``: input sizes of the encoder's stride-2 convs; ``h``: those of the hyper-encoder;
-    ``y``/``z``: latent sizes. Each stride-2 conv (k=5, p=2) on an even input halves it exactly.
+    ``g``: input sizes of the encoder's padded convs; ``h``: those of the hyper-encoder;
+    ``y``/``z``: latent sizes.
     """
-    g_sizes: list[Size] = []
-    h, w = height, width
-    for module in model.g_a:
-        if _is_down(module):
-            g_sizes.append((h, w))
-            h, w = math.ceil(h / 2), math.ceil(w / 2)
-    y_size = (h, w)
-    h_sizes: list[Size] = []
-    for module in model.h_a:
-        if _is_down(module):
-            h_sizes.append((h, w))
-            h, w = math.ceil(h / 2), math.ceil(w / 2)
-    return {"g": g_sizes, "h": h_sizes, "y": y_size, "z": (h, w)}
+    g_sizes, y_size = _plan_stack(model.g_a, height, width, padding)
+    h_sizes, z_size = _plan_stack(model.h_a, *y_size, padding)
+    return {"g": g_sizes, "h": h_sizes, "y": y_size, "z": z_size}
 
 
-def analysis(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, list[Size]]:
-    return _run_down(model.g_a, x)
+def analysis(
+    model: nn.Module, x: torch.Tensor, padding: Padding = BENCH_PADDING
+) -> tuple[torch.Tensor, list[Size]]:
+    return _run_down(model.g_a, x, padding)
 
 
-def synthesis(model: nn.Module, y_hat: torch.Tensor, g_sizes: list[Size]) -> torch.Tensor:
-    return _run_up(model.g_s, y_hat, g_sizes)
+def synthesis(
+    model: nn.Module, y_hat: torch.Tensor, g_sizes: list[Size], padding: Padding = BENCH_PADDING
+) -> torch.Tensor:
+    return _run_up(model.g_s, y_hat, g_sizes, padding)
 
 
 def hyper_params(
-    model: nn.Module, z_hat: torch.Tensor, h_sizes: list[Size]
+    model: nn.Module, z_hat: torch.Tensor, h_sizes: list[Size], padding: Padding = BENCH_PADDING
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    scales, means = _run_up(model.h_s, z_hat, h_sizes).chunk(2, 1)
+    scales, means = _run_up(model.h_s, z_hat, h_sizes, padding).chunk(2, 1)
     return scales, means
 
 
@@ -128,7 +184,7 @@ class _RoundSTE(torch.autograd.Function):
         return grad
 
 
-def forward(model: nn.Module, x: torch.Tensor) -> dict:
+def forward(model: nn.Module, x: torch.Tensor, padding: Padding = BENCH_PADDING) -> dict:
     """Training/validation pass with layer-wise padding.
 
     The decoder always receives ŷ = round(y − μ) + μ (straight-through gradient), exactly what
@@ -136,13 +192,13 @@ def forward(model: nn.Module, x: torch.Tensor) -> dict:
     the likelihoods come from CompressAI's modules (noisy latents in train mode, rounded in eval).
     ``x_hat`` is not clamped: it is a residual for RC, and the recursion never clamps (spec §3.3).
     """
-    y, g_sizes = analysis(model, x)
-    z, h_sizes = _run_down(model.h_a, y)
+    y, g_sizes = analysis(model, x, padding)
+    z, h_sizes = _run_down(model.h_a, y, padding)
     z_hat, z_likelihoods = model.entropy_bottleneck(z)
-    scales, means = hyper_params(model, z_hat, h_sizes)
+    scales, means = hyper_params(model, z_hat, h_sizes, padding)
     _, y_likelihoods = model.gaussian_conditional(y, scales, means=means)
     y_hat = _RoundSTE.apply(y - means) + means
-    x_hat = synthesis(model, y_hat, g_sizes)
+    x_hat = synthesis(model, y_hat, g_sizes, padding)
     return {
         "x_hat": x_hat,
         "likelihoods": {"y": y_likelihoods, "z": z_likelihoods},
@@ -154,29 +210,31 @@ def forward(model: nn.Module, x: torch.Tensor) -> dict:
 
 
 @torch.no_grad()
-def compress(model: nn.Module, x: torch.Tensor) -> tuple[bytes, bytes]:
+def compress(model: nn.Module, x: torch.Tensor, padding: Padding = BENCH_PADDING) -> tuple[bytes, bytes]:
     """Entropy-code one image (batch of 1) into its (y, z) strings; CDF tables must be updated."""
     if x.shape[0] != 1:
         raise ValueError("compress codes one image at a time")
-    y, _ = analysis(model, x)
-    z, h_sizes = _run_down(model.h_a, y)
+    y, _ = analysis(model, x, padding)
+    z, h_sizes = _run_down(model.h_a, y, padding)
     z_strings = model.entropy_bottleneck.compress(z)
     z_hat = model.entropy_bottleneck.decompress(z_strings, z.shape[-2:])
-    scales, means = hyper_params(model, z_hat, h_sizes)
+    scales, means = hyper_params(model, z_hat, h_sizes, padding)
     indexes = model.gaussian_conditional.build_indexes(scales)
     y_strings = model.gaussian_conditional.compress(y, indexes, means=means)
     return y_strings[0], z_strings[0]
 
 
 @torch.no_grad()
-def decompress(model: nn.Module, y_string: bytes, z_string: bytes, size: Size) -> torch.Tensor:
+def decompress(
+    model: nn.Module, y_string: bytes, z_string: bytes, size: Size, padding: Padding = BENCH_PADDING
+) -> torch.Tensor:
     """Decode the (y, z) strings of an image of ``size``; returns the unclamped reconstruction."""
-    plan = size_plan(size[0], size[1], model)
+    plan = size_plan(size[0], size[1], model, padding)
     z_hat = model.entropy_bottleneck.decompress([z_string], plan["z"])
-    scales, means = hyper_params(model, z_hat, plan["h"])  # type: ignore[arg-type]
+    scales, means = hyper_params(model, z_hat, plan["h"], padding)  # type: ignore[arg-type]
     indexes = model.gaussian_conditional.build_indexes(scales)
     y_hat = model.gaussian_conditional.decompress([y_string], indexes, z_hat.dtype, means=means)
-    x_hat = synthesis(model, y_hat, plan["g"])  # type: ignore[arg-type]
+    x_hat = synthesis(model, y_hat, plan["g"], padding)  # type: ignore[arg-type]
     if tuple(x_hat.shape[-2:]) != tuple(size):
         raise RuntimeError(f"decoded size {tuple(x_hat.shape[-2:])} differs from the plan {size}")
     return x_hat

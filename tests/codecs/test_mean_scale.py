@@ -222,9 +222,9 @@ def test_damaged_weights_file_fails_loudly(zoo_dir, tmp_path, monkeypatch):
 def test_unknown_weights_source_is_unavailable(zoo_dir, monkeypatch):
     monkeypatch.setenv(zoo.ENV_VAR, str(zoo_dir))
     assert create_codec("mean-scale@bench").availability().available
-    codec = create_codec("mean-scale@compressai")
+    codec = create_codec("mean-scale@nowhere")  # (@compressai is a real source: test_mean_scale_compressai.py)
     availability = codec.availability()
-    assert not availability.available and "unknown weights source 'compressai'" in availability.reason
+    assert not availability.available and "unknown weights source 'nowhere'" in availability.reason
     with pytest.raises(CodecError, match="unknown weights source"):
         codec.encode([make_image(48, 64)], 3)
     with_arg = create_codec("mean-scale:x")

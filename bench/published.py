@@ -1,0 +1,126 @@
+"""CompressAI's published ``mbt2018-mean`` weights (qualities 1–8), read from torch.hub's cache.
+
+``mean-scale@compressai`` runs CompressAI's own pretrained mean-scale hyperprior instead of bench's
+trained zoo. The files are the ones ``compressai.zoo.mbt2018_mean(quality, metric="mse",
+pretrained=True)`` downloads: their names come from CompressAI's URL table
+(``compressai.zoo.image.model_urls``, e.g. ``mbt2018-mean-3-723404a8.pth.tar``) and they live
+where ``torch.hub.load_state_dict_from_url`` caches them, ``<torch.hub.get_dir()>/checkpoints/``
+(``$TORCH_HOME/hub/checkpoints``, by default ``~/.cache/torch/hub/checkpoints``).
+
+bench never downloads: a file that is not in the cache makes the quality unavailable, with the
+file name, the cache folder and the command that fetches it on a machine with network access.
+A present file is read once, checked against the SHA-256 prefix in its name (torch.hub's naming
+rule, which CompressAI follows), and loaded the way CompressAI's zoo loads it: plain state dict →
+``load_pretrained`` (old key names) → ``MeanScaleHyperprior.from_state_dict``. CompressAI's files
+carry the CDF tables computed when they were exported and, like CompressAI's own evaluation,
+bench codes with those tables; a file without them gets ``update(force=True)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+from pathlib import Path
+from urllib.parse import urlparse
+
+import torch
+
+from bench.zoo import CDF_BUFFERS, MissingWeightsError, WeightsError, WeightsHashError
+
+ARCHITECTURE = "mbt2018-mean"
+METRIC = "mse"
+_HASH = re.compile(r"-([0-9a-f]{8,})\.")  # torch.hub's HASH_REGEX: the hash follows the last dash
+
+
+def _zoo_image():
+    from bench._compressai import import_compressai
+
+    import_compressai()
+    from compressai.zoo import image
+
+    return image
+
+
+def qualities() -> tuple[int, ...]:
+    """The qualities CompressAI publishes for mbt2018-mean (MSE): 1..8."""
+    return tuple(sorted(_zoo_image().model_urls[ARCHITECTURE][METRIC]))
+
+
+def url(quality: int) -> str:
+    table = _zoo_image().model_urls[ARCHITECTURE][METRIC]
+    if quality not in table:
+        raise WeightsError(f"CompressAI publishes {ARCHITECTURE} at qualities {sorted(table)}, not {quality}")
+    return table[quality]
+
+
+def file_name(quality: int) -> str:
+    """The cached file's name, as torch.hub derives it from the URL."""
+    return Path(urlparse(url(quality)).path).name
+
+
+def cache_dir() -> Path:
+    """torch.hub's checkpoint cache (``$TORCH_HOME/hub/checkpoints`` unless ``torch.hub.set_dir``)."""
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def cached_path(quality: int) -> Path:
+    return cache_dir() / file_name(quality)
+
+
+def present_qualities() -> list[int]:
+    return [q for q in qualities() if cached_path(q).is_file()]
+
+
+def fetch_command(quality: int) -> str:
+    return (f'python -c "from compressai.zoo import mbt2018_mean; '
+            f"mbt2018_mean({quality}, metric='{METRIC}', pretrained=True)\"")
+
+
+def missing_message(missing: list[int]) -> str:
+    names = ", ".join(file_name(q) for q in missing)
+    return (f"CompressAI's pretrained {ARCHITECTURE} weights are not in torch.hub's cache {cache_dir()}: "
+            f"missing {names}; bench does not download. On a machine with network access run "
+            f"`{fetch_command(missing[0])}` (quality {missing[0]}; likewise for the others) with the same "
+            "TORCH_HOME, or copy the files (from the URLs in compressai.zoo.image.model_urls) into that folder")
+
+
+def _check_hash(path: Path, data: bytes) -> str:
+    digest = hashlib.sha256(data).hexdigest()
+    match = _HASH.search(path.name)
+    if match is None:
+        raise WeightsError(f"{path.name} carries no SHA-256 prefix in its name")
+    if not digest.startswith(match.group(1)):
+        raise WeightsHashError(
+            f"{path} is damaged or not the file its name promises: its SHA-256 starts with "
+            f"{digest[: len(match.group(1))]}, the name says {match.group(1)}; delete it and fetch it again"
+        )
+    return digest
+
+
+def verify(path: Path) -> str:
+    """The file's full SHA-256, after checking it against the prefix in its name."""
+    return _check_hash(path, path.read_bytes())
+
+
+def load_mean_scale(quality: int, device: str = "cpu") -> tuple[torch.nn.Module, Path, str]:
+    """CompressAI's pretrained mbt2018-mean at ``quality``: ``(model in eval mode, file, sha256)``."""
+    path = cached_path(quality)
+    if not path.is_file():
+        raise MissingWeightsError(missing_message([quality]))
+    data = path.read_bytes()
+    digest = _check_hash(path, data)
+    image = _zoo_image()
+    from compressai.zoo.pretrained import load_pretrained
+
+    try:
+        state_dict = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        if not isinstance(state_dict, dict):
+            raise TypeError(f"expected a state dict, found {type(state_dict).__name__}")
+        model = image.model_architectures[ARCHITECTURE].from_state_dict(load_pretrained(state_dict))
+    except Exception as error:  # noqa: BLE001 - any failure here means an unusable file
+        raise WeightsError(f"{path} is not a CompressAI {ARCHITECTURE} checkpoint: {error}") from error
+    if any(getattr(getattr(model, m), b).numel() == 0
+           for m in ("entropy_bottleneck", "gaussian_conditional") for b in CDF_BUFFERS):
+        model.update(force=True)
+    return model.eval().to(device), path, digest
