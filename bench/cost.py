@@ -10,7 +10,9 @@ Peak memory is measured around the codec calls of a job by ``ResourceProbe``:
   baseline is read, freed heap memory is handed back to the OS (glibc ``malloc_trim``) so that a
   job's allocations show up as growth rather than as reuse of memory a previous job left behind.
   Model weights loaded before the probe (by the warm-up) are not part of the delta: they are the
-  model size, reported on their own.
+  model size, reported on their own. Limits: a peak shorter than the sampling interval is seen only
+  when it sets a new high-water mark; RSS counts shared-library pages (most of an ffmpeg process's
+  few hundred MiB are its libraries).
 * CUDA: ``torch.cuda.max_memory_allocated`` after ``reset_peak_memory_stats`` (tensors only,
   weights included, the caching allocator's reserve excluded).
 """
@@ -204,7 +206,7 @@ def _weight_entries(info: dict[str, str]) -> list[tuple[int | None, str]]:
             continue
         found = [(int(q) if q else None, name) for q, name in _ENTRY.findall(str(value))]
         if len(qualities) == len(found) and all(q is None for q, _ in found):
-            found = [(int(q), name) for q, (_, name) in zip(qualities, found)]
+            found = [(int(q), name) for q, (_, name) in zip(qualities, found, strict=True)]
         entries.extend(found)
     return entries
 

@@ -134,7 +134,7 @@ def _same_bytes(a: Encoded, b: Encoded) -> bool:
 
 
 def _same_pixels(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
-    return len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b))
+    return len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
 
 
 @dataclass
