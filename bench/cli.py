@@ -136,10 +136,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     summary = execute(jobs, store, workers=args.jobs, progress=progress, executor=executor)
     serial = args.jobs == 1 and not args.scheduler  # overhead is a serial run's figure
-    overhead = 1 - summary.codec_time / summary.wall_time if summary.wall_time and serial and summary.done else None
+    overhead = summary.harness_overhead if serial else None
+    timing = (f" (codecs {summary.codec_time:.1f} s, warm-up {summary.warmup_time:.1f} s, "
+              f"harness overhead {overhead:.1%})" if overhead is not None else "")
     print(f"{summary.done} jobs run, {summary.skipped} already done, {len(summary.failed)} failed "
-          f"in {summary.wall_time:.1f} s" + (f" (harness overhead {overhead:.1%})" if overhead is not None else "")
-          + f"; records in {store.records_path}")
+          f"in {summary.wall_time:.1f} s{timing}; records in {store.records_path}")
     for key, error in summary.failed:
         print(f"failed {key}: {error}", file=sys.stderr)
     return 1 if summary.failed else 0

@@ -168,7 +168,7 @@ def build_report(run_dirs: Sequence[Path], out_dir: Path) -> Path:
     costs = cost_table(records)
     summary.to_csv(out_dir / "summary.csv", index=False)
     long.to_csv(out_dir / "bdrate.csv", index=False)
-    long[long["focus"]].to_csv(out_dir / "bdrate_focus.csv", index=False)
+    long[long["focus"].astype(bool)].to_csv(out_dir / "bdrate_focus.csv", index=False)
     costs.to_csv(out_dir / "cost.csv", index=False)
     has_compass = records["codec"].map(is_compass).any()
     paper = paper_comparison(long, compared) if has_compass else pd.DataFrame()
@@ -233,7 +233,7 @@ def build_report(run_dirs: Sequence[Path], out_dir: Path) -> Path:
         in_group = long[
             (long["dataset"] == dataset) & (long["anchor"] == protocol) & (long["scales_label"] == label)
         ]
-        focus = in_group[in_group["focus"]]
+        focus = in_group[in_group["focus"].astype(bool)]
         blocks.append(Block("h3", "BD-rate against the contract's anchors"))
         blocks.append(
             Block(
