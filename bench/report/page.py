@@ -17,7 +17,15 @@ from bench.report.bdtables import add_full_size_single_layer, bd_long, matrices
 from bench.report.load import load_manifests, load_records
 from bench.report.paper import is_compass, paper_comparison
 from bench.report.plots import codec_colours, rd_plot, slug
-from bench.report.tables import aggregate, cost_table, dataset_label, is_kodak
+from bench.report.tables import (
+    INTERNAL_PREFIX,
+    aggregate,
+    cost_by_layer,
+    cost_table,
+    count_text,
+    dataset_label,
+    is_kodak,
+)
 
 NICE = {
     "anchor": "pyramid",
@@ -152,6 +160,153 @@ def _method_text() -> list[Block]:
     ]
 
 
+COST_SUMMARY_COLUMNS = {
+    "codec": "codec",
+    "dataset": "dataset",
+    "scales_label": "scales",
+    "anchor": "pyramid",
+    "device": "device",
+    "threads": "threads",
+    "mode": "mode",
+    "layers": "layers",
+    "bitstreams": "images × qualities",
+    "encode_s": "encode s (all layers)",
+    "decode_s": "decode s (all layers)",
+    "warmup_s": "warm-up s",
+    "params": "params",
+    "params_modules": "params per module",
+    "peak_memory_mib": "peak RSS MiB",
+    "cuda_peak_mib": "CUDA peak MiB",
+    "model_mb": "model MB",
+}
+COST_LAYER_COLUMNS = {
+    "codec": "codec",
+    "dataset": "dataset",
+    "scales_label": "scales",
+    "anchor": "pyramid",
+    "layer": "layer",
+    "mode": "mode",
+    "device": "device",
+    "threads": "threads",
+    "kpixels": "kpixels",
+    "records": "images × qualities",
+    "repeats": "repeats",
+    "encode_s": "encode s",
+    "decode_s": "decode s",
+    "encode_split": "encode split (codec-internal)",
+}
+# Columns a run may not have at all (no learned codec, no GPU, single repeats): left out when empty.
+OPTIONAL_COST = {"warmup_s", "params", "params_modules", "cuda_peak_mib", "model_mb", "encode_split"}
+
+
+def _encode_split(row: pd.Series) -> str:
+    """The codec's own timing of parts of the encode call against its wall time: ``model 0.21 s (93%)``."""
+    parts = []
+    for column, value in row.items():
+        if str(column).startswith(INTERNAL_PREFIX) and pd.notna(value):
+            name = str(column)[len(INTERNAL_PREFIX) : -len("_s")]
+            share = f" ({value / row['encode_s']:.0%})" if row["encode_s"] > 0 else ""
+            parts.append(f"{name} {value:.3g} s{share}")
+    return ", ".join(parts)
+
+
+# Run settings that, when one value holds for every cost row, are said once above the tables.
+SHARED_COST = {
+    "dataset": "dataset",
+    "scales_label": "scales",
+    "anchor": "pyramid",
+    "device": "device",
+    "threads": "threads",
+}
+
+
+def _shared_settings(frame: pd.DataFrame) -> dict[str, str]:
+    """The SHARED_COST columns with one value in every row, as text."""
+    shared = {}
+    for column in SHARED_COST:
+        values = frame[column].map(lambda v: "" if pd.isna(v) else str(v)).unique() if column in frame else []
+        if len(values) == 1:
+            shared[column] = Path(values[0]).name if column == "dataset" else values[0]
+    return shared
+
+
+def _cost_view(frame: pd.DataFrame, columns: dict[str, str], shared: dict[str, str]) -> pd.DataFrame:
+    """The columns to show, formatted; shared settings and optional columns without a value left out."""
+    view = frame.assign(dataset=frame["dataset"].map(lambda d: Path(str(d)).name))
+    if "params" in view:
+        view["params"] = view["params"].map(count_text)
+    if "repeats" in view and (view["repeats"] == 1).all():
+        view = view.drop(columns="repeats")  # the default: saying so once in the text is enough
+    keep = [
+        c
+        for c in columns
+        if c in view
+        and c not in shared
+        and not (c in OPTIONAL_COST and (view[c].isna() | (view[c] == "")).all())
+    ]
+    formats = {
+        "encode_s": ".3g",
+        "decode_s": ".3g",
+        "warmup_s": ".3g",
+        "peak_memory_mib": ".0f",
+        "cuda_peak_mib": ".0f",
+        "model_mb": ".2f",
+        "kpixels": ".0f",
+    }
+    shown = view[keep].copy()
+    for column, spec in formats.items():
+        if column in shown:
+            shown[column] = shown[column].map(lambda v, spec=spec: "" if pd.isna(v) else format(v, spec))
+    return shown.rename(columns=columns)
+
+
+def _cost_blocks(costs: pd.DataFrame, layer_costs: pd.DataFrame) -> list[Block]:
+    layers = layer_costs.assign(
+        encode_split=layer_costs.apply(_encode_split, axis=1) if len(layer_costs) else ""
+    )
+    shared = _shared_settings(layer_costs)
+    every_row = "; ".join(f"{SHARED_COST[c]} {v}" for c, v in shared.items())
+    repeats = int(layer_costs["repeats"].max()) if len(layer_costs) else 1
+    return [
+        Block("h2", "Cost"),
+        Block(
+            "p",
+            (f"Every row: {every_row}. " if every_row else "")
+            + "Per codec: medians over the coded images and qualities of the seconds to encode all layers "
+            "of one image and to decode all of them (a scalable codec: one encode of the whole bitstream "
+            "and one decode of layers 0..K; a single-layer codec: its per-layer calls added up). Times "
+            "are wall-clock, synchronised with the device, warm-up excluded"
+            + (
+                "; where repeats > 1, each record holds the median of that many runs"
+                if repeats > 1
+                else ", one timed run per call"
+            )
+            + ". Warm-up: the untimed first call of a codec at a quality (model loading). Params: total "
+            "and per module. Peak RSS: the largest growth of resident memory during one job's codec "
+            "calls, child processes included (their shared libraries count: an ffmpeg process is a few "
+            "hundred MiB). CUDA peak: max allocated. Model MB: weights on disk for one quality. All "
+            "values are in cost_summary.csv.",
+        ),
+        Block("table", table=_cost_view(costs, COST_SUMMARY_COLUMNS, shared)),
+        Block("h3", "Median time per layer"),
+        Block(
+            "p",
+            "Median over images and qualities of one record's times. Scalable codec: encode s is the whole "
+            "bitstream's encode (the same call for every layer) and decode s decodes layers 0..k. "
+            "Single-layer codec: each layer is coded alone, so both times are that layer's own. kpixels: "
+            "median pixels of the layer. "
+            + (
+                "Encode split: the codec's own timing of parts of its encode call (e.g. network vs "
+                "entropy coding), median seconds and share of the encode time. "
+                if (layers["encode_split"] != "").any()
+                else "No codec here reports a split of its encode time (e.g. network vs entropy coding). "
+            )
+            + "All values, params and memory included, are in cost.csv.",
+        ),
+        Block("table", table=_cost_view(layers, COST_LAYER_COLUMNS, shared)),
+    ]
+
+
 def build_report(run_dirs: Sequence[Path], out_dir: Path) -> Path:
     """Write tables (CSV), BD-rate tables, RD plots (PNG, SVG), report.md and report.html to
     ``out_dir``; return the path of ``report.md``."""
@@ -166,10 +321,12 @@ def build_report(run_dirs: Sequence[Path], out_dir: Path) -> Path:
     curves = aggregate(compared)
     long = bd_long(compared)
     costs = cost_table(records)
+    layer_costs = cost_by_layer(records)
     summary.to_csv(out_dir / "summary.csv", index=False)
     long.to_csv(out_dir / "bdrate.csv", index=False)
     long[long["focus"].astype(bool)].to_csv(out_dir / "bdrate_focus.csv", index=False)
-    costs.to_csv(out_dir / "cost.csv", index=False)
+    layer_costs.to_csv(out_dir / "cost.csv", index=False)
+    costs.to_csv(out_dir / "cost_summary.csv", index=False)
     has_compass = records["codec"].map(is_compass).any()
     paper = paper_comparison(long, compared) if has_compass else pd.DataFrame()
     if has_compass:
@@ -265,6 +422,9 @@ def build_report(run_dirs: Sequence[Path], out_dir: Path) -> Path:
                 )
                 blocks.append(Block("table", table=all_matrices[key], index=True))
 
+    # Beside the BD-rate tables: what the bits cost in time, memory and size.
+    blocks += _cost_blocks(costs, layer_costs)
+
     if has_compass:
         blocks.append(Block("h2", "COMPASS paper (ICCV 2023) vs measured"))
         blocks.append(
@@ -303,23 +463,6 @@ def build_report(run_dirs: Sequence[Path], out_dir: Path) -> Path:
             "table",
             table=_fmt(
                 summary.assign(dataset=summary["dataset"].map(lambda d: Path(d).name)), SUMMARY_FORMATS
-            ),
-        )
-    )
-    blocks.append(Block("h2", "Cost"))
-    blocks.append(
-        Block(
-            "p",
-            "Mean seconds to encode and to decode all layers of one image (a single-layer codec's "
-            "per-layer times are summed); params from the records' extra.params.",
-        )
-    )
-    blocks.append(
-        Block(
-            "table",
-            table=_fmt(
-                costs.assign(dataset=costs["dataset"].map(lambda d: Path(d).name)),
-                {"encode_s": ".3g", "decode_s": ".3g", "params": ",.0f", "peak_memory_mib": ".1f"},
             ),
         )
     )

@@ -51,10 +51,42 @@ def aggregate(records: pd.DataFrame) -> pd.DataFrame:
     return summary.reset_index()
 
 
+# --- cost ----------------------------------------------------------------------------------------
+
+# One cost row is one way of running a codec; device and threads are part of it because they change
+# every time.
+COST_KEYS = ["codec", "dataset", "scales_label", "anchor", "device", "threads"]
+INTERNAL_PREFIX = "encode_internal_"
+
+
+def _run_settings(records: pd.DataFrame) -> pd.DataFrame:
+    """Records written before device/threads were fields still group (as unknown settings)."""
+    out = records
+    for column, default in (("device", "unknown"), ("threads", math.nan)):
+        if column not in out:
+            out = out.assign(**{column: default})
+    return out
+
+
+def _number(extra: Any, key: str) -> float:
+    value = extra.get(key) if isinstance(extra, dict) else None
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
+
+
+def _modules(extra: Any) -> dict[str, int]:
+    """Per-module parameter counts of a record (``total`` excluded); {} when it has none."""
+    value = extra.get("params") if isinstance(extra, dict) else None
+    if not isinstance(value, dict):
+        return {}
+    return {str(k): int(v) for k, v in value.items() if k != "total" and isinstance(v, (int, float))}
+
+
 def _params(extra: Any) -> float:
     value = extra.get("params") if isinstance(extra, dict) else None
-    if isinstance(value, dict):  # per-module counts
-        return float(sum(v for k, v in value.items() if k != "total" and isinstance(v, (int, float))))
+    if isinstance(value, dict):  # per-module counts; the codec's own total wins (modules may share)
+        if isinstance(value.get("total"), (int, float)):
+            return float(value["total"])
+        return float(sum(_modules(extra).values())) if _modules(extra) else math.nan
     if isinstance(value, (int, float)):
         return float(value)
     return math.nan
@@ -65,43 +97,125 @@ def _peak_memory_mib(extra: Any) -> float:
         return math.nan
     if isinstance(extra.get("peak_memory_bytes"), (int, float)):
         return extra["peak_memory_bytes"] / 2**20
-    if isinstance(extra.get("peak_memory_mib"), (int, float)):
-        return float(extra["peak_memory_mib"])
-    return math.nan
+    return _number(extra, "peak_memory_mib")
+
+
+def _repeats(extra: Any) -> int:
+    timing = extra.get("timing") if isinstance(extra, dict) else None
+    repeats = timing.get("repeats") if isinstance(timing, dict) else None
+    return int(repeats) if isinstance(repeats, int) else 1
+
+
+def _internal(extra: Any) -> dict[str, float]:
+    timings = extra.get("timings") if isinstance(extra, dict) else None
+    if not isinstance(timings, dict):
+        return {}
+    return {str(k): float(v) for k, v in timings.items() if isinstance(v, (int, float))}
+
+
+def count_text(value: float) -> str:
+    """A parameter count in three significant digits: 1764000 -> "1.76M", 2900 -> "2.9k"."""
+    if pd.isna(value):
+        return ""
+    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g}{suffix}"
+    return f"{value:.0f}"
+
+
+def modules_text(modules: dict[str, int]) -> str:
+    """``{"bl": 1764000, "liff": 290000}`` -> ``"bl 1.76M, liff 290k"`` (the codec's module order)."""
+    return ", ".join(f"{name} {count_text(n)}" for name, n in modules.items())
+
+
+def _cost_columns(rows: pd.DataFrame) -> dict[str, Any]:
+    """What every record of a group says about the codec's size and memory (not its time)."""
+    extras = list(rows["extra"])
+    modules: dict[str, int] = {}
+    for extra in extras:  # the same codec has the same modules; the largest count if not
+        for name, n in _modules(extra).items():
+            modules[name] = max(modules.get(name, 0), n)
+    model_mb = pd.Series([_number(e, "model_bytes") for e in extras]) / 1e6
+    return {
+        "params": pd.Series([_params(e) for e in extras]).max(),
+        "params_modules": modules_text(modules),
+        "peak_memory_mib": pd.Series([_peak_memory_mib(e) for e in extras]).max(),
+        "cuda_peak_mib": pd.Series([_number(e, "cuda_peak_mib") for e in extras]).max(),
+        "model_mb": model_mb.max(),
+    }
+
+
+def cost_by_layer(records: pd.DataFrame) -> pd.DataFrame:
+    """One row per (codec, dataset, scales, anchor, device, threads, layer): median times over images.
+
+    ``encode_s`` and ``decode_s`` are medians over the layer's records (every image and quality) of
+    what the record says: for a scalable codec the encode of the whole bitstream and the decode of
+    layers 0..k; for a single-layer codec the encode and the decode of that layer alone. With
+    ``--repeats`` > 1 each record's time is already the median of its repeats (``repeats`` column).
+    ``encode_internal_<key>_s`` are medians of the codec's own split of the encode call
+    (``extra.timings``, e.g. network vs entropy), present when the codec reports one. Params, peak
+    memory (the largest of the jobs that coded the layer: one job codes all layers of an image),
+    CUDA peak and model size come from ``extra``.
+    """
+    records = _run_settings(records)
+    rows = []
+    for key, group in records.groupby([*COST_KEYS, "layer"], sort=True, dropna=False):
+        internal = [_internal(e) for e in group["extra"]]
+        names = sorted({name for timings in internal for name in timings})
+        row = dict(zip([*COST_KEYS, "layer"], key))
+        row.update(
+            mode=group["mode"].iloc[0],
+            records=len(group),
+            images=group["image"].nunique(),
+            kpixels=float((group["height"] * group["width"]).median() / 1e3),
+            repeats=max(_repeats(e) for e in group["extra"]),
+            encode_s=float(group["encode_time"].median()),
+            decode_s=float(group["decode_time"].median()),
+        )
+        for name in names:
+            row[f"{INTERNAL_PREFIX}{name}_s"] = float(
+                pd.Series([t.get(name, math.nan) for t in internal]).median()
+            )
+        row.update(_cost_columns(group))
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def cost_table(records: pd.DataFrame) -> pd.DataFrame:
-    """Mean time to encode / decode all layers of one image, per codec, scales and device.
+    """One row per codec, dataset, scales, anchor, device and threads: what one image costs.
 
-    A scalable codec writes one bitstream: its encode time is the same on every layer record and
-    its top layer's decode time covers layers 0..K. A single-layer codec codes every layer on its
-    own, so its times are summed over the layers of an image and quality (what simulcast costs).
+    ``encode_s``/``decode_s`` are medians over coded images and qualities of the time to encode
+    all layers of an image and to decode all of them. A scalable codec writes one bitstream: its
+    encode time is the same on every layer record and its top layer's decode time covers layers
+    0..K. A single-layer codec codes every layer on its own, so its times are summed over the
+    layers of an image and quality (what simulcast costs). ``warmup_s`` is the median untimed
+    first call (model loading), kept out of the times; size and memory columns as in
+    ``cost_by_layer``.
     """
-    keys = ["codec", "dataset", "scales_label", "anchor", "device", "threads"]
-    per_stream = []
-    for key, rows in records.groupby([*keys, "image", "quality"], dropna=False):
-        if (rows["mode"] == "scalable").all():
-            top = rows.loc[rows["layer"].idxmax()]
-            encode, decode = top["encode_time"], top["decode_time"]
-        else:
-            encode, decode = rows["encode_time"].sum(), rows["decode_time"].sum()
-        per_stream.append(
-            dict(
-                zip([*keys, "image", "quality"], key),
-                encode=encode,
-                decode=decode,
-                params=pd.Series([_params(e) for e in rows["extra"]]).max(),
-                peak=pd.Series([_peak_memory_mib(e) for e in rows["extra"]]).max(),
-                mode=rows["mode"].iloc[0],
-            )
+    records = _run_settings(records)
+    rows = []
+    for key, group in records.groupby(COST_KEYS, sort=True, dropna=False):
+        streams = [_stream_cost(stream) for _, stream in group.groupby(["image", "quality"], sort=True)]
+        encode, decode, warmup = (pd.Series(column, dtype=float) for column in zip(*streams))
+        row = dict(zip(COST_KEYS, key))
+        row.update(
+            mode=group["mode"].iloc[0],
+            layers=int(group["num_layers"].max()),
+            bitstreams=len(streams),
+            encode_s=float(encode.median()),
+            decode_s=float(decode.median()),
+            warmup_s=float(warmup.median()),
         )
-    streams = pd.DataFrame(per_stream)
-    table = streams.groupby(keys, dropna=False).agg(
-        mode=("mode", "first"),
-        bitstreams=("encode", "size"),
-        encode_s=("encode", "mean"),
-        decode_s=("decode", "mean"),
-        params=("params", "max"),
-        peak_memory_mib=("peak", "max"),
-    )
-    return table.reset_index()
+        row.update(_cost_columns(group))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _stream_cost(rows: pd.DataFrame) -> tuple[float, float, float]:
+    """Encode and decode seconds of all layers of one image at one quality, and its warm-up."""
+    if (rows["mode"] == "scalable").all():
+        top = rows.loc[rows["layer"].idxmax()]
+        encode, decode = float(top["encode_time"]), float(top["decode_time"])
+    else:
+        encode, decode = float(rows["encode_time"].sum()), float(rows["decode_time"].sum())
+    return encode, decode, float(pd.Series([_number(e, "warmup_s") for e in rows["extra"]]).max())
