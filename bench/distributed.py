@@ -29,9 +29,9 @@ per core (``--nthreads 1``): a job already uses ``--threads`` torch threads.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Iterator, Sequence
 
 from bench.runner import Job, JobOutcome, run_job_safely
 

@@ -45,9 +45,10 @@ import time
 import traceback
 import zlib
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 OUTCOMES = ("decoded", "clear-error", "codec-error", "other-exception", "invalid-result", "memory", "hang",
             "crash")
@@ -160,7 +161,8 @@ def classify(target: Target, data: bytes, rng: random.Random) -> tuple[str, str]
         return "codec-error", f"{type(error).__name__}: {error}"
     except Exception as error:  # noqa: BLE001 - exactly what the fuzzer is looking for
         outcome = "memory" if _is_memory_message(error) else "other-exception"
-        return outcome, "".join(traceback.format_exception(type(error), error, error.__traceback__)[-3:]).strip()
+        lines = traceback.format_exception(type(error), error, error.__traceback__)
+        return outcome, "".join(lines[-3:]).strip()
     problem = target.validate(result) if target.validate else None
     return ("invalid-result", problem) if problem else ("decoded", "")
 
@@ -285,7 +287,8 @@ def envelope_target(workdir: Path, time_limit: float) -> Target:
 
     def validate(envelope) -> str | None:
         if not isinstance(envelope.header, dict) or not isinstance(envelope.payload, bytes):
-            return f"unpack returned header {type(envelope.header).__name__}, payload {type(envelope.payload).__name__}"
+            kinds = type(envelope.header).__name__, type(envelope.payload).__name__
+            return "unpack returned header {}, payload {}".format(*kinds)
         return None
 
     return Target("envelope", seeds, lambda data, _: unpack(data), (EnvelopeError,), validate=validate)
@@ -455,7 +458,8 @@ def manifest_target(workdir: Path, time_limit: float) -> Target:
             seed_store.write_manifest({"started": "2024-01-01T00:00:00+0000", "argv": argv,
                                        "dataset": {"name": "kodak", "label": "Kodak", "images": 24},
                                        "scales": ["2"], "anchor": "top", "device": "cpu", "threads": 1,
-                                       "jobs": 1, "codecs": {"x265": {"available": True, "qualities": [22, 27]}}})
+                                       "jobs": 1,
+                                       "codecs": {"x265": {"available": True, "qualities": [22, 27]}}})
     seed = seed_store.manifest_path.read_bytes()
     run_dir = workdir / "manifest-fuzz"
     run_dir.mkdir(exist_ok=True)
@@ -609,7 +613,8 @@ def _watch(process, receiver, report: FuzzReport, index: int, stop: int, time_li
         message = receiver.recv()
     except EOFError:
         process.join()
-        raise FuzzError(f"{report.decoder}: the worker died while setting up (exit code {process.exitcode})") from None
+        raise FuzzError(f"{report.decoder}: the worker died while setting up "
+                        f"(exit code {process.exitcode})") from None
     if message[0] == "setup-failed":
         raise FuzzError(f"{report.decoder}: setting up the decoder failed:\n{message[1]}")
     report.setup_seconds += message[1]
@@ -618,7 +623,8 @@ def _watch(process, receiver, report: FuzzReport, index: int, stop: int, time_li
     while index < stop:
         if not receiver.poll(time_limit):
             process.kill()
-            _record(report, index, "hang", f"no result within {time_limit:g} s", current, save_dir, seed, progress)
+            _record(report, index, "hang", f"no result within {time_limit:g} s", current, save_dir, seed,
+                    progress)
             return index + 1
         try:
             message = receiver.recv()
@@ -662,9 +668,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--count", type=int, default=10000, help="inputs per decoder (default 10000)")
     parser.add_argument("--seed", type=int, default=0, help="input ``i`` depends only on this and i")
     parser.add_argument("--start", type=int, default=0, help="first input index (reproduce one: --count 1)")
-    parser.add_argument("--time-limit", type=float, default=10.0, help="seconds per input before it is a hang")
+    parser.add_argument("--time-limit", type=float, default=10.0,
+                        help="seconds per input before it is a hang (default 10)")
     parser.add_argument("--memory-mb", type=int, default=2048,
-                        help="address space a worker may add after setting up (MiB) before it is a memory failure")
+                        help="address space (MiB) a worker may add after setting up before it is a memory "
+                             "failure (default 2048)")
     parser.add_argument("--uncapped", action="store_true",
                         help="give slow decoders (x265: ffmpeg per input, at most 500) the full --count")
     parser.add_argument("--save-failures", type=Path, metavar="DIR", help="write every failing input there")

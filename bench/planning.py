@@ -15,9 +15,10 @@ with other ``--threads`` carry over only roughly.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from bench.pyramid import layer_sizes
 from bench.runner import Job
@@ -122,7 +123,8 @@ def make_plan(jobs: Sequence[Job], store: RunStore) -> Plan:
     sizes: dict[str, tuple[int, int]] = {}
     unknown: list[str] = []
     for job in jobs:
-        row = rows.setdefault((job.codec, job.scales, job.quality), PlanRow(job.codec, job.scales, job.quality))
+        group = (job.codec, job.scales, job.quality)
+        row = rows.setdefault(group, PlanRow(*group))
         row.jobs += 1
         if job.key in done_keys:
             row.done += 1

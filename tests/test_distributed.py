@@ -9,15 +9,12 @@ import time
 from pathlib import Path
 
 import pytest
+from bench.datasets import load_dataset
+from distributed import Client, LocalCluster  # a dependency (pyproject): missing, these tests must fail
 
-pytest.importorskip("distributed")
-
-from distributed import Client, LocalCluster  # noqa: E402
-
-from bench.datasets import load_dataset  # noqa: E402
-from bench.distributed import DaskExecutor, DistributedError, code_fingerprint, task_key  # noqa: E402
-from bench.runner import LocalExecutor, execute, plan_jobs  # noqa: E402
-from bench.store import RunStore  # noqa: E402
+from bench.distributed import DaskExecutor, DistributedError, code_fingerprint, task_key
+from bench.runner import LocalExecutor, execute, plan_jobs
+from bench.store import RunStore
 
 # Everything a record says about the coding itself (not how long it took or where it ran).
 EXACT_FIELDS = ("codec", "dataset", "image", "scales", "anchor", "quality", "layer", "num_layers", "height",
@@ -46,8 +43,9 @@ def cluster():
 @pytest.fixture(scope="module")
 def local_reference(tmp_path_factory, x265_ready):
     """A small x265 configuration run by the local executor: the records to match."""
-    from tests.conftest import synthetic_image
     from PIL import Image
+
+    from tests.conftest import synthetic_image
 
     folder = tmp_path_factory.mktemp("images")
     for index in range(4):
@@ -107,7 +105,8 @@ def test_bench_run_with_unreachable_scheduler_fails_clearly(local_reference, tmp
     code = main(["run", "--codecs", "x265", "--dataset", str(folder), "--scales", "2", "--qualities", "32",
                  "--out", str(out), "--no-progress", "--scheduler", f"tcp://127.0.0.1:{port}"])
     assert code == 2
-    assert f"bench run: error: cannot reach the Dask scheduler at tcp://127.0.0.1:{port}" in capsys.readouterr().err
+    error = capsys.readouterr().err
+    assert f"bench run: error: cannot reach the Dask scheduler at tcp://127.0.0.1:{port}" in error
     assert not out.exists()  # refused before the run directory was made
 
 
@@ -121,9 +120,7 @@ class _KillOneWorkerMidRun:
         self.outstanding_at_kill = 0
 
     def run(self, jobs):
-        seen = 0
-        for outcome in self.inner.run(jobs):
-            seen += 1
+        for seen, outcome in enumerate(self.inner.run(jobs), 1):
             if seen == 1:
                 self._kill_a_busy_worker(len(jobs) - seen)
             yield outcome
