@@ -31,8 +31,36 @@ def _install_torchvision_placeholder() -> None:
     sys.modules["torchvision.transforms"] = transforms
 
 
+# CompressAI's rANS decoder reads 32-bit words past the end of a string that is shorter than its
+# symbols claim (upstream issue #300): a damaged stream whose header claims a large layer can make
+# it read freed heap and crash. A valid stream never reads past its own end, so zero padding
+# changes no valid decode and turns such over-reads into harmless reads of zeros (garbage symbols,
+# then a clear error downstream). It is a mitigation: a bounds-checked decoder is the real fix.
+_RANS_PAD_PER_SYMBOL = 8
+_RANS_PAD_BYTES = 4096
+
+
+def _pad_rans_decoder_input(compressai: types.ModuleType) -> None:
+    from compressai.entropy_models import entropy_models
+
+    coder = entropy_models._EntropyCoder
+    if getattr(coder.decode_with_indexes, "_bench_padded", False):
+        return
+    decode = coder.decode_with_indexes
+
+    def decode_with_indexes(self, string, indexes, *args, **kwargs):  # type: ignore[no-untyped-def]
+        padding = bytes(_RANS_PAD_PER_SYMBOL * len(indexes) + _RANS_PAD_BYTES)
+        return decode(self, bytes(string) + padding, indexes, *args, **kwargs)
+
+    decode_with_indexes._bench_padded = True  # type: ignore[attr-defined]
+    coder.decode_with_indexes = decode_with_indexes
+
+
 def import_compressai() -> types.ModuleType:
-    """Return the ``compressai`` package, importable on a CPU-only torch without torchvision."""
+    """Return the ``compressai`` package, importable on a CPU-only torch without torchvision,
+    with its rANS decoder guarded against reading past the end of a damaged string."""
     if "compressai" not in sys.modules:
         _install_torchvision_placeholder()
-    return importlib.import_module("compressai")
+    module = importlib.import_module("compressai")
+    _pad_rans_decoder_input(module)
+    return module

@@ -62,6 +62,28 @@ def _decode_floats(record: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
+def _record_problem(record: Any) -> str | None:
+    """Why ``record`` is not a bench record (None when its identity fields are sound)."""
+    if not isinstance(record, dict):
+        return f"a JSON {type(record).__name__}, not an object"
+    missing = [name for name in (*JOB_KEY_FIELDS, "layer", "num_layers") if name not in record]
+    if missing:
+        return f"missing {', '.join(missing)}"
+    if not all(isinstance(record[name], str) for name in ("codec", "dataset", "image", "anchor")):
+        return "codec, dataset, image and anchor must be strings"
+    if not all(isinstance(record[name], int) and not isinstance(record[name], bool)
+               for name in ("quality", "layer", "num_layers")):
+        return "quality, layer and num_layers must be integers"
+    scales = record["scales"]
+    if not isinstance(scales, list) or not all(
+        isinstance(s, (int, float)) and not isinstance(s, bool) for s in scales
+    ):
+        return "scales must be a list of numbers"
+    if not 0 <= record["layer"] < record["num_layers"]:
+        return f"layer {record['layer']} is outside 0..num_layers-1"
+    return None
+
+
 class RunStore:
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = Path(run_dir)
@@ -116,14 +138,18 @@ class RunStore:
         if not self.records_path.exists():
             return []
         out = []
-        with open(self.records_path, encoding="utf-8") as handle:
+        with open(self.records_path, "rb") as handle:
             for number, line in enumerate(handle, 1):
-                if not line.endswith("\n"):
+                if not line.endswith(b"\n"):
                     break  # torn tail of a killed run: that job is redone
                 try:
-                    out.append(_decode_floats(json.loads(line)))
-                except json.JSONDecodeError as error:
-                    raise StoreError(f"{self.records_path}:{number}: not a bench record ({error.msg})") from error
+                    record = json.loads(line.decode("utf-8"))
+                except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+                    raise StoreError(f"{self.records_path}:{number}: not a bench record ({error})") from error
+                problem = _record_problem(record)
+                if problem:
+                    raise StoreError(f"{self.records_path}:{number}: not a bench record ({problem})")
+                out.append(_decode_floats(record))
         return out
 
     def completed_jobs(self) -> set[str]:
@@ -151,9 +177,12 @@ class RunStore:
         if not self.manifest_path.exists():
             return {}
         try:
-            return json.loads(self.manifest_path.read_text())
-        except json.JSONDecodeError as error:
-            raise StoreError(f"{self.manifest_path} is not valid JSON ({error.msg})") from error
+            manifest = json.loads(self.manifest_path.read_bytes().decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+            raise StoreError(f"{self.manifest_path} is not valid JSON ({error})") from error
+        if not isinstance(manifest, dict) or not isinstance(manifest.get("invocations", []), list):
+            raise StoreError(f"{self.manifest_path} is not a bench manifest (a JSON object with a list of invocations)")
+        return manifest
 
 
 def git_commit() -> str | None:

@@ -278,24 +278,12 @@ def test_x265_decoder_survives_a_short_fuzz_run(x265_ready) -> None:
     assert report.inputs == 25 and report.failed == 0, report.failures[:3]
 
 
-STORE_FIX = ("bench/store.py reads records.jsonl and manifest.json as text and trusts their shape: invalid "
-             "UTF-8 raises UnicodeDecodeError, a JSON line without the key fields KeyError (fix in the "
-             "fuzzing report)")
-
-
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=STORE_FIX)
 @pytest.mark.parametrize("decoder", ["records", "manifest"])
 def test_run_store_readers_survive_a_fuzz_run(decoder: str) -> None:
     report = fuzz.fuzz(decoder, 500, seed=0, time_limit=5.0)
     assert report.failed == 0, report.failure_kinds()
 
 
-RANS_OVERRUN = ("CompressAI's rANS decoder reads past the end of a string that is shorter than the symbols "
-                "claim (upstream CompressAI issue #300); bench/_compressai.py should pad strings (fix in the "
-                "fuzzing report)")
-
-
-@pytest.mark.xfail(strict=True, raises=pytest.fail.Exception, reason=RANS_OVERRUN)
 def test_a_resealed_giant_layer_claim_does_not_crash_the_compass_decoder(tmp_path: Path) -> None:
     """Fuzz input 6576 of seed 0, rebuilt by hand: layer sizes 8220x1048 and 552x8248 (within the
     limits) over the chunks of a 48x64 stream. In a subprocess: a segfault must not take pytest down."""
