@@ -272,6 +272,8 @@ class CompassCodec(Codec):
 
     def decode(self, data: bytes, num_layers: int | None = None) -> list[np.ndarray]:
         header, payloads = bitstream.unpack(data, num_layers)
+        if self._injected and header.quality not in self._models or not self._injected and header.quality not in QUALITIES:
+            raise BitstreamError(f"bitstream names quality {header.quality}, which no COMPASS weights here have")
         model = self._model(header.quality)
         if header.model_id != model.model_id:
             raise BitstreamError(
