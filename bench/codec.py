@@ -8,9 +8,12 @@ reconstructions (uint8, the same sizes). A *scalable* codec decodes any prefix o
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import ClassVar, Sequence
+from types import MappingProxyType
+from typing import ClassVar, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -65,7 +68,12 @@ class Codec(ABC):
     """Base class of every codec plugin.
 
     A plugin sets ``name`` (its registry name), ``scalable`` and ``default_qualities`` and
-    implements ``encode``/``decode``. The constructor receives the parts of the codec spec string
+    implements ``encode``/``decode``. A codec that splits its decode time (e.g. ``network`` vs
+    ``entropy``) assigns a fresh dict to ``last_decode_timings`` in every ``decode`` call, first thing
+    (so that a failing call leaves no stale numbers); ``decode`` returns pixels only, so this is the
+    decode counterpart of ``Encoded.timings``. Codecs that do not split keep the empty default.
+
+    The constructor receives the parts of the codec spec string
     ``NAME[:ARG][@SOURCE]`` (e.g. ``simulcast:x265``, ``mean-scale@compressai``) and the device.
     Construction must be cheap and must not fail when the codec is unavailable: heavy loading
     happens lazily, and ``availability()`` says whether the codec can run.
@@ -75,6 +83,8 @@ class Codec(ABC):
     scalable: ClassVar[bool] = False
     default_qualities: ClassVar[tuple[int, ...]] = ()
     description: ClassVar[str] = ""
+    # read-only empty default: a codec replaces it per decode, never mutates it
+    last_decode_timings: Mapping[str, float] = MappingProxyType({})
 
     def __init__(self, arg: str | None = None, source: str | None = None, device: str = "cpu") -> None:
         self.arg = arg
@@ -120,6 +130,43 @@ class Codec(ABC):
             import torch
 
             torch.cuda.synchronize()
+
+
+class SectionClock:
+    """Codec-internal seconds per named section, for ``Encoded.timings``/``last_decode_timings``.
+
+    ``with clock.section("entropy"): …`` adds the section's seconds to ``seconds["entropy"]``.
+    Sections nest: an outer section counts only its own time, not that of sections inside it, so
+    the keys never double-count and add up to at most the wall time of the call. On CUDA each
+    section synchronises on entry and exit, so queued kernels are charged to the section that
+    launched them rather than to whichever one first waits for them.
+    """
+
+    def __init__(self, device: str = "cpu") -> None:
+        self.seconds: dict[str, float] = {}
+        self._cuda = device.startswith("cuda")
+        self._inner: list[float] = []  # per open section: seconds spent in its nested sections
+
+    def _synchronize(self) -> None:
+        if self._cuda:
+            import torch
+
+            torch.cuda.synchronize()
+
+    @contextmanager
+    def section(self, key: str) -> Iterator[None]:
+        self._synchronize()
+        start = time.perf_counter()
+        self._inner.append(0.0)
+        try:
+            yield
+        finally:
+            self._synchronize()
+            elapsed = time.perf_counter() - start
+            inner = self._inner.pop()
+            self.seconds[key] = self.seconds.get(key, 0.0) + elapsed - inner
+            if self._inner:
+                self._inner[-1] += elapsed
 
 
 def check_image(image: np.ndarray) -> None:

@@ -137,6 +137,20 @@ def _same_pixels(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
     return len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
 
 
+class _Decoded(list):
+    """A decode call's layers, carrying the codec's split of that call (``Codec.last_decode_timings``)
+    as ``timings``: ``repeat`` then gathers it from every run, as it does ``Encoded.timings``."""
+
+    def __init__(self, layers: list[np.ndarray], timings: dict[str, float]) -> None:
+        super().__init__(layers)
+        self.timings = timings
+
+
+def _decode(codec: Codec, data: bytes, num_layers: int) -> _Decoded:
+    layers = codec.decode(data, num_layers)
+    return _Decoded(layers, dict(codec.last_decode_timings))
+
+
 @dataclass
 class _Coded:
     """One layer's outcome before metrics: its bits, reconstruction and the timings that produced it."""
@@ -156,7 +170,7 @@ def _code_scalable(codec: Codec, layers: list[np.ndarray], job: Job) -> tuple[li
         encoded = repeat(codec, lambda: codec.encode(layers, job.quality), job.repeats, _same_bytes, "encode")
         decodes = []
         for k in range(len(layers)):
-            decodes.append(repeat(codec, lambda k=k: codec.decode(encoded.result.data, k + 1), job.repeats,
+            decodes.append(repeat(codec, lambda k=k: _decode(codec, encoded.result.data, k + 1), job.repeats,
                                   _same_pixels, f"decode of layers 0..{k}"))
             if len(decodes[-1].result) != k + 1:
                 raise RuntimeError(f"{job.codec} decoded {len(decodes[-1].result)} layers when asked for {k + 1}")
@@ -175,7 +189,7 @@ def _code_single(codec: Codec, layers: list[np.ndarray], job: Job) -> tuple[list
             encoded = repeat(codec, lambda layer=layer: codec.encode([layer], job.quality), job.repeats,
                              _same_bytes, "encode")
             data = encoded.result.data
-            decoded = repeat(codec, lambda data=data: codec.decode(data, 1), job.repeats, _same_pixels, "decode")
+            decoded = repeat(codec, lambda data=data: _decode(codec, data, 1), job.repeats, _same_pixels, "decode")
             bits = len(data) * 8
             coded.append(_Coded(k, bits, bits, decoded.result[0], encoded, decoded, "single", {}))
             seconds += encoded.total + decoded.total
@@ -235,6 +249,9 @@ def run_job(job: Job) -> list[dict[str, Any]]:
             height, width = target.shape[:2]
             ms_ssim, ms_ssim_note = ms_ssim_rgb(target, recon)
             extra = dict(extra_common, timings=item.encode.internal_median(), **item.resources)
+            decode_timings = item.decode.internal_median()  # of the decode of layers 0..k (scalable)
+            if decode_timings:
+                extra["decode_timings"] = decode_timings
             if job.repeats > 1:
                 extra["timing"] = {"repeats": job.repeats, "encode": spread(item.encode.seconds),
                                    "decode": spread(item.decode.seconds)}

@@ -13,7 +13,9 @@ Everything below (padding, threads, bitstream) is the same for both sources.
 * Sizes: any. The image is padded on the bottom and right by edge replication to a multiple of 64
   (the model's total downsampling), coded, and the reconstruction cropped back. Replication (rather
   than zeros) is what ``bench.train`` validates with and keeps the padded area cheap to code.
-* Coding: CompressAI's real rANS coder through ``model.compress``/``model.decompress``.
+* Coding: CompressAI's real rANS coder, through the steps of ``model.compress``/``model.decompress``
+  run one by one so that network and entropy-coding seconds are reported apart (``Encoded.timings``
+  and ``last_decode_timings``: ``network``, ``entropy``).
 * Determinism: torch's CPU convolutions give results that depend on the number of intra-op threads
   (oneDNN/MKL split their reductions differently), and the decoder must recompute exactly the
   hyper-decoder output the encoder used, or rANS decodes garbage. So on CPU the network always runs
@@ -34,7 +36,6 @@ Everything below (padding, threads, bitstream) is the same for both sources.
 from __future__ import annotations
 
 import struct
-import time
 import zlib
 from contextlib import contextmanager
 from pathlib import Path
@@ -45,7 +46,7 @@ import torch
 import torch.nn.functional as F
 
 from bench import published, zoo
-from bench.codec import Availability, BitstreamError, Codec, CodecError, Encoded, check_image
+from bench.codec import Availability, BitstreamError, Codec, CodecError, Encoded, SectionClock, check_image
 from bench.registry import register_codec
 
 MAGIC = b"bMSH"
@@ -200,24 +201,25 @@ class MeanScaleCodec(Codec):
         x = torch.from_numpy(image.copy()).to(self.device)  # a copy: inputs may be read-only
         x = x.permute(2, 0, 1)[None].float().div_(255.0)
         x = F.pad(x, (0, _padded(width) - width, 0, _padded(height) - height), mode="replicate")
-        start = time.perf_counter()
+        clock = SectionClock(self.device)
         with torch.inference_mode(), _fixed_threads(self.device):
-            out = model.compress(x)
-        seconds = time.perf_counter() - start
-        (y_string,), (z_string,) = out["strings"]
+            y_string, z_string = _compress(model, x, clock)
         head = _HEADER.pack(MAGIC, VERSION, quality, height, width, bytes.fromhex(digest[:8]),
                             len(y_string), len(z_string))
         body = head + y_string + z_string
         data = body + _CRC.pack(zlib.crc32(body))
-        return Encoded(data, [len(data)], {"compress": seconds})
+        return Encoded(data, [len(data)], _split(clock))
 
     def decode(self, data: bytes, num_layers: int | None = None) -> list[np.ndarray]:
+        self.last_decode_timings = {}
         if num_layers not in (None, 1):
             raise CodecError(f"mean-scale bitstreams hold one layer, asked for {num_layers}")
-        pixels = self._reconstruct(bytes(data)).mul(255.0).round_().clamp_(0, 255).to(torch.uint8)
+        clock = SectionClock(self.device)
+        pixels = self._reconstruct(bytes(data), clock).mul(255.0).round_().clamp_(0, 255).to(torch.uint8)
+        self.last_decode_timings = _split(clock)
         return [np.ascontiguousarray(pixels.permute(1, 2, 0).cpu().numpy())]
 
-    def _reconstruct(self, data: bytes) -> torch.Tensor:
+    def _reconstruct(self, data: bytes, clock: SectionClock | None = None) -> torch.Tensor:
         """The decoder's float output (3xHxW in [0, 1]), before rounding to 8 bits."""
         quality, height, width, tag, y_string, z_string = _parse(data, self.default_qualities)
         model, path, digest = self._model(quality)
@@ -228,10 +230,45 @@ class MeanScaleCodec(Codec):
         shape = (_padded(height) // MULTIPLE, _padded(width) // MULTIPLE)
         try:
             with torch.inference_mode(), _fixed_threads(self.device):
-                x_hat = model.decompress([[y_string], [z_string]], shape)["x_hat"]
+                x_hat = _decompress(model, y_string, z_string, shape, clock or SectionClock(self.device))
         except (RuntimeError, ValueError, IndexError, OverflowError) as error:
             raise BitstreamError(f"mean-scale bitstream does not decode: {error}") from error
         return x_hat[0, :, :height, :width]
+
+
+# CompressAI's MeanScaleHyperprior.compress/decompress (1.2.8), step by step with the same calls in
+# the same order (so the bytes and pixels are those of model.compress/decompress), each step timed
+# as network (g_a, h_a, h_s, g_s) or entropy coding (rANS coding and its CDF index preparation).
+def _compress(model: torch.nn.Module, x: torch.Tensor, clock: SectionClock) -> tuple[bytes, bytes]:
+    with clock.section("network"):
+        y = model.g_a(x)
+        z = model.h_a(y)
+    with clock.section("entropy"):
+        z_strings = model.entropy_bottleneck.compress(z)
+        z_hat = model.entropy_bottleneck.decompress(z_strings, z.size()[-2:])
+    with clock.section("network"):
+        scales_hat, means_hat = model.h_s(z_hat).chunk(2, 1)
+    with clock.section("entropy"):
+        indexes = model.gaussian_conditional.build_indexes(scales_hat)
+        y_strings = model.gaussian_conditional.compress(y, indexes, means=means_hat)
+    return y_strings[0], z_strings[0]
+
+
+def _decompress(model: torch.nn.Module, y_string: bytes, z_string: bytes, shape: tuple[int, int],
+                clock: SectionClock) -> torch.Tensor:
+    with clock.section("entropy"):
+        z_hat = model.entropy_bottleneck.decompress([z_string], shape)
+    with clock.section("network"):
+        scales_hat, means_hat = model.h_s(z_hat).chunk(2, 1)
+    with clock.section("entropy"):
+        indexes = model.gaussian_conditional.build_indexes(scales_hat)
+        y_hat = model.gaussian_conditional.decompress([y_string], indexes, means=means_hat)
+    with clock.section("network"):
+        return model.g_s(y_hat).clamp_(0, 1)
+
+
+def _split(clock: SectionClock) -> dict[str, float]:
+    return {key: clock.seconds.get(key, 0.0) for key in ("network", "entropy")}
 
 
 def _parse(data: bytes, qualities: Sequence[int]) -> tuple[int, int, int, bytes, bytes, bytes]:

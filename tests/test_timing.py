@@ -1,5 +1,6 @@
 """Latency measurement: synchronised timed calls, repeats with median and spread, determinism of
-repeats, warm-up kept out of coding time and reported apart, codec-internal timings in records."""
+repeats, warm-up kept out of coding time and reported apart, codec-internal encode and decode
+timings in records."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench.codec import Codec, Encoded
+from bench import runner
+from bench.codec import Codec, Encoded, SectionClock
 from bench.registry import _REGISTRY, register_codec
 from bench.runner import Job, RunSummary, execute, plan_jobs, run_job
 from bench.store import RunStore
@@ -174,3 +176,93 @@ def test_warm_up_is_reported_apart_once_per_quality(sleepy, folder: Path, tmp_pa
 
 def test_overhead_of_an_empty_summary_is_undefined() -> None:
     assert RunSummary(0, 0, 0, [], 0.0, 0.0).harness_overhead is None
+
+
+def test_section_clock_charges_nested_sections_only_to_themselves() -> None:
+    clock = SectionClock()
+    start = time.perf_counter()
+    with clock.section("network"):
+        time.sleep(SLEEP)
+        with clock.section("entropy"):
+            time.sleep(SLEEP)
+    with clock.section("entropy"):  # a key accumulates over its sections
+        time.sleep(SLEEP)
+    wall = time.perf_counter() - start
+    assert set(clock.seconds) == {"network", "entropy"}
+    assert SLEEP <= clock.seconds["network"] < 2 * SLEEP  # without the nested entropy section
+    assert clock.seconds["entropy"] >= 2 * SLEEP
+    assert clock.seconds["network"] + clock.seconds["entropy"] <= wall
+    with pytest.raises(RuntimeError), clock.section("network"):  # a failing section still counts
+        raise RuntimeError("boom")
+    assert clock.seconds["network"] >= SLEEP
+
+
+class _SplitDecoder(_Sleepy):
+    """Reports a different decode split on every call (1, 2, 3, … seconds of ``entropy``)."""
+
+    decodes = 0
+
+    def decode(self, data: bytes, num_layers: int | None = None) -> list[np.ndarray]:
+        self.last_decode_timings = {}
+        layers = super().decode(data, num_layers)
+        _SplitDecoder.decodes += 1
+        self.last_decode_timings = {"entropy": float(_SplitDecoder.decodes), "network": 0.5}
+        return layers
+
+
+class _ScalableRaw(Codec):
+    """Lossless scalable raw codec: layer after layer; decoding k layers reports k/10 s of entropy."""
+
+    scalable = True
+    default_qualities = (1,)
+
+    def encode(self, layers, quality: int) -> Encoded:
+        chunks = [np.array(im.shape[:2], ">u2").tobytes() + im.tobytes() for im in layers]
+        return Encoded(b"".join(chunks), [len(c) for c in chunks])
+
+    def decode(self, data: bytes, num_layers: int | None = None) -> list[np.ndarray]:
+        self.last_decode_timings = {}
+        out, offset = [], 0
+        while offset < len(data) and (num_layers is None or len(out) < num_layers):
+            height, width = (int(v) for v in np.frombuffer(data[offset : offset + 4], ">u2"))
+            size = height * width * 3
+            pixels = np.frombuffer(data[offset + 4 : offset + 4 + size], np.uint8)
+            out.append(pixels.reshape(height, width, 3))
+            offset += 4 + size
+        self.last_decode_timings = {"entropy": len(out) / 10}
+        return out
+
+
+@pytest.fixture
+def splitting(monkeypatch: pytest.MonkeyPatch):
+    register_codec("timing-split-decoder")(_SplitDecoder)
+    register_codec("timing-scalable-raw")(_ScalableRaw)
+    monkeypatch.setattr(_SplitDecoder, "decodes", 0)
+    # no warm-up decode: the decode calls counted below are then exactly the timed ones
+    monkeypatch.setattr(runner, "_warm_up", lambda codec, layers, quality: None)
+    yield
+    for name in ("timing-split-decoder", "timing-scalable-raw"):
+        _REGISTRY.pop(name, None)
+
+
+def test_records_keep_the_median_decode_split_of_the_repeats(splitting, sleepy, folder: Path) -> None:
+    records = run_job(_job(folder, "timing-split-decoder", repeats=3))
+    # layer 0 is decoded by calls 1-3, layer 1 by calls 4-6: the medians are those of the 2nd and 5th
+    assert [r["extra"]["decode_timings"] for r in records] == [
+        {"entropy": 2.0, "network": 0.5}, {"entropy": 5.0, "network": 0.5}]
+    assert records[0]["extra"]["timings"] == {"entropy": SLEEP / 2, "network": SLEEP / 4}  # encode, apart
+    # a codec that does not split its decode gets no decode_timings at all
+    assert all("decode_timings" not in r["extra"] for r in run_job(_job(folder, "timing-sleepy")))
+
+
+def test_scalable_records_keep_the_decode_split_of_layers_0_to_k(splitting, folder: Path) -> None:
+    records = run_job(_job(folder, "timing-scalable-raw"))
+    assert [r["extra"]["decode_timings"] for r in records] == [{"entropy": 0.1}, {"entropy": 0.2}]
+    assert all(r["psnr-rgb"] == float("inf") for r in records)
+
+
+def test_codecs_that_do_not_split_decode_have_an_empty_read_only_default() -> None:
+    codec = _Sleepy()
+    assert dict(codec.last_decode_timings) == {}
+    with pytest.raises(TypeError):
+        codec.last_decode_timings["entropy"] = 1.0  # type: ignore[index]

@@ -10,17 +10,22 @@ the recursion; outputs and metrics clamp to [0, 1] (spec §3.3).
 bitstream container (header, chunk framing, CRCs) lives in ``bitstream.py``. The encoder decodes
 each layer from its own payload with the decoder's code before predicting the next layer, so both
 sides feed LIFF the same Î_{k-1} and reconstruct bit-identical layers.
+
+Both take an optional ``SectionClock`` that receives seconds per module and kind of work:
+``bl_network``, ``bl_entropy`` (rANS coding and CDF index preparation of the BL), ``liff``,
+``rc_network``, ``rc_entropy``.
 """
 
 from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
 
+from bench.codec import SectionClock
 from bench.codecs.compass import residual
 from bench.codecs.compass.liff import LIFF, LiffConfig
 
@@ -89,6 +94,45 @@ def _unpack_strings(payload: bytes) -> tuple[bytes, bytes]:
     return payload[4 + z_len :], payload[4 : 4 + z_len]
 
 
+class _TimedEntropyModel:
+    """Forwards to a CompressAI entropy model, charging every method call to ``key`` of a clock."""
+
+    def __init__(self, module: nn.Module, clock: SectionClock, key: str) -> None:
+        self._module, self._clock, self._key = module, clock, key
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._module, name)
+        if not callable(attribute):
+            return attribute
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            with self._clock.section(self._key):
+                return attribute(*args, **kwargs)
+
+        return timed
+
+
+class _TimedCoder:
+    """A mean-scale hyperprior as ``residual.compress``/``decompress`` see it, with its entropy
+    models timed. Wrapping, rather than re-running those functions' steps here, keeps one coding
+    path: the padding plan and call order stay in ``residual`` alone, and the bytes cannot drift."""
+
+    def __init__(self, model: nn.Module, clock: SectionClock, key: str) -> None:
+        self._model = model
+        self.entropy_bottleneck = _TimedEntropyModel(model.entropy_bottleneck, clock, key)
+        self.gaussian_conditional = _TimedEntropyModel(model.gaussian_conditional, clock, key)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._model, name)
+
+
+def _timed(clock: SectionClock, module: nn.Module, name: str, code: Callable[..., Any], *args: Any) -> Any:
+    """``code(module, *args)`` with its entropy coding charged to ``{name}_entropy`` and everything
+    else (transforms, padding) to ``{name}_network``."""
+    with clock.section(f"{name}_network"):
+        return code(_TimedCoder(module, clock, f"{name}_entropy"), *args)
+
+
 class CompassModel(nn.Module):
     def __init__(
         self,
@@ -148,11 +192,14 @@ class CompassModel(nn.Module):
 
     # --------------------------------------------------------------------------- coding
     @torch.no_grad()
-    def encode_layers(self, layers: Sequence[torch.Tensor]) -> tuple[list[bytes], list[torch.Tensor]]:
+    def encode_layers(
+        self, layers: Sequence[torch.Tensor], clock: SectionClock | None = None
+    ) -> tuple[list[bytes], list[torch.Tensor]]:
         """Code every layer (1x3xHxW tensors, smallest first) into one payload each.
 
         Returns the payloads and the reconstructions (unclamped) that a decoder will produce.
         """
+        clock = clock if clock is not None else SectionClock()
         payloads: list[bytes] = []
         recons: list[torch.Tensor] = []
         recon = None
@@ -160,13 +207,17 @@ class CompassModel(nn.Module):
             size = (image.shape[-2], image.shape[-1])
             pred = None
             if k == 0:
-                payload = _pack_strings(*residual.compress(self.bl, image, self.padding))
+                strings = _timed(clock, self.bl, "bl", residual.compress, image, self.padding)
             else:
-                pred = self.liff(recon, size)
-                payload = _pack_strings(*residual.compress(self.rc, image - pred, self.padding))
+                with clock.section("liff"):
+                    pred = self.liff(recon, size)
+                with clock.section("rc_network"):
+                    residue = image - pred
+                strings = _timed(clock, self.rc, "rc", residual.compress, residue, self.padding)
+            payload = _pack_strings(*strings)
             # decode exactly as the decoder will, so the next prediction starts from the same Î
             # (the decoder's LIFF call on the same Î_{k-1} gives this very ``pred``)
-            recon = self.decode_layer(k, payload, size, recon, pred)
+            recon = self.decode_layer(k, payload, size, recon, pred, clock)
             payloads.append(payload)
             recons.append(recon)
         return payloads, recons
@@ -191,19 +242,24 @@ class CompassModel(nn.Module):
         size: tuple[int, int],
         previous: torch.Tensor | None,
         pred: torch.Tensor | None = None,
+        clock: SectionClock | None = None,
     ) -> torch.Tensor:
         """Layer k from its payload and the (unclamped) reconstruction of layer k-1.
 
         ``pred``: LIFF(previous, size) when the caller (the encoder) has it already.
         """
+        clock = clock if clock is not None else SectionClock()
         y_string, z_string = _unpack_strings(payload)
         if k == 0:
-            return residual.decompress(self.bl, y_string, z_string, size, self.padding)
+            return _timed(clock, self.bl, "bl", residual.decompress, y_string, z_string, size, self.padding)
         if pred is None:
             if previous is None:
                 raise ValueError(f"layer {k} needs the reconstruction of layer {k - 1}")
-            pred = self.liff(previous, size)
-        return pred + residual.decompress(self.rc, y_string, z_string, size, self.padding)
+            with clock.section("liff"):
+                pred = self.liff(previous, size)
+        residue = _timed(clock, self.rc, "rc", residual.decompress, y_string, z_string, size, self.padding)
+        with clock.section("rc_network"):
+            return pred + residue
 
 
 def config_summary() -> dict[str, dict[str, int]]:

@@ -10,12 +10,15 @@ reconstruction) that the encoder used. So, like the ``mean-scale`` plugin, all n
 encode and decode runs with ``NETWORK_THREADS`` (1) intra-op threads on CPU, whatever the caller
 set: bitstreams and decoded layers are bit-exact across runs and thread settings on one machine and
 software stack. GPU runs are not bit-exact with CPU runs.
+
+Timings: ``Encoded.timings`` and ``last_decode_timings`` split the codec's seconds into ``network``
+and ``entropy`` and, beside them, per module (``split_timings``). The encoder's split includes the
+decode of every layer that it runs to predict the next one.
 """
 
 from __future__ import annotations
 
 import hashlib
-import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Mapping, Sequence
@@ -24,7 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bench.codec import Availability, BitstreamError, Codec, CodecError, Encoded, check_image
+from bench.codec import Availability, BitstreamError, Codec, CodecError, Encoded, SectionClock, check_image
 from bench.codecs.compass import bitstream, official
 from bench.codecs.compass.model import CompassConfig, CompassModel
 from bench.registry import register_codec
@@ -110,6 +113,18 @@ def load_zoo_model(quality: int, device: str = "cpu") -> tuple[CompassModel, dic
     model.to(device).eval()
     info = {"source": "bench zoo", "file": path.name, "sha256": digest, "bl_file": bl_path.name}
     return model, info
+
+
+MODULE_TIMINGS = ("bl_network", "bl_entropy", "liff", "rc_network", "rc_entropy")
+
+
+def split_timings(seconds: Mapping[str, float]) -> dict[str, float]:
+    """``network`` (BL and RC transforms, LIFF) and ``entropy`` (BL and RC rANS coding) seconds,
+    and the per-module seconds they add up from (``MODULE_TIMINGS``; 0 for modules that did not run,
+    e.g. LIFF and RC for a base layer alone)."""
+    modules = {key: float(seconds.get(key, 0.0)) for key in MODULE_TIMINGS}
+    network = modules["bl_network"] + modules["liff"] + modules["rc_network"]
+    return {"network": network, "entropy": modules["bl_entropy"] + modules["rc_entropy"], **modules}
 
 
 def to_tensor(image: np.ndarray, device: str) -> torch.Tensor:
@@ -246,12 +261,11 @@ class CompassCodec(Codec):
         model = self._model(quality)
         header = bitstream.Header(quality, model.model_id, tuple(sizes))
         bitstream.encode_header(header)  # size/count limits checked before any network runs
-        start = time.perf_counter()
+        clock = SectionClock(self.device)
         with fixed_threads(self.device):
-            payloads, _ = model.encode_layers([to_tensor(im, self.device) for im in layers])
-        network = time.perf_counter() - start
+            payloads, _ = model.encode_layers([to_tensor(im, self.device) for im in layers], clock)
         data, layer_bytes = bitstream.pack(header, payloads)
-        return Encoded(data, layer_bytes, {"model": network})
+        return Encoded(data, layer_bytes, split_timings(clock.seconds))
 
     def prediction_report(self, layers: Sequence[np.ndarray], quality: int) -> list[dict[str, float]]:
         """Per EL k: PSNR (8-bit, RGB) of the LIFF prediction and of bicubic upsampling, both made
@@ -271,6 +285,7 @@ class CompassCodec(Codec):
         return report
 
     def decode(self, data: bytes, num_layers: int | None = None) -> list[np.ndarray]:
+        self.last_decode_timings = {}
         header, payloads = bitstream.unpack(data, num_layers)
         if self._injected and header.quality not in self._models or not self._injected and header.quality not in QUALITIES:
             raise BitstreamError(f"bitstream names quality {header.quality}, which no COMPASS weights here have")
@@ -282,11 +297,13 @@ class CompassCodec(Codec):
             )
         out = []
         previous = None
+        clock = SectionClock(self.device)
         for k, payload in enumerate(payloads):
             try:
                 with fixed_threads(self.device):
-                    previous = model.decode_layer(k, payload, header.sizes[k], previous)
+                    previous = model.decode_layer(k, payload, header.sizes[k], previous, clock=clock)
             except (ValueError, RuntimeError, OverflowError) as error:
                 raise BitstreamError(f"layer {k}: payload cannot be decoded ({error})") from error
             out.append(to_uint8(previous))
+        self.last_decode_timings = split_timings(clock.seconds)
         return out

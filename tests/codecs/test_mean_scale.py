@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
+import time
 import zlib
 from pathlib import Path
 
@@ -244,3 +245,48 @@ def test_parameter_counts_and_weights_info(codec, zoo_dir):
     assert info["source"] == "bench" and info["qualities"] == "1 2 3 4"
     assert info["file"].split() == [p.name for p in files]
     assert info["sha256"].split() == [hashlib.sha256(p.read_bytes()).hexdigest() for p in files]
+
+
+# Timer resolution and the code between sections: what the sum of the parts may exceed the wall by.
+TIMING_SLACK_S = 0.005
+
+
+def _timed_call(function):
+    start = time.perf_counter()
+    result = function()
+    return result, time.perf_counter() - start
+
+
+def test_encode_and_decode_report_network_and_entropy_seconds_apart(codec):
+    image = make_image(48, 64, seed=5)
+    encoded, wall = _timed_call(lambda: codec.encode([image], 2))
+    assert set(encoded.timings) == {"network", "entropy"}
+    assert encoded.timings["network"] > 0 and encoded.timings["entropy"] > 0
+    assert encoded.timings["network"] + encoded.timings["entropy"] <= wall + TIMING_SLACK_S
+
+    decoded, wall = _timed_call(lambda: codec.decode(encoded.data))
+    timings = dict(codec.last_decode_timings)
+    assert set(timings) == {"network", "entropy"} and timings["network"] > 0 and timings["entropy"] > 0
+    assert timings["network"] + timings["entropy"] <= wall + TIMING_SLACK_S
+    np.testing.assert_array_equal(decoded[0], reference_decode(codec, image, 2))
+
+    # every decode starts afresh: a failing one leaves no numbers of the previous call behind
+    with pytest.raises(BitstreamError):
+        codec.decode(encoded.data[:-1])
+    assert codec.last_decode_timings == {}
+
+
+def test_timed_steps_give_the_bytes_and_pixels_of_model_compress_and_decompress(codec):
+    # encode/decode run CompressAI's compress/decompress step by step to time them: the result must
+    # be exactly what the model's own methods give
+    image = make_image(65, 129, seed=6)
+    data = codec.encode([image], 3).data
+    _, height, width, _, y_string, z_string = mean_scale._parse(data, codec.default_qualities)
+    model = codec._model(3)[0]
+    x = torch.from_numpy(image.copy()).permute(2, 0, 1)[None].float() / 255.0
+    x = F.pad(x, (0, (-width) % 64, 0, (-height) % 64), mode="replicate")
+    with torch.inference_mode(), mean_scale._fixed_threads("cpu"):
+        out = model.compress(x)
+        x_hat = model.decompress(out["strings"], out["shape"])["x_hat"]
+    assert out["strings"] == [[y_string], [z_string]]
+    assert torch.equal(codec._reconstruct(data), x_hat[0, :, :height, :width])
