@@ -97,16 +97,21 @@ class SimulcastCodec(Codec):
         return Encoded(data=data, layer_bytes=layer_bytes, timings=timings)
 
     def decode(self, data: bytes, num_layers: int | None = None) -> list[np.ndarray]:
+        self.last_decode_timings = {}
         codec = self._available_inner()
         if num_layers is not None and num_layers < 1:
             raise CodecError(f"num_layers must be at least 1, got {num_layers}")
         chunks = _container.unpack(data, MAGIC, VERSION, "simulcast", count=num_layers)
         images = []
+        timings: dict[str, float] = {}
         for index, chunk in enumerate(chunks):
             try:
                 images.extend(codec.decode(chunk))
             except BitstreamError as error:
                 raise BitstreamError(f"simulcast layer {index}: {error}") from error
+            for key, seconds in codec.last_decode_timings.items():  # summed over layers, like encode
+                timings[key] = timings.get(key, 0.0) + seconds
+        self.last_decode_timings = timings
         return images
 
     def parameter_counts(self) -> dict[str, int]:

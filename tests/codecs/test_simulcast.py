@@ -149,3 +149,18 @@ def test_container_round_trip_without_inner_codec() -> None:
     assert _container.unpack(data[: sum(layer_bytes[:2])], b"TEST", 3, "test", count=2) == chunks[:2]
     with pytest.raises(BitstreamError, match="version"):
         _container.unpack(data, b"TEST", 4, "test")
+
+
+def test_decode_timings_of_the_inner_codec_are_summed_over_layers(
+    codec: SimulcastCodec, encoded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inner = codec._available_inner()
+    real_decode = inner.decode
+
+    def timed_decode(data: bytes, num_layers: int | None = None):
+        inner.last_decode_timings = {"network": 0.25, "entropy": 0.5}
+        return real_decode(data, num_layers)
+
+    monkeypatch.setattr(inner, "decode", timed_decode)
+    codec.decode(encoded.data, 2)
+    assert codec.last_decode_timings == {"network": 0.5, "entropy": 1.0}
