@@ -18,6 +18,7 @@ from bench.report.load import load_manifests, load_records
 from bench.report.paper import is_compass, paper_comparison
 from bench.report.plots import codec_colours, rd_plot, slug
 from bench.report.tables import (
+    DECODE_INTERNAL_PREFIX,
     INTERNAL_PREFIX,
     aggregate,
     cost_by_layer,
@@ -194,20 +195,29 @@ COST_LAYER_COLUMNS = {
     "encode_s": "encode s",
     "decode_s": "decode s",
     "encode_split": "encode split (codec-internal)",
+    "decode_split": "decode split (codec-internal)",
 }
 # Columns a run may not have at all (no learned codec, no GPU, single repeats): left out when empty.
-OPTIONAL_COST = {"warmup_s", "params", "params_modules", "cuda_peak_mib", "model_mb", "encode_split"}
+OPTIONAL_COST = {"warmup_s", "params", "params_modules", "cuda_peak_mib", "model_mb", "encode_split", "decode_split"}
+
+
+def _split(row: pd.Series, prefix: str, total_column: str) -> str:
+    """The codec's own timing of parts of a call against its wall time: ``network 0.21 s (93%)``."""
+    parts = []
+    for column, value in row.items():
+        if str(column).startswith(prefix) and pd.notna(value):
+            name = str(column)[len(prefix) : -len("_s")]
+            share = f" ({value / row[total_column]:.0%})" if row[total_column] > 0 else ""
+            parts.append(f"{name} {value:.3g} s{share}")
+    return ", ".join(parts)
 
 
 def _encode_split(row: pd.Series) -> str:
-    """The codec's own timing of parts of the encode call against its wall time: ``model 0.21 s (93%)``."""
-    parts = []
-    for column, value in row.items():
-        if str(column).startswith(INTERNAL_PREFIX) and pd.notna(value):
-            name = str(column)[len(INTERNAL_PREFIX) : -len("_s")]
-            share = f" ({value / row['encode_s']:.0%})" if row["encode_s"] > 0 else ""
-            parts.append(f"{name} {value:.3g} s{share}")
-    return ", ".join(parts)
+    return _split(row, INTERNAL_PREFIX, "encode_s")
+
+
+def _decode_split(row: pd.Series) -> str:
+    return _split(row, DECODE_INTERNAL_PREFIX, "decode_s")
 
 
 # Run settings that, when one value holds for every cost row, are said once above the tables.
@@ -262,7 +272,8 @@ def _cost_view(frame: pd.DataFrame, columns: dict[str, str], shared: dict[str, s
 
 def _cost_blocks(costs: pd.DataFrame, layer_costs: pd.DataFrame) -> list[Block]:
     layers = layer_costs.assign(
-        encode_split=layer_costs.apply(_encode_split, axis=1) if len(layer_costs) else ""
+        encode_split=layer_costs.apply(_encode_split, axis=1) if len(layer_costs) else "",
+        decode_split=layer_costs.apply(_decode_split, axis=1) if len(layer_costs) else "",
     )
     shared = _shared_settings(layer_costs)
     every_row = "; ".join(f"{SHARED_COST[c]} {v}" for c, v in shared.items())
@@ -296,9 +307,9 @@ def _cost_blocks(costs: pd.DataFrame, layer_costs: pd.DataFrame) -> list[Block]:
             "Single-layer codec: each layer is coded alone, so both times are that layer's own. kpixels: "
             "median pixels of the layer. "
             + (
-                "Encode split: the codec's own timing of parts of its encode call (e.g. network vs "
-                "entropy coding), median seconds and share of the encode time. "
-                if (layers["encode_split"] != "").any()
+                "Encode/decode split: the codec's own timing of parts of its encode/decode call (e.g. "
+                "network vs entropy coding), median seconds and share of that call's time. "
+                if (layers["encode_split"] != "").any() or (layers["decode_split"] != "").any()
                 else "No codec here reports a split of its encode time (e.g. network vs entropy coding). "
             )
             + "All values, params and memory included, are in cost.csv.",

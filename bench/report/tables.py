@@ -57,6 +57,7 @@ def aggregate(records: pd.DataFrame) -> pd.DataFrame:
 # every time.
 COST_KEYS = ["codec", "dataset", "scales_label", "anchor", "device", "threads"]
 INTERNAL_PREFIX = "encode_internal_"
+DECODE_INTERNAL_PREFIX = "decode_internal_"
 
 
 def _run_settings(records: pd.DataFrame) -> pd.DataFrame:
@@ -106,8 +107,8 @@ def _repeats(extra: Any) -> int:
     return int(repeats) if isinstance(repeats, int) else 1
 
 
-def _internal(extra: Any) -> dict[str, float]:
-    timings = extra.get("timings") if isinstance(extra, dict) else None
+def _internal(extra: Any, field: str = "timings") -> dict[str, float]:
+    timings = extra.get(field) if isinstance(extra, dict) else None
     if not isinstance(timings, dict):
         return {}
     return {str(k): float(v) for k, v in timings.items() if isinstance(v, (int, float))}
@@ -153,15 +154,18 @@ def cost_by_layer(records: pd.DataFrame) -> pd.DataFrame:
     layers 0..k; for a single-layer codec the encode and the decode of that layer alone. With
     ``--repeats`` > 1 each record's time is already the median of its repeats (``repeats`` column).
     ``encode_internal_<key>_s`` are medians of the codec's own split of the encode call
-    (``extra.timings``, e.g. network vs entropy), present when the codec reports one. Params, peak
+    (``extra.timings``, e.g. network vs entropy), present when the codec reports one;
+    ``decode_internal_<key>_s`` likewise for the decode call (``extra.decode_timings``). Params, peak
     memory (the largest of the jobs that coded the layer: one job codes all layers of an image),
     CUDA peak and model size come from ``extra``.
     """
     records = _run_settings(records)
     rows = []
     for key, group in records.groupby([*COST_KEYS, "layer"], sort=True, dropna=False):
-        internal = [_internal(e) for e in group["extra"]]
-        names = sorted({name for timings in internal for name in timings})
+        splits = {
+            prefix: [_internal(e, field) for e in group["extra"]]
+            for prefix, field in ((INTERNAL_PREFIX, "timings"), (DECODE_INTERNAL_PREFIX, "decode_timings"))
+        }
         row = dict(zip([*COST_KEYS, "layer"], key))
         row.update(
             mode=group["mode"].iloc[0],
@@ -172,10 +176,9 @@ def cost_by_layer(records: pd.DataFrame) -> pd.DataFrame:
             encode_s=float(group["encode_time"].median()),
             decode_s=float(group["decode_time"].median()),
         )
-        for name in names:
-            row[f"{INTERNAL_PREFIX}{name}_s"] = float(
-                pd.Series([t.get(name, math.nan) for t in internal]).median()
-            )
+        for prefix, internal in splits.items():
+            for name in sorted({name for timings in internal for name in timings}):
+                row[f"{prefix}{name}_s"] = float(pd.Series([t.get(name, math.nan) for t in internal]).median())
         row.update(_cost_columns(group))
         rows.append(row)
     return pd.DataFrame(rows)

@@ -40,6 +40,7 @@ def compass_extra(i: int, q: int) -> dict:
         "model_bytes": 7_000_000 + q * 1_000_000,
         "warmup_s": 0.5 * q if i == 0 else None,  # only the first job at a quality warms up
         "timings": {"network": 0.15 * q * (2 if i == 2 else 1), "entropy": 0.05 * q},
+        "decode_timings": {"network": 0.1 * q + 0.01 * i, "entropy": 0.02 * q},
         "timing": {"repeats": 3},
     }
 
@@ -130,6 +131,9 @@ def test_per_layer_sizes_memory_and_internal_split(records):
     # network: 0.15 q, doubled on image c -> values 0.15, 0.15, 0.3, 0.3, 0.3, 0.6: median 0.3
     assert compass.encode_internal_network_s == pytest.approx(0.3)
     assert compass.encode_internal_entropy_s == pytest.approx(statistics.median([0.05, 0.1] * 3))
+    decode_network = [0.1 * q + 0.01 * i for i in range(3) for q in QUALITIES]
+    assert compass.decode_internal_network_s == pytest.approx(statistics.median(decode_network))
+    assert compass.decode_internal_entropy_s == pytest.approx(statistics.median([0.02, 0.04] * 3))
     x265 = table.loc[("x265", 0)]
     assert math.isnan(x265.params) and x265.params_modules == "" and x265.repeats == 1
     assert math.isnan(x265.encode_internal_network_s)  # the codec reports no split
