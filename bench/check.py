@@ -404,7 +404,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--strict", action="store_true",
                         help="a codec of the baseline that is unavailable here is a failure, not a skip")
     parser.add_argument("--out", type=Path, help="keep the run in this (new or empty) folder; default: a temp folder")
-    parser.add_argument("--data-root", type=Path, help="folder holding kodak/ (default: $BENCH_DATA or ../shared/datasets)")
+    parser.add_argument("--data-root", type=Path,
+                        help="folder holding kodak/ (default: $BENCH_DATA or ../shared/datasets)")
     parser.add_argument("--jobs", type=int, default=1, help="jobs run in parallel worker processes")
 
 
@@ -436,7 +437,8 @@ def check(config: CheckConfig, baseline_path: Path, out: Path | None = None, dat
         baseline_path.write_text(json.dumps(document, indent=1, sort_keys=True) + "\n")
         skipped = [spec for spec, entry in run.codecs.items() if not entry["available"]]
         print(f"bench check: baseline written to {baseline_path} ({len(current['records'])} records, "
-              f"{len(current['bdrate'])} BD-rates)" + (f"; not in it (unavailable): {', '.join(skipped)}" if skipped else ""),
+              f"{len(current['bdrate'])} BD-rates)"
+              + (f"; not in it (unavailable): {', '.join(skipped)}" if skipped else ""),
               file=stream)
         return 0
     if not baseline_path.is_file():

@@ -25,7 +25,8 @@ def _split_codecs(values: Sequence[str]) -> list[str]:
     return codecs
 
 
-def _parse_qualities(values: Sequence[str] | None, codecs: Sequence[str], defaults: dict[str, Sequence[int]]) -> dict[str, list[int]]:
+def _parse_qualities(values: Sequence[str] | None, codecs: Sequence[str],
+                     defaults: dict[str, Sequence[int]]) -> dict[str, list[int]]:
     """``--qualities 1,2`` for every codec, or ``--qualities x265=22,27`` per codec (repeatable)."""
     chosen = {codec: list(defaults[codec]) for codec in codecs}
     for value in values or []:
@@ -282,7 +283,8 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scales", action="append",
                         help="inter-layer ratios of one scale combination (e.g. 1.33,1.5); repeat for more (default 2)")
     parser.add_argument("--dataset", default="kodak", help="kodak, clic, or a folder of images")
-    parser.add_argument("--data-root", type=Path, help="folder holding kodak/ and clic/ (default: $BENCH_DATA or ../shared/datasets)")
+    parser.add_argument("--data-root", type=Path,
+                        help="folder holding kodak/ and clic/ (default: $BENCH_DATA or ../shared/datasets)")
     parser.add_argument("--limit", type=int, help="use only the first N images")
     parser.add_argument("--qualities", action="append",
                         help="qualities for every codec (1,2,3) or per codec (x265=22,27); default: each codec's own")
@@ -308,7 +310,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_arguments(sub.add_parser("run", help="run codecs over a dataset and scale combinations"))
     report = sub.add_parser("report", help="tables, BD-rate and RD plots from run directories")
     report.add_argument("run_dirs", nargs="*", type=Path, help=f"run directories (default {DEFAULT_RUN_DIR})")
-    report.add_argument("--out", type=Path, default=DEFAULT_REPORT_DIR, help=f"report folder (default {DEFAULT_REPORT_DIR})")
+    report.add_argument("--out", type=Path, default=DEFAULT_REPORT_DIR,
+                        help=f"report folder (default {DEFAULT_REPORT_DIR})")
     report.add_argument("--eval-model-json", action="store_true", help="also export CompressAI eval_model JSON files")
     listing = sub.add_parser("list", help="registered codecs (with availability), datasets, anchors")
     listing.add_argument("--data-root", type=Path)

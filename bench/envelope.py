@@ -55,7 +55,8 @@ def unpack(data: bytes) -> Envelope:
     payload = data[start + length :]
     expected = header.get("payload_bytes")
     if expected != len(payload):
-        raise EnvelopeError(f"bitstream is truncated or has trailing bytes: payload has {len(payload)} bytes, header says {expected}")
+        raise EnvelopeError(f"bitstream is truncated or has trailing bytes: payload has {len(payload)} bytes, "
+                            f"header says {expected}")
     if zlib.crc32(payload) != header.get("payload_crc32"):
         raise EnvelopeError("bitstream payload is corrupted (CRC32 mismatch)")
     return Envelope(header, payload)

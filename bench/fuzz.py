@@ -735,7 +735,7 @@ def run(args: argparse.Namespace) -> int:
         if report.failures:
             kinds = ", ".join(f"{kind} x{n}" for kind, n in report.failure_kinds().most_common())
             print(f"  failures: {kinds}")
-        for number, outcome, detail in report.failures[:5]:
+        for number, outcome, _detail in report.failures[:5]:
             print(f"  FAILED input {number} ({outcome}); reproduce: python -m bench fuzz --decoder "
                   f"{report.decoder} --seed {args.seed} --start {number} --count 1")
     failed = sum(r.failed for r in reports)

@@ -72,7 +72,8 @@ def layer_fractions(scales: Sequence[float], anchoring: Anchoring) -> list[float
     return [anchoring.base_fraction * math.prod(scales[:k]) for k in range(len(scales) + 1)]
 
 
-def layer_sizes(height: int, width: int, scales: Sequence[float], anchoring: Anchoring | str = "top") -> list[tuple[int, int]]:
+def layer_sizes(height: int, width: int, scales: Sequence[float],
+                anchoring: Anchoring | str = "top") -> list[tuple[int, int]]:
     """(height, width) of every layer, smallest first."""
     if isinstance(anchoring, str):
         anchoring = Anchoring.parse(anchoring)

@@ -215,6 +215,15 @@ def environment_info() -> dict[str, Any]:
     }
 
 
+def _means_by_quality(by_quality: dict[int, list[dict[str, Any]]], field: str) -> list[float | None]:
+    """Mean over images of ``field`` at each quality (ascending), None where no record has it."""
+    values = []
+    for quality in sorted(by_quality):
+        xs = [r[field] for r in by_quality[quality] if r.get(field) is not None]
+        values.append(sum(xs) / len(xs) if xs else None)
+    return values
+
+
 def export_eval_model(records: list[dict[str, Any]], out_dir: Path) -> list[Path]:
     """CompressAI ``eval_model`` JSON per (codec, dataset, scales, anchor, layer): mean over images."""
     groups: dict[tuple, dict[int, list[dict[str, Any]]]] = {}
@@ -226,24 +235,17 @@ def export_eval_model(records: list[dict[str, Any]], out_dir: Path) -> list[Path
     for (codec, dataset, scales, anchor, layer), by_quality in sorted(groups.items(), key=str):
         qualities = sorted(by_quality)
 
-        def mean(field: str) -> list[float | None]:
-            values = []
-            for q in qualities:
-                xs = [r[field] for r in by_quality[q] if r.get(field) is not None]
-                values.append(sum(xs) / len(xs) if xs else None)
-            return values
-
         scale_text = ",".join(f"{s:g}" for s in scales) or "1"
         doc = {
             "name": codec,
             "description": f"bench: {codec} on {Path(dataset).name}, scales {scale_text} ({anchor}), layer {layer}",
             "quality": qualities,
             "results": {
-                "psnr-rgb": mean("psnr-rgb"),
-                "ms-ssim-rgb": mean("ms-ssim-rgb"),
-                "bpp": mean("bpp"),
-                "encoding_time": mean("encode_time"),
-                "decoding_time": mean("decode_time"),
+                "psnr-rgb": _means_by_quality(by_quality, "psnr-rgb"),
+                "ms-ssim-rgb": _means_by_quality(by_quality, "ms-ssim-rgb"),
+                "bpp": _means_by_quality(by_quality, "bpp"),
+                "encoding_time": _means_by_quality(by_quality, "encode_time"),
+                "decoding_time": _means_by_quality(by_quality, "decode_time"),
             },
         }
         safe = f"{codec}_{Path(dataset).name}_s{scale_text}_{anchor}_L{layer}".replace(":", "-").replace("/", "-")

@@ -35,9 +35,9 @@ def _kodim23_path() -> Path:
 @pytest.fixture(scope="session")
 def kodim23() -> np.ndarray:
     """The whole 768x512 kodim23 (RGB uint8)."""
-    from bench.images import load_rgb
-
     from bench.datasets import DatasetError, verify_checksums
+
+    from bench.images import load_rgb
 
     path = _kodim23_path()
     try:  # the dataset's SHA256SUMS: never time a different file under the same name

@@ -7,10 +7,11 @@ repository. Kodak and CLIC are verified against their ``SHA256SUMS`` before use;
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from bench.hashing import sha256_file
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".tif", ".tiff", ".webp")
 
@@ -41,7 +42,7 @@ class Dataset:
     label: str
     images: tuple[Path, ...]
 
-    def limited(self, limit: int | None) -> "Dataset":
+    def limited(self, limit: int | None) -> Dataset:
         if limit is None:
             return self
         if limit < 1:
@@ -59,14 +60,6 @@ def default_data_root() -> Path:
         if candidate.is_dir():
             return candidate.resolve()
     return candidates[0]
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_checksums(folder: Path) -> dict[str, str]:

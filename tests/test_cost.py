@@ -109,7 +109,9 @@ class _Weighted(Codec):
         return [np.frombuffer(data[4:], np.uint8).reshape(height, width, 3).copy()]
 
 
-def test_records_carry_costs_and_the_report_cost_table_shows_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_records_carry_costs_and_the_report_cost_table_shows_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
     weights = tmp_path / "weights.pt"
     weights.write_bytes(b"w" * 1234)

@@ -58,7 +58,7 @@ def _fmt(frame: pd.DataFrame, formats: dict[str, str]) -> pd.DataFrame:
     out = frame.copy()
     for column, spec in formats.items():
         if column in out:
-            out[column] = out[column].map(lambda v: "NaN" if pd.isna(v) else format(v, spec))
+            out[column] = out[column].map(lambda v, spec=spec: "NaN" if pd.isna(v) else format(v, spec))
     return out.rename(columns=NICE)
 
 

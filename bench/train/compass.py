@@ -34,7 +34,7 @@ from tqdm import tqdm
 from bench.codecs.compass import residual
 from bench.codecs.compass.liff import LIFF
 from bench.codecs.compass.model import CONFIGS, CompassConfig, CompassModel
-from bench.codecs.compass.plugin import sha256_file
+from bench.hashing import sha256_file
 from bench.train.checkpoint import load_if_present, save_atomic
 from bench.train.data import CropSampler, list_training_images
 

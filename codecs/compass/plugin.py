@@ -18,18 +18,17 @@ decode of every layer that it runs to predict the next one.
 
 from __future__ import annotations
 
-import hashlib
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-
-from bench.codec import Availability, BitstreamError, Codec, CodecError, Encoded, SectionClock, check_image
 from bench.codecs.compass import bitstream, official
 from bench.codecs.compass.model import CompassConfig, CompassModel
+
+from bench.codec import Availability, BitstreamError, Codec, CodecError, Encoded, SectionClock, check_image
 from bench.registry import register_codec
 
 QUALITIES = (1, 2, 3, 4)
@@ -59,14 +58,6 @@ TRAINING_HINT = (
     "`… --stage export --from runs/compass-qQ/last.pt` (writes bench/weights/compass-qQ-<sha8>.pth.tar); "
     "`…` is `python -m bench.train compass`"
 )
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _weights_stem(path: Path) -> str:
@@ -287,7 +278,8 @@ class CompassCodec(Codec):
     def decode(self, data: bytes, num_layers: int | None = None) -> list[np.ndarray]:
         self.last_decode_timings = {}
         header, payloads = bitstream.unpack(data, num_layers)
-        if self._injected and header.quality not in self._models or not self._injected and header.quality not in QUALITIES:
+        known = self._models if self._injected else QUALITIES
+        if header.quality not in known:
             raise BitstreamError(f"bitstream names quality {header.quality}, which no COMPASS weights here have")
         model = self._model(header.quality)
         if header.model_id != model.model_id:

@@ -16,12 +16,12 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from bench.codecs import mean_scale
 
 from bench import zoo
 from bench.codec import BitstreamError, CodecError
 from bench.registry import create_codec
 from bench.train.export import export_checkpoint
-from bench.codecs import mean_scale
 from tests.test_zoo import make_checkpoint
 
 

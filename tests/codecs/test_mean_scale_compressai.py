@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from bench.codecs import mean_scale
 
 from bench import published
 from bench.codec import BitstreamError, CodecError
-from bench.codecs import mean_scale
 from bench.registry import create_codec
 from bench.zoo import MissingWeightsError, WeightsHashError
 from tests.codecs.published_fixtures import write_compressai_zoo_file

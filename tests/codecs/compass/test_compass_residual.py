@@ -6,7 +6,6 @@ import math
 
 import pytest
 import torch
-
 from bench.codecs.compass import residual
 
 
