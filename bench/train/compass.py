@@ -36,6 +36,7 @@ from bench.codecs.compass.liff import LIFF
 from bench.codecs.compass.model import CONFIGS, CompassConfig, CompassModel
 from bench.hashing import sha256_file
 from bench.train.checkpoint import load_if_present, save_atomic
+from bench.train.common import add_common_arguments
 from bench.train.data import CropSampler, list_training_images
 
 QUALITY_LAMBDAS = {1: 0.0018, 2: 0.0035, 3: 0.0067, 4: 0.013}
@@ -441,13 +442,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--export-dir", default=None, help="export: zoo folder (default: $BENCH_WEIGHTS or bench/weights)"
     )
-    parser.add_argument("--data-root", default=None)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--save-minutes", type=float, default=2.0)
-    parser.add_argument("--val-every", type=int, default=1000)
-    parser.add_argument("--val-images", type=int, default=3)
+    add_common_arguments(parser)
     parser.add_argument("--val-crop", type=int, default=256)
 
 

@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from bench._compressai import import_compressai
 from bench.train.checkpoint import load_if_present, save_atomic
+from bench.train.common import add_common_arguments
 from bench.train.data import CropSampler, list_training_images
 
 
@@ -163,13 +164,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="last fraction of steps trained at lr/10")
     parser.add_argument("--init-from", help="checkpoint of a neighbouring λ to fine-tune from")
     parser.add_argument("--out", required=True, help="run folder; last.pt there is resumed")
-    parser.add_argument("--data-root", default=None)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--save-minutes", type=float, default=2.0)
-    parser.add_argument("--val-every", type=int, default=1000)
-    parser.add_argument("--val-images", type=int, default=3)
+    add_common_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> None:
