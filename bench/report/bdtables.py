@@ -187,3 +187,33 @@ def matrices(long: pd.DataFrame) -> list[tuple[tuple, pd.DataFrame]]:
             table.loc[row.codec, row.reference] = cell(row.bd_rate, row.reason)
         out.append((key, table))
     return out
+
+
+KODAK_IMAGES = 24
+
+
+def published_bd(records: pd.DataFrame, curves: dict) -> pd.DataFrame:
+    """BD-rate of every full-size Kodak layer in the run against the published Kodak curves.
+
+    Only a layer that is the whole 768×512 source (top anchoring, top layer) is comparable with
+    the published curves, which are means over all 24 Kodak images; a run over fewer images is
+    compared all the same, and the ``images`` column says how many it covered.
+    """
+    full = records[
+        records["dataset"].map(lambda d: d == "kodak")
+        & (records["anchor"] == "top")
+        & (records["layer"] == records["num_layers"] - 1)
+    ]
+    rows = []
+    for (codec, scales), group in full.groupby(["codec", "scales_label"], sort=True):
+        images = _complete_images(group)
+        curve = _curve(group, images)
+        for name, published in curves.items():
+            result = bd_rate(published.bpp, published.psnr, curve["bpp"], curve["psnr_rgb"])
+            rows.append({
+                "codec": codec, "scales": scales, "layer": int(group["layer"].iloc[0]),
+                "images": f"{len(images)} of {KODAK_IMAGES}", "reference": f"{name} (published)",
+                "bd_rate": result.bd_rate, "bd_psnr": result.bd_psnr, "reason": result.reason,
+            })
+    columns = ["codec", "scales", "layer", "images", "reference", "bd_rate", "bd_psnr", "reason"]
+    return pd.DataFrame(rows).reindex(columns=columns)

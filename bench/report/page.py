@@ -13,7 +13,7 @@ import pandas as pd
 
 from bench import bdrate
 from bench.anchors import compass_paper_bdrate, published_curves
-from bench.report.bdtables import add_full_size_single_layer, bd_long, matrices
+from bench.report.bdtables import add_full_size_single_layer, bd_long, matrices, published_bd
 from bench.report.load import load_manifests, load_records
 from bench.report.paper import is_compass, paper_comparison
 from bench.report.plots import codec_colours, rd_plot, slug
@@ -480,6 +480,13 @@ def build_report(run_dirs: Sequence[Path], out_dir: Path) -> Path:
 
     if any(is_kodak(d) for d in datasets.index):
         blocks.append(Block("h2", "Published reference curves"))
+        against_published = published_bd(records, published_curves())
+        against_published.to_csv(out_dir / "bdrate_published.csv", index=False)
+        if len(against_published):
+            blocks.append(Block("p", "BD-rate (PCHIP, as above) of every full-size Kodak layer in the run "
+                                     "(top anchoring, top layer) against the published curves, which are "
+                                     "means over all 24 images: a run over fewer images is only indicative."))
+            blocks.append(Block("table", table=_fmt(against_published, BD_FORMATS)))
         blocks.append(
             Block(
                 "table",
