@@ -36,7 +36,6 @@ def _kodim23_path() -> Path:
 def kodim23() -> np.ndarray:
     """The whole 768x512 kodim23 (RGB uint8)."""
     from bench.datasets import DatasetError, verify_checksums
-
     from bench.images import load_rgb
 
     path = _kodim23_path()

@@ -37,9 +37,8 @@ from __future__ import annotations
 
 import struct
 import zlib
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -47,6 +46,7 @@ import torch.nn.functional as F
 
 from bench import published, zoo
 from bench.codec import Availability, BitstreamError, Codec, CodecError, Encoded, SectionClock, check_image
+from bench.determinism import fixed_network_threads
 from bench.registry import register_codec
 
 MAGIC = b"bMSH"
@@ -56,25 +56,8 @@ _CRC = struct.Struct(">I")
 MULTIPLE = 64  # g_a downsamples by 16 and h_a by another 4
 MAX_SIDE = 65535  # the header stores each side as u16
 MAX_PIXELS = 1 << 25  # 33.5 MP (8K UHD); refuse larger claims before allocating anything
-NETWORK_THREADS = 1
 BENCH_SOURCES = (None, "bench")
 SOURCES = (*BENCH_SOURCES, "compressai")
-
-
-@contextmanager
-def _fixed_threads(device: str) -> Iterator[None]:
-    """Run the network with NETWORK_THREADS intra-op threads on CPU (see the module docstring)."""
-    if not device.startswith("cpu"):
-        yield
-        return
-    previous = torch.get_num_threads()
-    if previous != NETWORK_THREADS:
-        torch.set_num_threads(NETWORK_THREADS)
-    try:
-        yield
-    finally:
-        if previous != NETWORK_THREADS:
-            torch.set_num_threads(previous)
 
 
 def _padded(size: int) -> int:
@@ -202,7 +185,7 @@ class MeanScaleCodec(Codec):
         x = x.permute(2, 0, 1)[None].float().div_(255.0)
         x = F.pad(x, (0, _padded(width) - width, 0, _padded(height) - height), mode="replicate")
         clock = SectionClock(self.device)
-        with torch.inference_mode(), _fixed_threads(self.device):
+        with torch.inference_mode(), fixed_network_threads(self.device):
             y_string, z_string = _compress(model, x, clock)
         head = _HEADER.pack(MAGIC, VERSION, quality, height, width, bytes.fromhex(digest[:8]),
                             len(y_string), len(z_string))
@@ -229,7 +212,7 @@ class MeanScaleCodec(Codec):
                                  f"{path.name} ({self.spec})")
         shape = (_padded(height) // MULTIPLE, _padded(width) // MULTIPLE)
         try:
-            with torch.inference_mode(), _fixed_threads(self.device):
+            with torch.inference_mode(), fixed_network_threads(self.device):
                 x_hat = _decompress(model, y_string, z_string, shape, clock or SectionClock(self.device))
         except (RuntimeError, ValueError, IndexError, OverflowError) as error:
             raise BitstreamError(f"mean-scale bitstream does not decode: {error}") from error

@@ -56,6 +56,8 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+
+from bench.codec import Availability, BitstreamError, Codec, CodecError, Encoded, check_image
 from bench.codecs._yuv import (
     YuvFormat,
     bytes_to_planes,
@@ -64,8 +66,6 @@ from bench.codecs._yuv import (
     planes_to_rgb,
     rgb_to_planes,
 )
-
-from bench.codec import Availability, BitstreamError, Codec, CodecError, Encoded, check_image
 from bench.registry import register_codec
 
 logger = logging.getLogger(__name__)

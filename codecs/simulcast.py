@@ -13,9 +13,9 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
-from bench.codecs import _container
 
 from bench.codec import Availability, BitstreamError, Codec, CodecError, Encoded
+from bench.codecs import _container
 from bench.registry import UnknownCodecError, create_codec, register_codec
 
 MAGIC = b"SIMC"

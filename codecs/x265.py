@@ -30,9 +30,9 @@ import subprocess
 from typing import Sequence
 
 import numpy as np
-from bench.codecs._yuv import YuvFormat, planes_to_rgb, rgb_to_planes
 
 from bench.codec import Availability, BitstreamError, Codec, CodecError, Encoded, check_image
+from bench.codecs._yuv import YuvFormat, planes_to_rgb, rgb_to_planes
 from bench.registry import register_codec
 
 _YUV444 = YuvFormat("444", 8)

@@ -2,8 +2,8 @@ import math
 
 import numpy as np
 import pytest
-from bench.anchors import published_curves
 
+from bench.anchors import published_curves
 from bench.bdrate import MIN_OVERLAP, bd_rate
 
 ANCHOR_BPP = [0.12, 0.25, 0.5, 1.0, 1.6]

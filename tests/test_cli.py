@@ -13,28 +13,13 @@ import pytest
 from PIL import Image
 
 from bench.cli import main
-from bench.codec import Availability, Codec, Encoded
+from bench.codec import Availability
 from bench.envelope import pack, unpack
 from bench.images import load_rgb
 from bench.metrics import psnr_rgb
 from bench.registry import _REGISTRY, create_codec, register_codec
 from bench.store import RunStore
-
-
-class _Raw(Codec):
-    """A lossless single-layer codec in pure Python (raw pixels after a 4-byte size header)."""
-
-    scalable = False
-    default_qualities = (1,)
-
-    def encode(self, layers, quality: int) -> Encoded:
-        (image,) = layers
-        data = np.array(image.shape[:2], ">u2").tobytes() + image.tobytes()
-        return Encoded(data, [len(data)])
-
-    def decode(self, data: bytes, num_layers: int | None = None) -> list[np.ndarray]:
-        height, width = np.frombuffer(data[:4], ">u2")
-        return [np.frombuffer(data[4:], np.uint8).reshape(height, width, 3).copy()]
+from tests.fake_codecs import RawCodec as _Raw
 
 
 class _NeedsBinary(_Raw):

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from bench.datasets import DatasetError, default_data_root, load_dataset, read_checksums, verify_checksums
 
 from .conftest import SHARED_DATA

@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 
 import pytest
-from bench.datasets import load_dataset
 from distributed import Client, LocalCluster  # a dependency (pyproject): missing, these tests must fail
 
+from bench.datasets import load_dataset
 from bench.distributed import DaskExecutor, DistributedError, code_fingerprint, task_key
 from bench.runner import LocalExecutor, execute, plan_jobs
 from bench.store import RunStore

@@ -18,13 +18,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from bench.codecs import _container, mean_scale
-from bench.codecs.compass import bitstream as compass_bitstream
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bench import fuzz
 from bench.codec import BitstreamError, CodecError
+from bench.codecs import _container, mean_scale
+from bench.codecs.compass import bitstream as compass_bitstream
 from bench.zoo import QUALITY_LAMBDAS
 
 PROPERTY = settings(max_examples=200, deadline=None, database=None,  # no .hypothesis/ in the repo

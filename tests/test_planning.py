@@ -7,9 +7,9 @@ import json
 from pathlib import Path
 
 import pytest
-from bench.datasets import load_dataset
 
 from bench.cli import main
+from bench.datasets import load_dataset
 from bench.planning import cost_rates, format_plan, format_seconds, job_pixels, make_plan
 from bench.runner import Job, plan_jobs
 from bench.store import RunStore

@@ -7,15 +7,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from bench.datasets import load_dataset
 
 from bench.codec import Codec, CodecError, Encoded
+from bench.datasets import load_dataset
 from bench.images import load_rgb
 from bench.metrics import psnr_rgb
 from bench.pyramid import build_pyramid
 from bench.registry import _REGISTRY, create_codec, register_codec
 from bench.runner import Job, execute, plan_jobs, run_job
 from bench.store import RunStore
+from tests.fake_codecs import RawCodec as _Raw
 
 QUALITY = 32
 
@@ -95,22 +96,6 @@ class _Failing(Codec):
 
     def decode(self, data: bytes, num_layers: int | None = None) -> list[np.ndarray]:
         raise CodecError("never reached")
-
-
-class _Raw(Codec):
-    """A lossless single-layer codec in pure Python: the raw pixels after a 4-byte size header."""
-
-    scalable = False
-    default_qualities = (1,)
-
-    def encode(self, layers, quality: int) -> Encoded:
-        (image,) = layers
-        data = np.array(image.shape[:2], ">u2").tobytes() + image.tobytes()
-        return Encoded(data, [len(data)])
-
-    def decode(self, data: bytes, num_layers: int | None = None) -> list[np.ndarray]:
-        height, width = np.frombuffer(data[:4], ">u2")
-        return [np.frombuffer(data[4:], np.uint8).reshape(height, width, 3).copy()]
 
 
 @pytest.fixture

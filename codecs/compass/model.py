@@ -23,11 +23,11 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 import torch
-from bench.codecs.compass import residual
-from bench.codecs.compass.liff import LIFF, LiffConfig
 from torch import nn
 
 from bench.codec import SectionClock
+from bench.codecs.compass import residual
+from bench.codecs.compass.liff import LIFF, LiffConfig
 
 # How the base layer is padded when coded inside COMPASS: "layerwise" (the conv-layer-wise scheme
 # of spec §3.2, as the public reference code also does for its BL). The BL weights are fully

@@ -90,12 +90,12 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 import torch
-from bench.codecs.compass import residual
-from bench.codecs.compass.liff import LIFF
-from bench.codecs.compass.model import OFFICIAL_CONFIG, CompassModel
 from torch import nn
 
 from bench.codec import CodecError
+from bench.codecs.compass import residual
+from bench.codecs.compass.liff import LIFF
+from bench.codecs.compass.model import OFFICIAL_CONFIG, CompassModel
 
 ENV_VAR = "BENCH_OFFICIAL_COMPASS"
 DEFAULT_FOLDER = Path("~/.cache/bench/compass-official")

@@ -18,37 +18,22 @@ decode of every layer that it runs to predict the next one.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from bench.codecs.compass import bitstream, official
-from bench.codecs.compass.model import CompassConfig, CompassModel
 
 from bench.codec import Availability, BitstreamError, Codec, CodecError, Encoded, SectionClock, check_image
+from bench.codecs.compass import bitstream, official
+from bench.codecs.compass.model import CompassConfig, CompassModel
+from bench.determinism import fixed_network_threads
 from bench.registry import register_codec
 
 QUALITIES = (1, 2, 3, 4)
 BENCH_SOURCES = (None, "bench")
 SOURCES = (*BENCH_SOURCES, "official")
-NETWORK_THREADS = 1
-
-
-@contextmanager
-def fixed_threads(device: str) -> Iterator[None]:
-    """Run the networks with NETWORK_THREADS intra-op threads on CPU (see the module docstring)."""
-    if not device.startswith("cpu"):
-        yield
-        return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(NETWORK_THREADS)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 TRAINING_HINT = (
     "train them with `python -m bench.train compass --stage liff --out runs/compass-liff`, "
@@ -253,7 +238,7 @@ class CompassCodec(Codec):
         header = bitstream.Header(quality, model.model_id, tuple(sizes))
         bitstream.encode_header(header)  # size/count limits checked before any network runs
         clock = SectionClock(self.device)
-        with fixed_threads(self.device):
+        with fixed_network_threads(self.device):
             payloads, _ = model.encode_layers([to_tensor(im, self.device) for im in layers], clock)
         data, layer_bytes = bitstream.pack(header, payloads)
         return Encoded(data, layer_bytes, split_timings(clock.seconds))
@@ -263,7 +248,7 @@ class CompassCodec(Codec):
         from the same decoded Î_{k-1} that the codec uses: how much LIFF gains over interpolation."""
         model = self._model(quality)
         tensors = [to_tensor(im, self.device) for im in layers]
-        with fixed_threads(self.device):
+        with fixed_network_threads(self.device):
             _, recons = model.encode_layers(tensors)
             report = []
             for k in range(1, len(layers)):
@@ -292,7 +277,7 @@ class CompassCodec(Codec):
         clock = SectionClock(self.device)
         for k, payload in enumerate(payloads):
             try:
-                with fixed_threads(self.device):
+                with fixed_network_threads(self.device):
                     previous = model.decode_layer(k, payload, header.sizes[k], previous, clock=clock)
             except (ValueError, RuntimeError, OverflowError) as error:
                 raise BitstreamError(f"layer {k}: payload cannot be decoded ({error})") from error

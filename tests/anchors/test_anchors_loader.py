@@ -2,6 +2,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from bench.anchors import compass_paper_bdrate, published_curves
 
 REFERENCE = Path("/work/shared/reference")

@@ -16,10 +16,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from bench.codecs import mean_scale
 
 from bench import zoo
 from bench.codec import BitstreamError, CodecError
+from bench.codecs import mean_scale
+from bench.determinism import NETWORK_THREADS
 from bench.registry import create_codec
 from bench.train.export import export_checkpoint
 from tests.test_zoo import make_checkpoint
@@ -62,7 +63,7 @@ def reference_decode(codec, image: np.ndarray, quality: int) -> np.ndarray:
     x = torch.from_numpy(image.copy()).permute(2, 0, 1)[None].float() / 255.0
     x = F.pad(x, (0, (-width) % 64, 0, (-height) % 64), mode="replicate")
     previous = torch.get_num_threads()
-    torch.set_num_threads(mean_scale.NETWORK_THREADS)
+    torch.set_num_threads(NETWORK_THREADS)
     try:
         with torch.inference_mode():
             x_hat = model(x)["x_hat"].clamp(0, 1)
@@ -285,7 +286,7 @@ def test_timed_steps_give_the_bytes_and_pixels_of_model_compress_and_decompress(
     model = codec._model(3)[0]
     x = torch.from_numpy(image.copy()).permute(2, 0, 1)[None].float() / 255.0
     x = F.pad(x, (0, (-width) % 64, 0, (-height) % 64), mode="replicate")
-    with torch.inference_mode(), mean_scale._fixed_threads("cpu"):
+    with torch.inference_mode(), mean_scale.fixed_network_threads("cpu"):
         out = model.compress(x)
         x_hat = model.decompress(out["strings"], out["shape"])["x_hat"]
     assert out["strings"] == [[y_string], [z_string]]

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from bench.codecs import mean_scale
 
 from bench import published
 from bench.codec import BitstreamError, CodecError
+from bench.determinism import NETWORK_THREADS
 from bench.registry import create_codec
 from bench.zoo import MissingWeightsError, WeightsHashError
 from tests.codecs.published_fixtures import write_compressai_zoo_file
@@ -176,4 +176,4 @@ def test_thread_pinning_applies(cached, no_network):
     torch.set_num_threads(2)
     first = codec.encode([image], 3).data
     torch.set_num_threads(1)
-    assert codec.encode([image], 3).data == first and mean_scale.NETWORK_THREADS == 1
+    assert codec.encode([image], 3).data == first and NETWORK_THREADS == 1

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from bench.codecs.compass import official
 
 from bench.cli import main
+from bench.codecs.compass import official
 from bench.store import RunStore
 from tests.codecs.published_fixtures import (
     official_checkpoint,

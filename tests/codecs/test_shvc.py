@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from bench.codecs import _yuv, shvc
-from bench.codecs.shvc import LayerGeometry, ShvcCodec, ShvcOptions
 
 from bench.codec import BitstreamError, CodecError
+from bench.codecs import _yuv, shvc
+from bench.codecs.shvc import LayerGeometry, ShvcCodec, ShvcOptions
 from bench.registry import create_codec
 
 DATA = Path(__file__).parent / "data" / "shvc"

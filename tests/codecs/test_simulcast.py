@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
+from bench.codec import BitstreamError, CodecError
 from bench.codecs import _container
 from bench.codecs.simulcast import SimulcastCodec
 from bench.codecs.x265 import X265Codec
-
-from bench.codec import BitstreamError, CodecError
 from bench.registry import create_codec
 
 AVAILABILITY = X265Codec().availability()

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from bench.codecs import x265 as x265_module
-from bench.codecs.x265 import X265Codec, rgb_to_ycbcr, ycbcr_to_rgb
 
 from bench.codec import BitstreamError, CodecError
+from bench.codecs import x265 as x265_module
+from bench.codecs.x265 import X265Codec, rgb_to_ycbcr, ycbcr_to_rgb
 from bench.registry import create_codec
 
 AVAILABILITY = X265Codec().availability()

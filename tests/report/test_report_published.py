@@ -6,8 +6,8 @@ import math
 
 import pandas as pd
 import pytest
-from bench.anchors import published_curves
 
+from bench.anchors import published_curves
 from bench.report.bdtables import published_bd
 
 

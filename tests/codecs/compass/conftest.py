@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from bench.codecs.compass.model import CompassModel
 
+from bench.codecs.compass.model import CompassModel
 from tests.codecs.compass.helpers import make_tiny_model
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from PIL import Image
+
 from bench.codecs.compass import residual
 from bench.codecs.compass.model import TINY_CONFIG, CompassModel
-from PIL import Image
 
 
 def make_tiny_model(seed: int = 0, model_id: str = "test-tiny") -> CompassModel:

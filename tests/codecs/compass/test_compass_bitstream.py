@@ -7,10 +7,10 @@ import zlib
 
 import numpy as np
 import pytest
-from bench.codecs.compass import bitstream
-from bench.codecs.compass.plugin import CompassCodec
 
 from bench.codec import BitstreamError, CodecError
+from bench.codecs.compass import bitstream
+from bench.codecs.compass.plugin import CompassCodec
 from tests.codecs.compass.helpers import pyramid, textured
 
 

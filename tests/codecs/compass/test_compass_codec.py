@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from bench.codecs.compass import residual
-from bench.codecs.compass.model import CONFIGS, CompassModel, config_summary
-from bench.codecs.compass.plugin import CompassCodec, load_zoo_model
 
 from bench import zoo
 from bench.codec import Codec, CodecError
+from bench.codecs.compass import residual
+from bench.codecs.compass.model import CONFIGS, CompassModel, config_summary
+from bench.codecs.compass.plugin import CompassCodec, load_zoo_model
 from bench.registry import codec_class, create_codec
 from tests.codecs.compass.helpers import make_tiny_model, pyramid, textured
 

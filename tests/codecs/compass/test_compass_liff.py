@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from bench.codecs.compass.liff import LIFF, LiffConfig, axis_geometry
 
 SMALL = LiffConfig(g0=8, rdb_blocks=1, rdb_convs=2, growth=4, mlp_hidden=16, mlp_layers=3, chunk_pixels=50)

@@ -7,11 +7,11 @@ import time
 
 import pytest
 import torch
+
+from bench.codec import BitstreamError
 from bench.codecs.compass import residual
 from bench.codecs.compass.model import _pack_strings
 from bench.codecs.compass.plugin import MODULE_TIMINGS, CompassCodec
-
-from bench.codec import BitstreamError
 from tests.codecs.compass.helpers import pyramid, textured
 
 KEYS = {"network", "entropy", *MODULE_TIMINGS}

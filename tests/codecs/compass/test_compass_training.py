@@ -7,11 +7,11 @@ import argparse
 import numpy as np
 import pytest
 import torch
-from bench.codecs.compass import residual
-from bench.codecs.compass.plugin import CompassCodec
 from PIL import Image
 
 from bench import zoo
+from bench.codecs.compass import residual
+from bench.codecs.compass.plugin import CompassCodec
 from bench.train import compass as trainer
 from tests.codecs.compass.helpers import pyramid, textured
 

@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
+from bench.codec import CodecError
 from bench.codecs.compass import official, residual
 from bench.codecs.compass.liff import LIFF
 from bench.codecs.compass.model import OFFICIAL_CONFIG, PAPER_CONFIG
 from bench.codecs.compass.plugin import CompassCodec, to_tensor, to_uint8
-
-from bench.codec import CodecError
 from bench.registry import create_codec
 from tests.codecs.compass.helpers import textured
 from tests.codecs.published_fixtures import OfficialCoder, official_checkpoint, write_official_checkpoint
