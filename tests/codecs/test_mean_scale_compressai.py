@@ -25,14 +25,6 @@ from tests.codecs.test_mean_scale import make_image
 FILES = {3: (128, 192, True), 6: (192, 320, False)}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory) -> tuple[Path, dict[int, tuple[Path, torch.nn.Module]]]:
     """A TORCH_HOME whose hub cache holds zoo-style files for qualities 3 and 6."""

@@ -7,7 +7,6 @@ import hashlib
 from pathlib import Path
 
 import pytest
-import torch
 
 from bench.cli import main
 from bench.codecs.compass import official
@@ -17,14 +16,6 @@ from tests.codecs.published_fixtures import (
     write_compressai_zoo_file,
     write_official_checkpoint,
 )
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")

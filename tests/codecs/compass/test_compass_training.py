@@ -16,14 +16,6 @@ from bench.train import compass as trainer
 from tests.codecs.compass.helpers import pyramid, textured
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture
 def setup(tmp_path, monkeypatch):
     data = tmp_path / "data"
