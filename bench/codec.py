@@ -116,6 +116,13 @@ class Codec(ABC):
     def decode(self, data: bytes, num_layers: int | None = None) -> list[np.ndarray]:
         """Decode layers ``0..num_layers-1`` (all when None) from ``data``; uint8 HxWx3 each."""
 
+    def encode_diagnostics(self) -> list[dict[str, float]]:
+        """Per-layer numbers about the last ``encode`` call that are not rate or distortion (e.g. how
+        good an inter-layer prediction was), one dict per layer (empty where there is nothing to
+        say), or ``[]`` when the codec has none. The runner calls it after the timed encode, so a
+        codec keeps what it needs during ``encode`` and computes the numbers here, off the clock."""
+        return []
+
     def parameter_counts(self) -> dict[str, int]:
         """Learned parameters per module (e.g. ``{"bl": …, "liff": …}``); empty for classic codecs."""
         return {}

@@ -12,7 +12,7 @@ import traceback
 from collections import OrderedDict
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Protocol, Sequence
@@ -163,11 +163,13 @@ class _Coded:
     decode: Repeated
     mode: str
     resources: dict[str, Any]
+    diagnostics: dict[str, float] = field(default_factory=dict)
 
 
 def _code_scalable(codec: Codec, layers: list[np.ndarray], job: Job) -> tuple[list[_Coded], float]:
     with ResourceProbe(job.device) as probe:
         encoded = repeat(codec, lambda: codec.encode(layers, job.quality), job.repeats, _same_bytes, "encode")
+        diagnostics = codec.encode_diagnostics()  # off the clock, about the last (identical) encode
         decodes = []
         for k in range(len(layers)):
             decodes.append(repeat(codec, lambda k=k: _decode(codec, encoded.result.data, k + 1), job.repeats,
@@ -178,7 +180,8 @@ def _code_scalable(codec: Codec, layers: list[np.ndarray], job: Job) -> tuple[li
     for k, decoded in enumerate(decodes):
         bits_layer = encoded.result.layer_bytes[k] * 8
         bits_cum += bits_layer
-        coded.append(_Coded(k, bits_layer, bits_cum, decoded.result[k], encoded, decoded, "scalable", probe.result()))
+        coded.append(_Coded(k, bits_layer, bits_cum, decoded.result[k], encoded, decoded, "scalable", probe.result(),
+                            diagnostics[k] if k < len(diagnostics) else {}))
     return coded, encoded.total + sum(d.total for d in decodes)
 
 
@@ -257,6 +260,8 @@ def run_job(job: Job) -> list[dict[str, Any]]:
                                    "decode": spread(item.decode.seconds)}
             if ms_ssim_note:
                 extra["ms_ssim_note"] = ms_ssim_note
+            if item.diagnostics:
+                extra["diagnostics"] = item.diagnostics
             records.append(Record(
                 codec=job.codec, dataset=job.dataset, image=job.image, scales=list(job.scales),
                 anchor=job.anchor, quality=job.quality, layer=item.layer, num_layers=len(layers),

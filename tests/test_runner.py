@@ -225,3 +225,40 @@ def test_killed_runs_resume_to_the_records_of_an_uninterrupted_run(make_image_fo
     assert len(keys) == len(set(keys)), f"duplicate records after {kills} kills (seed {seed})"
     assert _essentials(resumed) == _essentials(clean), f"seed {seed}"
     assert len(store.manifest()["invocations"]) == starts + 1
+
+
+class _PredictingRaw(Codec):
+    """Scalable raw layers; reports each EL's height as its made-up diagnostic."""
+
+    scalable = True
+    default_qualities = (1,)
+
+    def encode(self, layers, quality: int) -> Encoded:
+        self._last = [layer.shape for layer in layers]
+        chunks = [_Raw().encode([layer], quality).data for layer in layers]
+        return Encoded(b"".join(chunks), [len(c) for c in chunks])
+
+    def encode_diagnostics(self) -> list[dict[str, float]]:
+        return [{}] + [{"psnr_liff": float(shape[0]), "psnr_bicubic": 1.0} for shape in self._last[1:]]
+
+    def decode(self, data: bytes, num_layers: int | None = None) -> list[np.ndarray]:
+        out, offset = [], 0
+        while offset < len(data) and (num_layers is None or len(out) < num_layers):
+            height, width = np.frombuffer(data[offset:offset + 4], ">u2")
+            size = 4 + int(height) * int(width) * 3
+            out.extend(_Raw().decode(data[offset:offset + size]))
+            offset += size
+        return out
+
+
+def test_encode_diagnostics_land_in_the_records_of_their_layer(make_image_folder, tmp_path: Path) -> None:
+    register_codec("test-predicting")(_PredictingRaw)
+    try:
+        folder = make_image_folder(1, 24, 32)
+        (job,) = _jobs(folder, ["test-predicting"], scales=((1.5,),), qualities=(1,))
+        records = run_job(job)
+    finally:
+        _REGISTRY.pop("test-predicting", None)
+    assert [r["layer"] for r in records] == [0, 1]
+    assert "diagnostics" not in records[0]["extra"]  # the BL has no prediction
+    assert records[1]["extra"]["diagnostics"] == {"psnr_liff": 24.0, "psnr_bicubic": 1.0}

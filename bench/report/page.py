@@ -23,6 +23,7 @@ from bench.report.tables import (
     aggregate,
     cost_by_layer,
     cost_table,
+    prediction_table,
     count_text,
     dataset_label,
     is_kodak,
@@ -435,6 +436,27 @@ def build_report(run_dirs: Sequence[Path], out_dir: Path) -> Path:
 
     # Beside the BD-rate tables: what the bits cost in time, memory and size.
     blocks += _cost_blocks(costs, layer_costs)
+
+    prediction = prediction_table(records)
+    if len(prediction):
+        prediction.to_csv(out_dir / "prediction.csv", index=False)
+        blocks.append(Block("h2", "Inter-layer prediction"))
+        blocks.append(
+            Block(
+                "p",
+                "Per enhancement layer: PSNR (RGB, 8-bit) of the codec's prediction of the layer (COMPASS: "
+                "LIFF) and of bicubic upsampling of the same decoded lower layer, means over images; "
+                "gain dB is the mean per-image difference and images won counts the images where the "
+                "prediction beat bicubic. Values are in prediction.csv.",
+            )
+        )
+        shown = prediction.assign(dataset=prediction["dataset"].map(lambda d: Path(d).name))
+        blocks.append(
+            Block(
+                "table",
+                table=_fmt(shown, {"psnr_liff": ".2f", "psnr_bicubic": ".2f", "gain_db": "+.2f"}),
+            )
+        )
 
     if has_compass:
         blocks.append(Block("h2", "COMPASS paper (ICCV 2023) vs measured"))

@@ -222,3 +222,33 @@ def _stream_cost(rows: pd.DataFrame) -> tuple[float, float, float]:
     else:
         encode, decode = float(rows["encode_time"].sum()), float(rows["decode_time"].sum())
     return encode, decode, float(pd.Series([_number(e, "warmup_s") for e in rows["extra"]]).max())
+
+
+# --- inter-layer prediction ----------------------------------------------------------------------
+
+PREDICTION_COLUMNS = ["psnr_liff", "psnr_bicubic"]
+
+
+def prediction_table(records: pd.DataFrame) -> pd.DataFrame:
+    """Per (codec, dataset, scales, anchor, quality, layer): mean over images of the PSNR of the
+    codec's inter-layer prediction and of bicubic upsampling of the same decoded lower layer (the
+    ``diagnostics`` a codec such as COMPASS reports per EL), their mean per-image gain, and how many
+    images won. Empty when no record carries them."""
+    values = {
+        name: records["extra"].map(lambda extra, name=name: _number((extra or {}).get("diagnostics"), name))
+        for name in PREDICTION_COLUMNS
+    }
+    rows = records.assign(**values).dropna(subset=PREDICTION_COLUMNS)
+    if rows.empty:
+        return pd.DataFrame(columns=[*GROUP, "images", *PREDICTION_COLUMNS, "gain_db", "images_won"])
+    rows = rows.assign(
+        gain_db=rows["psnr_liff"] - rows["psnr_bicubic"], won=rows["psnr_liff"] > rows["psnr_bicubic"]
+    )
+    table = rows.groupby(GROUP, sort=True).agg(
+        images=("image", "nunique"),
+        psnr_liff=("psnr_liff", "mean"),
+        psnr_bicubic=("psnr_bicubic", "mean"),
+        gain_db=("gain_db", "mean"),
+        images_won=("won", "sum"),
+    )
+    return table.reset_index()

@@ -193,11 +193,16 @@ class CompassModel(nn.Module):
     # --------------------------------------------------------------------------- coding
     @torch.no_grad()
     def encode_layers(
-        self, layers: Sequence[torch.Tensor], clock: SectionClock | None = None
+        self,
+        layers: Sequence[torch.Tensor],
+        clock: SectionClock | None = None,
+        predictions: list[torch.Tensor] | None = None,
     ) -> tuple[list[bytes], list[torch.Tensor]]:
         """Code every layer (1x3xHxW tensors, smallest first) into one payload each.
 
         Returns the payloads and the reconstructions (unclamped) that a decoder will produce.
+        ``predictions``, when given, receives the LIFF prediction Ǐ_k of every EL (k ≥ 1), so that
+        callers can judge the prediction without running LIFF again.
         """
         clock = clock if clock is not None else SectionClock()
         payloads: list[bytes] = []
@@ -211,6 +216,8 @@ class CompassModel(nn.Module):
             else:
                 with clock.section("liff"):
                     pred = self.liff(recon, size)
+                if predictions is not None:
+                    predictions.append(pred)
                 with clock.section("rc_network"):
                     residue = image - pred
                 strings = _timed(clock, self.rc, "rc", residual.compress, residue, self.padding)

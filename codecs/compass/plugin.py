@@ -140,6 +140,8 @@ class CompassCodec(Codec):
         self._models: dict[int, CompassModel] = dict(models or {})
         self._injected = models is not None
         self._info: dict[int, dict[str, str]] = {}
+        # the last encode's layers, reconstructions and LIFF predictions, for ``encode_diagnostics``
+        self._last_encode: tuple[list[np.ndarray], list[torch.Tensor], list[torch.Tensor]] | None = None
 
     # ----------------------------------------------------------------------------- weights
     def _model(self, quality: int) -> CompassModel:
@@ -223,6 +225,7 @@ class CompassCodec(Codec):
 
     # ----------------------------------------------------------------------------- coding
     def encode(self, layers: Sequence[np.ndarray], quality: int) -> Encoded:
+        self._last_encode = None  # a failing call leaves nothing stale for encode_diagnostics
         if not layers:
             raise CodecError("compass needs at least one layer")
         for image in layers:
@@ -238,27 +241,34 @@ class CompassCodec(Codec):
         header = bitstream.Header(quality, model.model_id, tuple(sizes))
         bitstream.encode_header(header)  # size/count limits checked before any network runs
         clock = SectionClock(self.device)
+        predictions: list[torch.Tensor] = []
         with fixed_network_threads(self.device):
-            payloads, _ = model.encode_layers([to_tensor(im, self.device) for im in layers], clock)
+            payloads, recons = model.encode_layers([to_tensor(im, self.device) for im in layers], clock, predictions)
+        self._last_encode = (list(layers), recons, predictions)
         data, layer_bytes = bitstream.pack(header, payloads)
         return Encoded(data, layer_bytes, split_timings(clock.seconds))
 
-    def prediction_report(self, layers: Sequence[np.ndarray], quality: int) -> list[dict[str, float]]:
-        """Per EL k: PSNR (8-bit, RGB) of the LIFF prediction and of bicubic upsampling, both made
-        from the same decoded Î_{k-1} that the codec uses: how much LIFF gains over interpolation."""
-        model = self._model(quality)
-        tensors = [to_tensor(im, self.device) for im in layers]
-        with fixed_network_threads(self.device):
-            _, recons = model.encode_layers(tensors)
-            report = []
-            for k in range(1, len(layers)):
-                size = tuple(layers[k].shape[:2])
-                liff = to_uint8(model.liff(recons[k - 1], size))
-                upsampled = F.interpolate(recons[k - 1], size=size, mode="bicubic", align_corners=False)
-                bicubic = to_uint8(upsampled)
-                report.append({"layer": k, "psnr_liff": _psnr(liff, layers[k]),
-                               "psnr_bicubic": _psnr(bicubic, layers[k])})
+    def encode_diagnostics(self) -> list[dict[str, float]]:
+        """Per EL k: PSNR (8-bit, RGB) of the LIFF prediction Ǐ_k that the last ``encode`` used and of
+        bicubic upsampling of the same decoded Î_{k-1}: how much LIFF gains over interpolation.
+        Layer 0 (the BL, no prediction) gets an empty dict."""
+        if self._last_encode is None:
+            return []
+        layers, recons, predictions = self._last_encode
+        self._last_encode = None  # the tensors are only kept for this one call
+        report: list[dict[str, float]] = [{}]
+        for k in range(1, len(layers)):
+            size = tuple(layers[k].shape[:2])
+            bicubic = F.interpolate(recons[k - 1], size=size, mode="bicubic", align_corners=False)
+            report.append({"psnr_liff": _psnr(to_uint8(predictions[k - 1]), layers[k]),
+                           "psnr_bicubic": _psnr(to_uint8(bicubic), layers[k])})
         return report
+
+    def prediction_report(self, layers: Sequence[np.ndarray], quality: int) -> list[dict[str, float]]:
+        """``encode_diagnostics`` of one encode of ``layers`` at ``quality``, as a list over the ELs
+        with their layer index."""
+        self.encode(layers, quality)
+        return [{"layer": k, **numbers} for k, numbers in enumerate(self.encode_diagnostics()) if k > 0]
 
     def decode(self, data: bytes, num_layers: int | None = None) -> list[np.ndarray]:
         self.last_decode_timings = {}

@@ -6,7 +6,7 @@ import pytest
 from bench.records import Record
 from bench.report.bdtables import family, is_focus_pair, role
 from bench.report.load import load_records, scales_label
-from bench.report.tables import aggregate, cost_table, dataset_label
+from bench.report.tables import aggregate, cost_table, dataset_label, prediction_table
 
 
 def record(
@@ -167,3 +167,31 @@ def test_labels():
     assert scales_label([1.33, 1.5]) == "1.33,1.5" and scales_label([]) == "1 layer"
     assert dataset_label("clic") == "CLIC 2020 pro-valid, 30-image subset"
     assert dataset_label("/data/my_images") == "/data/my_images"
+
+
+def test_prediction_table_means_gain_and_wins(tmp_path):
+    def el(image, liff, bicubic, quality=3):
+        return record(image, 0.5, 30.0, None, layer=1, codec="compass", mode="scalable", num_layers=2,
+                      scales=(1.5,), quality=quality,
+                      extra={"diagnostics": {"psnr_liff": liff, "psnr_bicubic": bicubic}})
+
+    records = [
+        record("a.png", 0.2, 28.0, None, layer=0, codec="compass", mode="scalable", num_layers=2, scales=(1.5,),
+               quality=3),
+        el("a.png", 27.0, 26.0),
+        el("b.png", 25.0, 25.5),
+        el("a.png", 29.0, 28.0, quality=4),
+        record("a.png", 0.5, 30.0, None),  # a codec without diagnostics adds no row
+    ]
+    table = prediction_table(load_records([write(tmp_path / "run", records)]))
+    assert list(table["quality"]) == [3, 4]
+    q3 = table.iloc[0]
+    assert (q3["codec"], q3["layer"], q3["images"]) == ("compass", 1, 2)
+    assert q3["psnr_liff"] == pytest.approx(26.0) and q3["psnr_bicubic"] == pytest.approx(25.75)
+    assert q3["gain_db"] == pytest.approx(0.25) and q3["images_won"] == 1
+    assert table.iloc[1]["images_won"] == 1
+
+
+def test_prediction_table_is_empty_without_diagnostics(tmp_path):
+    table = prediction_table(load_records([write(tmp_path / "run", [record("a.png", 0.5, 30.0, None)])]))
+    assert table.empty and "gain_db" in table.columns
