@@ -23,10 +23,10 @@ from bench.report.tables import (
     aggregate,
     cost_by_layer,
     cost_table,
-    prediction_table,
     count_text,
     dataset_label,
     is_kodak,
+    prediction_table,
 )
 
 NICE = {
