@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from bench.codecs.compass import residual
 from bench.codecs.compass.liff import LIFF
-from bench.codecs.compass.model import CONFIGS, CompassConfig, CompassModel
+from bench.codecs.compass.model import BL_MULTIPLE, CONFIGS, CompassConfig, CompassModel
 from bench.hashing import sha256_file
 from bench.train.checkpoint import load_if_present, save_atomic
 from bench.train.common import add_common_arguments
@@ -98,10 +98,18 @@ def el_rd_loss(outputs: list[dict], targets: list[torch.Tensor], lmbda: float) -
     return stats
 
 
-def rc_stage_forward(bl: torch.nn.Module, rc: torch.nn.Module, layers: list[torch.Tensor]) -> list[dict]:
-    """The EL recursion with bicubic prediction in place of LIFF (RC pre-training)."""
+def rc_stage_forward(
+    bl: torch.nn.Module, rc: torch.nn.Module, layers: list[torch.Tensor], bl_padding: str = "whole"
+) -> list[dict]:
+    """The EL recursion with bicubic prediction in place of LIFF (RC pre-training); the BL is padded
+    as ``CompassModel`` pads it (``bl_padding``)."""
     with torch.no_grad():
-        recon = residual.forward(bl, layers[0])["x_hat"]
+        base = layers[0]
+        if bl_padding == "whole":
+            recon = residual.forward(bl, residual.pad_to_multiple(base, BL_MULTIPLE))["x_hat"]
+            recon = recon[..., : base.shape[-2], : base.shape[-1]]
+        else:
+            recon = residual.forward(bl, base)["x_hat"]
     outputs = []
     for target in layers[1:]:
         pred = bicubic_predict(recon, tuple(target.shape[-2:]))
@@ -174,7 +182,7 @@ VAL_FRACTIONS = (0.25, 0.4, 1.0)
 
 @torch.no_grad()
 def validate(
-    stage: str, modules: dict, bl: torch.nn.Module | None, images: list[torch.Tensor]
+    stage: str, modules: dict, bl: torch.nn.Module | None, images: list[torch.Tensor], bl_padding: str = "whole"
 ) -> dict[str, float]:
     """Eval-mode metrics: LIFF-vs-bicubic PSNR for ``liff``; per-EL bpp (likelihoods of rounded
     latents) and PSNR of prediction and reconstruction for ``rc``/``joint``."""
@@ -193,7 +201,7 @@ def validate(
             sums.setdefault("psnr_bicubic", []).append(psnr_from_mse(float(F.mse_loss(bic, top))))
             continue
         if stage == "rc":
-            outputs = rc_stage_forward(bl, modules["rc"], layers)
+            outputs = rc_stage_forward(bl, modules["rc"], layers, bl_padding)
         else:
             outputs = modules["model"](layers)["el"]
         for k, (out, target) in enumerate(zip(outputs, layers[1:]), start=1):
@@ -327,7 +335,7 @@ def train(args: argparse.Namespace) -> Path:
         else:
             layers = make_pyramid(x, draw_layer_sizes(size_rng, args.crop))
             if stage == "rc":
-                outputs = rc_stage_forward(bl, rc, layers)
+                outputs = rc_stage_forward(bl, rc, layers, cfg.bl_padding)
             else:
                 outputs = modules["model"](layers)["el"]
             stats = el_rd_loss(outputs, layers[1:], lmbda)
@@ -350,7 +358,7 @@ def train(args: argparse.Namespace) -> Path:
             save()
             last_save = time.monotonic()
         if val_images and (step % args.val_every == 0 or step == args.steps):
-            metrics = validate(stage, modules, bl, val_images)
+            metrics = validate(stage, modules, bl, val_images, cfg.bl_padding)
             tqdm.write(
                 f"step {step}: kodak[:{len(val_images)}] "
                 + " ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items()))

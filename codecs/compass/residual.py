@@ -7,8 +7,9 @@ decoder crops it away again. Nothing is ever padded to a multiple of 64, so a 67
 5×3 latents, not 8×4. The decoder recomputes the whole size plan from the layer size alone, which
 is why the bitstream header carries every layer's size.
 
-The same functions run the frozen base layer (see ``model.BL_PADDING``), as the public reference
-code does, so the functions below take any CompressAI mean-scale hyperprior.
+The same functions run the frozen base layer (whole-image padded to a multiple of 64 by default, or
+layer-wise as the public reference code does: see ``model.BL_PADDINGS``), so the functions below
+take any CompressAI mean-scale hyperprior.
 
 Choices the spec leaves open (ours, ``BENCH_PADDING``):
 - the extra row/column goes at the *bottom/right* and is filled by replication (the reference code
@@ -53,6 +54,17 @@ class Padding:
 BENCH_PADDING = Padding("bench", "end", every_conv=False)
 OFFICIAL_PADDING = Padding("official", "start", every_conv=True)
 PADDINGS = {p.name: p for p in (BENCH_PADDING, OFFICIAL_PADDING)}
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Replicate the bottom rows/right columns up to the next multiple of ``multiple`` (the
+    single-layer codec's whole-image padding, as CompressAI's evaluation pads; used for the BL)."""
+    h, w = x.shape[-2:]
+    return F.pad(x, (0, -w % multiple, 0, -h % multiple), mode="replicate")
+
+
+def padded_size(size: Size, multiple: int) -> Size:
+    return (size[0] + -size[0] % multiple, size[1] + -size[1] % multiple)
 
 
 def build_mean_scale(n: int, m: int) -> nn.Module:
