@@ -9,7 +9,7 @@ import torch
 from bench import zoo
 from bench.codec import Codec, CodecError
 from bench.codecs.compass import residual
-from bench.codecs.compass.model import CONFIGS, CompassModel, config_summary
+from bench.codecs.compass.model import CONFIGS, OFFICIAL_CONFIG, CompassModel, config_summary
 from bench.codecs.compass.plugin import CompassCodec, load_zoo_model
 from bench.registry import codec_class, create_codec
 from tests.codecs.compass.helpers import make_tiny_model, pyramid, textured
@@ -219,3 +219,32 @@ def test_weights_trained_on_another_bl_are_refused(tmp_path, monkeypatch):
     _write_compass(tmp_path, 2, "0" * 64)
     with pytest.raises(CodecError, match="trained on base-layer weights 00000000"):
         CompassCodec().encode([textured(16, 16)], 2)
+
+
+def test_base_layer_padding_whole_or_layerwise():
+    # the same weights under both BL schemes: whole pads the BL to 64×64 before coding (its y has
+    # 4×4 positions), layer-wise codes 30×44 as it is (30→15→16→8→4→2, 44→22→11→12→6→3: y is 2×3)
+    whole = make_tiny_model(seed=4)
+    layerwise = make_tiny_model(seed=4)
+    layerwise.bl_whole = False
+    layers = pyramid(textured(45, 67, seed=3), [1.5])
+    tensors = [torch.from_numpy(im.copy()).permute(2, 0, 1)[None].float() / 255 for im in layers]
+    with torch.no_grad():
+        y_whole, _ = residual.analysis(whole.bl, residual.pad_to_multiple(tensors[0], 64))
+        y_layerwise, _ = residual.analysis(layerwise.bl, tensors[0])
+    assert tuple(y_whole.shape[-2:]) == (4, 4) and tuple(y_layerwise.shape[-2:]) == (2, 3)
+    for model in (whole, layerwise):
+        payloads, recons = model.encode_layers(tensors)
+        decoded = model.decode_layers(payloads, [im.shape[:2] for im in layers])
+        assert all(torch.equal(a, b) for a, b in zip(decoded, recons, strict=True))
+        assert tuple(recons[0].shape[-2:]) == (30, 44)
+    assert whole.encode_layers(tensors)[0][0] != layerwise.encode_layers(tensors)[0][0]
+
+
+def test_config_keeps_the_bl_padding():
+    config = CONFIGS["cpu"]
+    assert config.bl_padding == "whole"
+    assert type(config).from_dict(config.to_dict()) == config
+    assert OFFICIAL_CONFIG.bl_padding == "layerwise"
+    with pytest.raises(ValueError, match="BL padding"):
+        type(config)(bl_padding="pad128")
