@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from bench.codecs.compass import residual
 from bench.codecs.compass.liff import LIFF
-from bench.codecs.compass.model import BL_MULTIPLE, CONFIGS, CompassConfig, CompassModel
+from bench.codecs.compass.model import CONFIGS, CompassConfig, CompassModel, base_layer_forward
 from bench.hashing import sha256_file
 from bench.train.checkpoint import load_if_present, save_atomic
 from bench.train.common import add_common_arguments
@@ -104,12 +104,7 @@ def rc_stage_forward(
     """The EL recursion with bicubic prediction in place of LIFF (RC pre-training); the BL is padded
     as ``CompassModel`` pads it (``bl_padding``)."""
     with torch.no_grad():
-        base = layers[0]
-        if bl_padding == "whole":
-            recon = residual.forward(bl, residual.pad_to_multiple(base, BL_MULTIPLE))["x_hat"]
-            recon = recon[..., : base.shape[-2], : base.shape[-1]]
-        else:
-            recon = residual.forward(bl, base)["x_hat"]
+        recon = base_layer_forward(bl, layers[0], bl_padding)["x_hat"]
     outputs = []
     for target in layers[1:]:
         pred = bicubic_predict(recon, tuple(target.shape[-2:]))

@@ -44,6 +44,18 @@ BL_PADDINGS = ("whole", "layerwise")
 BL_MULTIPLE = 64
 
 
+def base_layer_forward(
+    bl: nn.Module, image: torch.Tensor, bl_padding: str, padding: residual.Padding = residual.BENCH_PADDING
+) -> dict:
+    """``residual.forward`` of the BL on ``image`` padded as ``bl_padding`` says, ``x_hat`` cropped
+    back to the image size (training and validation; coding pads the same way)."""
+    whole = bl_padding == "whole"
+    out = residual.forward(bl, residual.pad_to_multiple(image, BL_MULTIPLE) if whole else image, padding)
+    if whole:
+        out["x_hat"] = out["x_hat"][..., : image.shape[-2], : image.shape[-1]]
+    return out
+
+
 @dataclass(frozen=True)
 class CompassConfig:
     """LIFF and RC sizes (the BL size comes from its own weights) and the layer-wise padding
@@ -167,13 +179,8 @@ class CompassModel(nn.Module):
         for p in self.bl.parameters():  # the BL is never trained inside COMPASS
             p.requires_grad_(False)
         self.padding = residual.PADDINGS[config.padding if config is not None else "bench"]
-        self.bl_whole = config is None or config.bl_padding == "whole"
+        self.bl_padding = config.bl_padding if config is not None else "whole"
 
-    def _bl_input(self, image: torch.Tensor) -> torch.Tensor:
-        return residual.pad_to_multiple(image, BL_MULTIPLE) if self.bl_whole else image
-
-    def _bl_output(self, x_hat: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-        return x_hat[..., : size[0], : size[1]] if self.bl_whole else x_hat
 
     @classmethod
     def build(cls, bl: nn.Module, config: CompassConfig, model_id: str = "unnamed") -> "CompassModel":
@@ -203,8 +210,8 @@ class CompassModel(nn.Module):
         each EL returns its prediction, reconstruction and RC likelihoods for the RD loss.
         """
         with torch.no_grad():
-            bl_out = residual.forward(self.bl, self._bl_input(layers[0]), self.padding)
-        recon = bl_out["x_hat"] = self._bl_output(bl_out["x_hat"], tuple(layers[0].shape[-2:]))
+            bl_out = base_layer_forward(self.bl, layers[0], self.bl_padding, self.padding)
+        recon = bl_out["x_hat"]
         outputs = {"bl": bl_out, "el": []}
         for target in layers[1:]:
             pred = self.liff(recon, (target.shape[-2], target.shape[-1]))
@@ -236,7 +243,8 @@ class CompassModel(nn.Module):
             pred = None
             if k == 0:
                 with clock.section("bl_network"):
-                    bl_input = self._bl_input(image)
+                    whole = self.bl_padding == "whole"
+                    bl_input = residual.pad_to_multiple(image, BL_MULTIPLE) if whole else image
                 strings = _timed(clock, self.bl, "bl", residual.compress, bl_input, self.padding)
             else:
                 with clock.section("liff"):
@@ -283,9 +291,10 @@ class CompassModel(nn.Module):
         clock = clock if clock is not None else SectionClock()
         y_string, z_string = _unpack_strings(payload)
         if k == 0:
-            coded = residual.padded_size(size, BL_MULTIPLE) if self.bl_whole else size
+            whole = self.bl_padding == "whole"
+            coded = residual.padded_size(size, BL_MULTIPLE) if whole else size
             x_hat = _timed(clock, self.bl, "bl", residual.decompress, y_string, z_string, coded, self.padding)
-            return self._bl_output(x_hat, size)
+            return x_hat[..., : size[0], : size[1]]
         if pred is None:
             if previous is None:
                 raise ValueError(f"layer {k} needs the reconstruction of layer {k - 1}")

@@ -226,7 +226,7 @@ def test_base_layer_padding_whole_or_layerwise():
     # 4×4 positions), layer-wise codes 30×44 as it is (30→15→16→8→4→2, 44→22→11→12→6→3: y is 2×3)
     whole = make_tiny_model(seed=4)
     layerwise = make_tiny_model(seed=4)
-    layerwise.bl_whole = False
+    layerwise.bl_padding = "layerwise"
     layers = pyramid(textured(45, 67, seed=3), [1.5])
     tensors = [torch.from_numpy(im.copy()).permute(2, 0, 1)[None].float() / 255 for im in layers]
     with torch.no_grad():
