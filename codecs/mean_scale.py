@@ -60,8 +60,16 @@ BENCH_SOURCES = (None, "bench")
 SOURCES = (*BENCH_SOURCES, "compressai")
 
 
-def _padded(size: int) -> int:
+def padded(size: int) -> int:
+    """A side length rounded up to the next multiple of ``MULTIPLE``."""
     return -(-size // MULTIPLE) * MULTIPLE
+
+
+def pad_image(x: torch.Tensor) -> torch.Tensor:
+    """Replicate the bottom rows and right columns of an NxCxHxW batch up to multiples of
+    ``MULTIPLE``: how this codec (and COMPASS's base layer, ``bench.codecs.compass.model``) pads."""
+    height, width = x.shape[-2:]
+    return F.pad(x, (0, padded(width) - width, 0, padded(height) - height), mode="replicate")
 
 
 @register_codec("mean-scale")
@@ -183,7 +191,7 @@ class MeanScaleCodec(Codec):
         model, _, digest = self._model(quality)
         x = torch.from_numpy(image.copy()).to(self.device)  # a copy: inputs may be read-only
         x = x.permute(2, 0, 1)[None].float().div_(255.0)
-        x = F.pad(x, (0, _padded(width) - width, 0, _padded(height) - height), mode="replicate")
+        x = pad_image(x)
         clock = SectionClock(self.device)
         with torch.inference_mode(), fixed_network_threads(self.device):
             y_string, z_string = _compress(model, x, clock)
@@ -210,7 +218,7 @@ class MeanScaleCodec(Codec):
             raise BitstreamError(f"this mean-scale bitstream was made with weights whose SHA-256 starts with "
                                  f"{tag.hex()} (bench zoo: mean-scale-q{quality}-{tag.hex()}), not with "
                                  f"{path.name} ({self.spec})")
-        shape = (_padded(height) // MULTIPLE, _padded(width) // MULTIPLE)
+        shape = (padded(height) // MULTIPLE, padded(width) // MULTIPLE)
         try:
             with torch.inference_mode(), fixed_network_threads(self.device):
                 x_hat = _decompress(model, y_string, z_string, shape, clock or SectionClock(self.device))

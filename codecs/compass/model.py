@@ -26,12 +26,13 @@ import torch
 from torch import nn
 
 from bench.codec import SectionClock
+from bench.codecs import mean_scale
 from bench.codecs.compass import residual
 from bench.codecs.compass.liff import LIFF, LiffConfig
 
 # How the base layer is padded when coded inside COMPASS (``CompassConfig.bl_padding``; the spec
 # prescribes the conv-layer-wise scheme for RC only and says the BL is the single-layer network):
-# - "whole": replicate the bottom/right up to a multiple of ``BL_MULTIPLE``, exactly as the
+# - "whole": replicate the bottom/right up to a multiple of 64 (``mean_scale.pad_image``), as the
 #   single-layer ``mean-scale`` plugin (and CompressAI's evaluation) codes an image, so COMPASS's
 #   layer 0 is the single-layer codec's own. bench's default: the BL was trained as a single-layer
 #   codec on even-sized crops, and layer-wise padding of odd sizes costs it near the padded border
@@ -41,18 +42,25 @@ from bench.codecs.compass.liff import LIFF, LiffConfig
 #   what ``compass@official`` uses to reproduce that code.
 # The BL weights are fully convolutional, so this only changes border handling, never the network.
 BL_PADDINGS = ("whole", "layerwise")
-BL_MULTIPLE = 64
+
+
+def bl_input(image: torch.Tensor, bl_padding: str) -> torch.Tensor:
+    """What the BL's analysis transform gets for ``image`` (1x3xHxW) under ``bl_padding``."""
+    return mean_scale.pad_image(image) if bl_padding == "whole" else image
+
+
+def bl_coded_size(size: tuple[int, int], bl_padding: str) -> tuple[int, int]:
+    """The size of ``bl_input`` for an image of ``size``: what the BL decoder reconstructs."""
+    return (mean_scale.padded(size[0]), mean_scale.padded(size[1])) if bl_padding == "whole" else size
 
 
 def base_layer_forward(
     bl: nn.Module, image: torch.Tensor, bl_padding: str, padding: residual.Padding = residual.BENCH_PADDING
 ) -> dict:
-    """``residual.forward`` of the BL on ``image`` padded as ``bl_padding`` says, ``x_hat`` cropped
-    back to the image size (training and validation; coding pads the same way)."""
-    whole = bl_padding == "whole"
-    out = residual.forward(bl, residual.pad_to_multiple(image, BL_MULTIPLE) if whole else image, padding)
-    if whole:
-        out["x_hat"] = out["x_hat"][..., : image.shape[-2], : image.shape[-1]]
+    """``residual.forward`` of the BL on ``bl_input(image)``, ``x_hat`` cropped back to the image size
+    (training and validation; coding pads the same way)."""
+    out = residual.forward(bl, bl_input(image, bl_padding), padding)
+    out["x_hat"] = out["x_hat"][..., : image.shape[-2], : image.shape[-1]]
     return out
 
 
@@ -243,9 +251,8 @@ class CompassModel(nn.Module):
             pred = None
             if k == 0:
                 with clock.section("bl_network"):
-                    whole = self.bl_padding == "whole"
-                    bl_input = residual.pad_to_multiple(image, BL_MULTIPLE) if whole else image
-                strings = _timed(clock, self.bl, "bl", residual.compress, bl_input, self.padding)
+                    padded = bl_input(image, self.bl_padding)
+                strings = _timed(clock, self.bl, "bl", residual.compress, padded, self.padding)
             else:
                 with clock.section("liff"):
                     pred = self.liff(recon, size)
@@ -291,8 +298,7 @@ class CompassModel(nn.Module):
         clock = clock if clock is not None else SectionClock()
         y_string, z_string = _unpack_strings(payload)
         if k == 0:
-            whole = self.bl_padding == "whole"
-            coded = residual.padded_size(size, BL_MULTIPLE) if whole else size
+            coded = bl_coded_size(size, self.bl_padding)
             x_hat = _timed(clock, self.bl, "bl", residual.decompress, y_string, z_string, coded, self.padding)
             return x_hat[..., : size[0], : size[1]]
         if pred is None:

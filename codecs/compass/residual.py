@@ -56,17 +56,6 @@ OFFICIAL_PADDING = Padding("official", "start", every_conv=True)
 PADDINGS = {p.name: p for p in (BENCH_PADDING, OFFICIAL_PADDING)}
 
 
-def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
-    """Replicate the bottom rows/right columns up to the next multiple of ``multiple`` (the
-    single-layer codec's whole-image padding, as CompressAI's evaluation pads; used for the BL)."""
-    h, w = x.shape[-2:]
-    return F.pad(x, (0, -w % multiple, 0, -h % multiple), mode="replicate")
-
-
-def padded_size(size: Size, multiple: int) -> Size:
-    return (size[0] + -size[0] % multiple, size[1] + -size[1] % multiple)
-
-
 def build_mean_scale(n: int, m: int) -> nn.Module:
     """A fresh CompressAI ``MeanScaleHyperprior(N, M)`` (the RC module, or a BL for tests)."""
     import_compressai()

@@ -8,6 +8,7 @@ import torch
 
 from bench import zoo
 from bench.codec import Codec, CodecError
+from bench.codecs import mean_scale
 from bench.codecs.compass import residual
 from bench.codecs.compass.model import CONFIGS, OFFICIAL_CONFIG, CompassModel, config_summary
 from bench.codecs.compass.plugin import CompassCodec, load_zoo_model
@@ -230,7 +231,7 @@ def test_base_layer_padding_whole_or_layerwise():
     layers = pyramid(textured(45, 67, seed=3), [1.5])
     tensors = [torch.from_numpy(im.copy()).permute(2, 0, 1)[None].float() / 255 for im in layers]
     with torch.no_grad():
-        y_whole, _ = residual.analysis(whole.bl, residual.pad_to_multiple(tensors[0], 64))
+        y_whole, _ = residual.analysis(whole.bl, mean_scale.pad_image(tensors[0]))
         y_layerwise, _ = residual.analysis(layerwise.bl, tensors[0])
     assert tuple(y_whole.shape[-2:]) == (4, 4) and tuple(y_layerwise.shape[-2:]) == (2, 3)
     for model in (whole, layerwise):

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from bench.codec import BitstreamError
+from bench.codecs import mean_scale
 from bench.codecs.compass import residual
 from bench.codecs.compass.model import _pack_strings
 from bench.codecs.compass.plugin import MODULE_TIMINGS, CompassCodec
@@ -69,7 +70,7 @@ def test_timed_coding_gives_the_payloads_of_the_plain_residual_path(tiny_model):
         for k, image in enumerate(tensors):
             size = tuple(image.shape[-2:])
             if k == 0:
-                strings = residual.compress(model.bl, residual.pad_to_multiple(image, 64), padding)
+                strings = residual.compress(model.bl, mean_scale.pad_image(image), padding)
                 recon = residual.decompress(model.bl, *strings, (64, 64), padding)[..., : size[0], : size[1]]
             else:
                 pred = model.liff(recon, size)
