@@ -6,11 +6,12 @@ import argparse
 import importlib
 import os
 
-# One module per trainable model: each has add_arguments(parser) and run(args).
+# One module per subcommand (a trainable model, export, the crop bank): add_arguments(parser), run(args).
 TRAINERS = {
     "mean-scale": "bench.train.mean_scale",
     "compass": "bench.train.compass",
     "export": "bench.train.export",
+    "crops": "bench.train.crops",
 }
 
 

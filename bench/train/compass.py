@@ -21,9 +21,12 @@ from __future__ import annotations
 
 import argparse
 import math
+import queue
 import random
+import threading
 import time
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -146,6 +149,76 @@ def lmbda_of(args: argparse.Namespace) -> float:
     raise SystemExit("this stage needs --quality Q (λ from the quality table) or --lmbda")
 
 
+def _init_from_weights(source: str, quality: int | None, liff: LIFF | None, rc: torch.nn.Module | None,
+                       bl_sha256: str | None) -> None:
+    """Initialise LIFF and RC from a COMPASS zoo file (``zoo`` = the zoo's file at --quality) or
+    from a training checkpoint, to fine-tune committed weights (e.g. on a lent GPU).
+
+    A zoo file's float16 convolutions are widened to float32; its CDF tables are ignored (training
+    recomputes none). Weights trained over another BL are refused: they only fit their own BL."""
+    from bench import zoo
+
+    if source == "zoo":
+        if not quality:
+            raise SystemExit("--init-from zoo needs --quality Q")
+        contents, path, _ = zoo.load_weights("compass", quality)
+    else:
+        path = Path(source)
+        contents = torch.load(path, map_location="cpu", weights_only=False)
+    if "state_dict" in contents:  # zoo format: {"state_dict": {"liff.*", "rc.*"}, "config": …}
+        state = zoo.full_precision(contents["state_dict"])
+        parts = {key: {k[len(key) + 1 :]: v for k, v in state.items() if k.startswith(key + ".")}
+                 for key in ("liff", "rc")}
+        trained_over = contents["config"].get("bl_sha256")
+    else:  # a training checkpoint (last.pt)
+        parts = {key: contents.get(key) for key in ("liff", "rc")}
+        trained_over = contents.get("bl_sha256")
+    if bl_sha256 and trained_over and trained_over != bl_sha256:
+        raise SystemExit(f"{path} was trained over BL {trained_over[:8]}, not this run's {bl_sha256[:8]}")
+    for key, module in (("liff", liff), ("rc", rc)):
+        if module is None:
+            continue
+        if not parts.get(key):
+            raise SystemExit(f"{path} holds no {key} weights")
+        module.load_state_dict(parts[key])
+    print(f"liff/rc initialised from {path}", flush=True)
+
+
+class PrefetchedBatches:
+    """Draws crops and builds the PIL pyramid in a background thread (PIL releases the GIL), so a
+    GPU step does not wait for CPU resizing. Only for accelerator runs: the sampler's saved state
+    is then up to ``depth`` batches ahead, so a resumed run sees a slightly different data order."""
+
+    def __init__(self, produce: Callable[[], Any], depth: int) -> None:
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._produce = produce
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                item = self._produce()
+            except BaseException as error:  # noqa: BLE001 - handed to the consumer, which raises it
+                item = error
+            while not self._stop.is_set():
+                try:
+                    self._queue.put(item, timeout=0.5)
+                    break
+                except queue.Full:
+                    continue
+
+    def next(self) -> Any:
+        item = self._queue.get()
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def close(self) -> None:
+        self._stop.set()
+
+
 def _load_part(path: str | None, key: str, module: torch.nn.Module) -> None:
     if not path:
         return
@@ -216,6 +289,9 @@ def validate(
 # ----------------------------------------------------------------------------- training
 def train(args: argparse.Namespace) -> Path:
     torch.set_num_threads(args.threads)
+    if args.device.startswith("cuda"):
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
     random.seed(args.seed)
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
@@ -252,6 +328,7 @@ def train(args: argparse.Namespace) -> Path:
     sampler = CropSampler(list_training_images(Path(args.data_root) / "train"), args.crop, args.seed)
     size_rng = np.random.default_rng(args.seed + 1)
     step = 0
+    trained_seconds = 0.0  # with --minutes, the schedule runs on training time instead of steps
 
     state = load_if_present(checkpoint_path)
     if state is not None:
@@ -271,12 +348,15 @@ def train(args: argparse.Namespace) -> Path:
         size_rng.bit_generator.state = state["size_rng"]
         torch.set_rng_state(state["torch_rng"])
         step = state["step"]
+        trained_seconds = float(state.get("trained_seconds", 0.0))
         print(f"resumed {checkpoint_path} at step {step}", flush=True)
     else:
         if liff is not None:
             _load_part(args.liff_from, "liff", liff)
         if rc is not None:
             _load_part(args.rc_from, "rc", rc)
+        if args.init_from:
+            _init_from_weights(args.init_from, args.quality, liff, rc, bl_sha256)
 
     def save() -> None:
         save_atomic(
@@ -292,6 +372,7 @@ def train(args: argparse.Namespace) -> Path:
                 "size_rng": size_rng.bit_generator.state,
                 "torch_rng": torch.get_rng_state(),
                 "step": step,
+                "trained_seconds": trained_seconds,
                 "lmbda": lmbda,
                 "quality": args.quality,
                 "bl_sha256": bl_sha256,
@@ -305,21 +386,41 @@ def train(args: argparse.Namespace) -> Path:
         for v in load_validation_images(Path(args.data_root) / "kodak", args.val_images, args.val_crop)
     ]
     decay_at = int(args.steps * (1 - args.decay_fraction))
+    budget = args.minutes * 60 if args.minutes else None
     last_save = time.monotonic()
     label = f"compass {stage}" + (f" λ={lmbda}" if lmbda is not None else "")
-    bar = tqdm(total=args.steps, initial=step, desc=label, mininterval=5)
-    while step < args.steps:
-        # paper schedule: lr, then lr/2 for the last fraction of the steps (1e-4 → 5e-5)
-        lr = lr_base * (0.5 if step >= decay_at else 1.0)
+    bar = tqdm(total=args.steps if budget is None else None, initial=step, desc=label, mininterval=5)
+
+    def draw() -> Any:
+        x = sampler.batch(args.batch)
+        if stage == "liff":
+            scale = size_rng.uniform(args.scale_min, args.scale_max)
+            return x, scale, resize_batch(x, (max(1, round(args.crop / scale)),) * 2)
+        return x, None, make_pyramid(x, draw_layer_sizes(size_rng, args.crop))
+
+    prefetch = PrefetchedBatches(draw, depth=4) if device.type != "cpu" else None
+
+    def finished() -> bool:
+        return trained_seconds >= budget if budget is not None else step >= args.steps
+
+    def decayed() -> bool:
+        if budget is not None:
+            return trained_seconds >= budget * (1 - args.decay_fraction)
+        return step >= decay_at
+
+    while not finished():
+        started = time.monotonic()
+        # paper schedule: lr, then lr·decay_factor for the last fraction of the steps (1e-4 → 5e-5)
+        lr = lr_base * (args.decay_factor if decayed() else 1.0)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        x = sampler.batch(args.batch).to(device)
+        x, scale, drawn = prefetch.next() if prefetch is not None else draw()
+        x = x.to(device, non_blocking=True)
         optimizer.zero_grad()
         if aux_optimizer is not None:
             aux_optimizer.zero_grad()
         if stage == "liff":
-            scale = size_rng.uniform(args.scale_min, args.scale_max)
-            low = resize_batch(x, (max(1, round(args.crop / scale)),) * 2)
+            low = drawn.to(device, non_blocking=True)
             pred = liff(low, (args.crop, args.crop))
             loss = F.l1_loss(pred, x)
             postfix = {
@@ -328,7 +429,7 @@ def train(args: argparse.Namespace) -> Path:
                 "x": f"{scale:.2f}",
             }
         else:
-            layers = make_pyramid(x, draw_layer_sizes(size_rng, args.crop))
+            layers = [layer.to(device, non_blocking=True) for layer in drawn]
             if stage == "rc":
                 outputs = rc_stage_forward(bl, rc, layers, cfg.bl_padding)
             else:
@@ -347,19 +448,23 @@ def train(args: argparse.Namespace) -> Path:
             rc.aux_loss().backward()
             aux_optimizer.step()
         step += 1
+        trained_seconds += time.monotonic() - started
         bar.update(1)
         bar.set_postfix(**postfix, lr=f"{lr:.0e}")
-        if time.monotonic() - last_save > args.save_minutes * 60 or step == args.steps:
+        if time.monotonic() - last_save > args.save_minutes * 60 or finished():
             save()
             last_save = time.monotonic()
-        if val_images and (step % args.val_every == 0 or step == args.steps):
+        if val_images and (step % args.val_every == 0 or finished()):
             metrics = validate(stage, modules, bl, val_images, cfg.bl_padding)
             tqdm.write(
                 f"step {step}: kodak[:{len(val_images)}] "
                 + " ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items()))
             )
     bar.close()
+    if prefetch is not None:
+        prefetch.close()
     save()
+    print(f"{stage}: {step} steps, {trained_seconds / 60:.1f} min of training", flush=True)
     return checkpoint_path
 
 
@@ -438,6 +543,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"learning rate (default per stage: {DEFAULT_LR}); halved for the last fraction",
     )
     parser.add_argument("--decay-fraction", type=float, default=0.2)
+    parser.add_argument("--decay-factor", type=float, default=0.5,
+                        help="lr multiplier for the last --decay-fraction (paper: 0.5)")
+    parser.add_argument("--minutes", type=float, default=None,
+                        help="train for this much training time instead of --steps (a lent GPU's lease); "
+                             "the lr decays for the last --decay-fraction of it")
+    parser.add_argument("--init-from", default=None,
+                        help="fine-tune LIFF and RC from a COMPASS zoo file, 'zoo' (the zoo's file at "
+                             "--quality) or a joint checkpoint; only for a run without last.pt")
     parser.add_argument("--scale-min", type=float, default=1.0, help="liff stage: smallest SR factor")
     parser.add_argument("--scale-max", type=float, default=4.0, help="liff stage: largest SR factor")
     parser.add_argument("--out", help="run folder; last.pt there is resumed")
