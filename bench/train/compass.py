@@ -216,7 +216,14 @@ class PrefetchedBatches:
         return item
 
     def close(self) -> None:
+        """Stop and join the producer: a thread still inside PIL at interpreter exit aborts it."""
         self._stop.set()
+        while self._thread.is_alive():
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                pass
+            self._thread.join(timeout=0.1)
 
 
 def _load_part(path: str | None, key: str, module: torch.nn.Module) -> None:

@@ -156,3 +156,53 @@ def test_resize_batch_is_pil_bicubic_rounded_to_8_bits():
     out = trainer.resize_batch(x, (13, 17))
     expected = np.asarray(Image.fromarray(image).resize((17, 13), Image.BICUBIC))
     assert np.array_equal((out[0].permute(1, 2, 0) * 255).round().byte().numpy(), expected)
+
+
+def test_init_from_an_exported_zoo_file_resumes_its_weights(setup):
+    root = setup
+    _run(*_common(root, "joint", "joint", 2), "--quality", "2")
+    _run("--stage", "export", "--from", str(root / "joint" / "last.pt"))
+    exported = zoo.full_precision(zoo.load_weights("compass", 2)[0]["state_dict"])
+
+    # 0 steps: the run only initialises and saves, so its weights are the zoo file's, widened
+    _run(*_common(root, "joint", "tuned", 0), "--quality", "2", "--init-from", "zoo")
+    tuned = torch.load(root / "tuned" / "last.pt", weights_only=False)
+    for part in ("liff", "rc"):
+        for key, value in tuned[part].items():
+            if key.endswith("_cdf") or key.endswith("_cdf_length") or key.endswith("_offset"):
+                continue  # CDF tables: training recomputes none, export writes them
+            assert torch.equal(value, exported[f"{part}.{key}"]), (part, key)
+
+
+def test_init_from_refuses_weights_of_another_bl(setup):
+    root = setup
+    _run(*_common(root, "joint", "other-bl", 1), "--bl", str(root / "bl.pt"), "--lmbda", "0.0035")
+    with pytest.raises(SystemExit, match="trained over BL"):
+        _run(*_common(root, "joint", "tuned", 1), "--quality", "2",
+             "--init-from", str(root / "other-bl" / "last.pt"))
+
+
+def test_minutes_bounds_training_time_instead_of_steps(setup, capsys):
+    root = setup
+    argv = _common(root, "liff", "timed", 10_000)
+    _run(*argv, "--minutes", "0.002")  # 0.12 s of training: far fewer than 10,000 steps
+    state = torch.load(root / "timed" / "last.pt", weights_only=False)
+    assert 1 <= state["step"] < 10_000
+    assert state["trained_seconds"] >= 0.12
+    assert "min of training" in capsys.readouterr().out
+
+
+def test_prefetched_batches_keep_order_raise_errors_and_stop():
+    counter = iter(range(1000))
+    batches = trainer.PrefetchedBatches(lambda: next(counter), depth=2)
+    assert [batches.next() for _ in range(5)] == [0, 1, 2, 3, 4]
+    batches.close()
+    assert not batches._thread.is_alive()
+
+    def broken():
+        raise ValueError("bad crop")
+
+    failing = trainer.PrefetchedBatches(broken, depth=1)
+    with pytest.raises(ValueError, match="bad crop"):
+        failing.next()
+    failing.close()
