@@ -12,6 +12,7 @@ BATCH=${BATCH:-16}
 CROP=${CROP:-256}
 LR=${LR:-2e-4}
 DEVICE=${DEVICE:-cuda}
+DATA=${DATA:-.devdata}      # folder holding train/ (the crop bank)
 PY=${PY:-python3}
 OUT=${OUT:-/tmp/out}
 RUNS=${RUNS:-/tmp/compass-runs}
@@ -24,8 +25,10 @@ if [ -z "${SKIP_WHEELS:-}" ]; then
 fi
 # bench.codecs / .datasets / .anchors live in top-level folders (pyproject's package-dir); on a
 # machine where the project is not installed, links inside bench/ give the same package layout.
-for part in codecs datasets anchors; do [ -e "bench/$part" ] || ln -s "../$part" "bench/$part"; done
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+if ! "$PY" -c "import bench.codecs.compass" 2>/dev/null; then
+    for part in codecs datasets anchors; do [ -e "bench/$part" ] || ln -s "../$part" "bench/$part"; done
+    export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+fi
 
 "$PY" - <<'EOF' || exit 1
 import torch
@@ -41,7 +44,7 @@ for Q in 1 2 3 4; do
     "$PY" -m bench.train compass --stage joint --quality "$Q" --init-from zoo --device "$DEVICE" \
         --batch "$BATCH" --crop "$CROP" --minutes "$MINUTES" --lr "$LR" --decay-factor 0.1 \
         --decay-fraction 0.25 --threads 3 --val-images 0 --save-minutes 1 \
-        --data-root .devdata --out "$RUNS/q$Q" >"$RUNS/q$Q.log" 2>&1 &
+        --data-root "$DATA" --out "$RUNS/q$Q" >"$RUNS/q$Q.log" 2>&1 &
     pids+=($!)
 done
 ( sleep 90; nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv 2>/dev/null ) &
