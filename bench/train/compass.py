@@ -157,6 +157,7 @@ def _init_from_weights(source: str, quality: int | None, liff: LIFF | None, rc: 
     A zoo file's float16 convolutions are widened to float32; its CDF tables are ignored (training
     recomputes none). Weights trained over another BL are refused: they only fit their own BL."""
     from bench import zoo
+    from bench.codecs.compass.plugin import _split_state
 
     if source == "zoo":
         if not quality:
@@ -167,8 +168,7 @@ def _init_from_weights(source: str, quality: int | None, liff: LIFF | None, rc: 
         contents = torch.load(path, map_location="cpu", weights_only=False)
     if "state_dict" in contents:  # zoo format: {"state_dict": {"liff.*", "rc.*"}, "config": …}
         state = zoo.full_precision(contents["state_dict"])
-        parts = {key: {k[len(key) + 1 :]: v for k, v in state.items() if k.startswith(key + ".")}
-                 for key in ("liff", "rc")}
+        parts = {key: _split_state(state, key) for key in ("liff", "rc")}
         trained_over = contents["config"].get("bl_sha256")
     else:  # a training checkpoint (last.pt)
         parts = {key: contents.get(key) for key in ("liff", "rc")}
