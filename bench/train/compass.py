@@ -150,12 +150,13 @@ def lmbda_of(args: argparse.Namespace) -> float:
 
 
 def _init_from_weights(source: str, quality: int | None, liff: LIFF | None, rc: torch.nn.Module | None,
-                       bl_sha256: str | None) -> None:
+                       bl_sha256: str | None, config_name: str | None = None) -> Path:
     """Initialise LIFF and RC from a COMPASS zoo file (``zoo`` = the zoo's file at --quality) or
     from a training checkpoint, to fine-tune committed weights (e.g. on a lent GPU).
 
-    A zoo file's float16 convolutions are widened to float32; its CDF tables are ignored (training
-    recomputes none). Weights trained over another BL are refused: they only fit their own BL."""
+    A zoo file's float16 convolutions are widened to float32 and its CDF tables load with the rest
+    (training never uses them; export recomputes them). Weights trained over another BL, or of
+    another network configuration than ``--config``, are refused with a message naming both."""
     from bench import zoo
     from bench.codecs.compass.plugin import _split_state
 
@@ -170,18 +171,27 @@ def _init_from_weights(source: str, quality: int | None, liff: LIFF | None, rc: 
         state = zoo.full_precision(contents["state_dict"])
         parts = {key: _split_state(state, key) for key in ("liff", "rc")}
         trained_over = contents["config"].get("bl_sha256")
+        source_config = contents["config"].get("config_name")
     else:  # a training checkpoint (last.pt)
         parts = {key: contents.get(key) for key in ("liff", "rc")}
         trained_over = contents.get("bl_sha256")
+        source_config = contents.get("config_name")
     if bl_sha256 and trained_over and trained_over != bl_sha256:
         raise SystemExit(f"{path} was trained over BL {trained_over[:8]}, not this run's {bl_sha256[:8]}")
+    if config_name and source_config and source_config != config_name:
+        raise SystemExit(f"{path} holds --config {source_config} networks, not this run's --config {config_name}")
     for key, module in (("liff", liff), ("rc", rc)):
         if module is None:
             continue
         if not parts.get(key):
             raise SystemExit(f"{path} holds no {key} weights")
-        module.load_state_dict(parts[key])
+        try:
+            module.load_state_dict(parts[key])
+        except RuntimeError as error:  # shapes or keys of another network size
+            first = str(error).strip().splitlines()[:3]
+            raise SystemExit(f"{path}: its {key} weights do not fit this run's networks: {' '.join(first)}") from None
     print(f"liff/rc initialised from {path}", flush=True)
+    return Path(path)
 
 
 class PrefetchedBatches:
@@ -215,15 +225,57 @@ class PrefetchedBatches:
             raise item
         return item
 
-    def close(self) -> None:
-        """Stop and join the producer: a thread still inside PIL at interpreter exit aborts it."""
+    def close(self, timeout: float = 30.0) -> bool:
+        """Stop and join the producer (a thread still inside PIL at interpreter exit aborts it);
+        False if it is still busy after ``timeout`` seconds (a daemon thread, so exit goes on)."""
         self._stop.set()
-        while self._thread.is_alive():
+        deadline = time.monotonic() + timeout
+        while self._thread.is_alive() and time.monotonic() < deadline:
             try:
                 self._queue.get_nowait()
             except queue.Empty:
                 pass
             self._thread.join(timeout=0.1)
+        return not self._thread.is_alive()
+
+
+_INIT_OPTIONS = {"init_from": "--init-from", "liff_from": "--liff-from", "rc_from": "--rc-from"}
+
+
+def _check_resume_arguments(
+    saved: dict[str, Any], init_source: str | None, args: argparse.Namespace, path: Path
+) -> None:
+    """A rerun resumes ``last.pt``, so the same command line must mean the same run: initial weights
+    only apply to a fresh run (a different source is refused rather than silently ignored; for
+    ``--init-from zoo`` that includes a zoo file exported since), and the schedule cannot switch
+    between --steps and --minutes halfway (the lr decay would jump)."""
+    for key, flag in _INIT_OPTIONS.items():
+        wanted, started_from = getattr(args, key, None), saved.get(key)
+        if wanted and wanted != started_from:
+            raise SystemExit(
+                f"{path} exists and was started from {flag} {started_from}, not {wanted}: initial "
+                f"weights only apply to a fresh run; use another --out (or drop {flag} to resume)"
+            )
+    if args.init_from == "zoo" and init_source and args.quality:
+        from bench import zoo
+
+        current = zoo.find_weights("compass", args.quality).name
+        if current != init_source:
+            raise SystemExit(
+                f"{path} was started from the zoo's {init_source}; the zoo now holds {current}: "
+                "initial weights only apply to a fresh run; use another --out"
+            )
+    if "minutes" in saved and (saved["minutes"] is None) != (args.minutes is None):
+        was = f"--minutes {saved['minutes']}" if saved["minutes"] is not None else f"--steps {saved.get('steps')}"
+        now = f"--minutes {args.minutes}" if args.minutes is not None else f"--steps {args.steps}"
+        raise SystemExit(f"{path} runs on a {was} schedule; resuming it with {now} would move the lr decay")
+
+
+def positive_minutes(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"--minutes must be positive, got {text}")
+    return value
 
 
 def _load_part(path: str | None, key: str, module: torch.nn.Module) -> None:
@@ -336,6 +388,7 @@ def train(args: argparse.Namespace) -> Path:
     size_rng = np.random.default_rng(args.seed + 1)
     step = 0
     trained_seconds = 0.0  # with --minutes, the schedule runs on training time instead of steps
+    init_source = None  # the file --init-from resolved to (``zoo`` names whichever file is current)
 
     state = load_if_present(checkpoint_path)
     if state is not None:
@@ -356,6 +409,8 @@ def train(args: argparse.Namespace) -> Path:
         torch.set_rng_state(state["torch_rng"])
         step = state["step"]
         trained_seconds = float(state.get("trained_seconds", 0.0))
+        init_source = state.get("init_source")
+        _check_resume_arguments(state.get("args", {}), init_source, args, checkpoint_path)
         print(f"resumed {checkpoint_path} at step {step}", flush=True)
     else:
         if liff is not None:
@@ -363,7 +418,7 @@ def train(args: argparse.Namespace) -> Path:
         if rc is not None:
             _load_part(args.rc_from, "rc", rc)
         if args.init_from:
-            _init_from_weights(args.init_from, args.quality, liff, rc, bl_sha256)
+            init_source = _init_from_weights(args.init_from, args.quality, liff, rc, bl_sha256, args.config).name
 
     def save() -> None:
         save_atomic(
@@ -383,6 +438,7 @@ def train(args: argparse.Namespace) -> Path:
                 "lmbda": lmbda,
                 "quality": args.quality,
                 "bl_sha256": bl_sha256,
+                "init_source": init_source,
                 "args": {k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, type(None)))},
             },
             checkpoint_path,
@@ -393,8 +449,8 @@ def train(args: argparse.Namespace) -> Path:
         for v in load_validation_images(Path(args.data_root) / "kodak", args.val_images, args.val_crop)
     ]
     decay_at = int(args.steps * (1 - args.decay_fraction))
-    budget = args.minutes * 60 if args.minutes else None
-    last_save = time.monotonic()
+    budget = args.minutes * 60 if args.minutes is not None else None
+    last_save, saved_step = time.monotonic(), step
     label = f"compass {stage}" + (f" λ={lmbda}" if lmbda is not None else "")
     bar = tqdm(total=args.steps if budget is None else None, initial=step, desc=label, mininterval=5)
 
@@ -405,8 +461,6 @@ def train(args: argparse.Namespace) -> Path:
             return x, scale, resize_batch(x, (max(1, round(args.crop / scale)),) * 2)
         return x, None, make_pyramid(x, draw_layer_sizes(size_rng, args.crop))
 
-    prefetch = PrefetchedBatches(draw, depth=4) if device.type != "cpu" else None
-
     def finished() -> bool:
         return trained_seconds >= budget if budget is not None else step >= args.steps
 
@@ -415,7 +469,8 @@ def train(args: argparse.Namespace) -> Path:
             return trained_seconds >= budget * (1 - args.decay_fraction)
         return step >= decay_at
 
-    while not finished():
+    def train_step() -> None:
+        nonlocal step, trained_seconds
         started = time.monotonic()
         # paper schedule: lr, then lr·decay_factor for the last fraction of the steps (1e-4 → 5e-5)
         lr = lr_base * (args.decay_factor if decayed() else 1.0)
@@ -458,19 +513,26 @@ def train(args: argparse.Namespace) -> Path:
         trained_seconds += time.monotonic() - started
         bar.update(1)
         bar.set_postfix(**postfix, lr=f"{lr:.0e}")
-        if time.monotonic() - last_save > args.save_minutes * 60 or finished():
-            save()
-            last_save = time.monotonic()
-        if val_images and (step % args.val_every == 0 or finished()):
-            metrics = validate(stage, modules, bl, val_images, cfg.bl_padding)
-            tqdm.write(
-                f"step {step}: kodak[:{len(val_images)}] "
-                + " ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items()))
-            )
-    bar.close()
-    if prefetch is not None:
-        prefetch.close()
-    save()
+
+    prefetch = PrefetchedBatches(draw, depth=4) if device.type != "cpu" and not finished() else None
+    try:
+        while not finished():
+            train_step()
+            if time.monotonic() - last_save > args.save_minutes * 60 or finished():
+                save()
+                last_save, saved_step = time.monotonic(), step
+            if val_images and (step % args.val_every == 0 or finished()):
+                metrics = validate(stage, modules, bl, val_images, cfg.bl_padding)
+                tqdm.write(
+                    f"step {step}: kodak[:{len(val_images)}] "
+                    + " ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items()))
+                )
+    finally:
+        bar.close()
+        if prefetch is not None and not prefetch.close():
+            print("warning: the batch prefetch thread did not stop in time", flush=True)
+    if step != saved_step or not checkpoint_path.exists():
+        save()
     print(f"{stage}: {step} steps, {trained_seconds / 60:.1f} min of training", flush=True)
     return checkpoint_path
 
@@ -552,12 +614,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--decay-fraction", type=float, default=0.2)
     parser.add_argument("--decay-factor", type=float, default=0.5,
                         help="lr multiplier for the last --decay-fraction (paper: 0.5)")
-    parser.add_argument("--minutes", type=float, default=None,
+    parser.add_argument("--minutes", type=positive_minutes, default=None,
                         help="train for this much training time instead of --steps (a lent GPU's lease); "
                              "the lr decays for the last --decay-fraction of it")
     parser.add_argument("--init-from", default=None,
                         help="fine-tune LIFF and RC from a COMPASS zoo file, 'zoo' (the zoo's file at "
-                             "--quality) or a joint checkpoint; only for a run without last.pt")
+                             "--quality) or a joint checkpoint; applies to a fresh run (a rerun resumes last.pt)")
     parser.add_argument("--scale-min", type=float, default=1.0, help="liff stage: smallest SR factor")
     parser.add_argument("--scale-max", type=float, default=4.0, help="liff stage: largest SR factor")
     parser.add_argument("--out", help="run folder; last.pt there is resumed")

@@ -31,6 +31,8 @@ def write_crop_bank(source: Path, out: Path, size: int, max_bytes: int, seed: in
     if not arrays:
         raise SystemExit(f"no training image under {source} is at least {size}x{size}")
     out.mkdir(parents=True, exist_ok=True)
+    for old in out.glob("crop*.webp"):  # a bank is rebuilt whole: no stale crops of another size or seed
+        old.unlink()
     count = total = 0
     while True:
         for index in rng.permutation(len(arrays)):
@@ -42,6 +44,11 @@ def write_crop_bank(source: Path, out: Path, size: int, max_bytes: int, seed: in
                 buffer, "WEBP", lossless=True, quality=100, method=6
             )
             if total + buffer.tell() > max_bytes:
+                if not count:
+                    raise SystemExit(
+                        f"a single {size}x{size} crop takes {buffer.tell()} bytes, more than the "
+                        f"budget of {max_bytes}: raise --max-mib or lower --size"
+                    )
                 return count, total
             (out / f"crop{count:05d}.webp").write_bytes(buffer.getvalue())
             count += 1

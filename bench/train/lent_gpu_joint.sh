@@ -15,9 +15,15 @@ DEVICE=${DEVICE:-cuda}
 DATA=${DATA:-.devdata}      # folder holding train/ (the crop bank)
 PY=${PY:-python3}
 OUT=${OUT:-/tmp/out}
-RUNS=${RUNS:-/tmp/compass-runs}
+# a fresh run folder per call unless RUNS names one to resume: on a still-warm machine an old
+# folder would resume the previous call's runs instead of starting from today's zoo files
+RUNS=${RUNS:-$(mktemp -d /tmp/compass-runs.XXXXXX)}
+# hard wall-clock guard per quality: the training-time budget plus start-up, saves and slack; a run
+# stopped by it still leaves its last per-minute checkpoint
+LIMIT_S=$(awk -v m="$MINUTES" 'BEGIN { print int(m * 60 * 1.3 + 150) }')
 export PYTHONUNBUFFERED=1
 mkdir -p "$OUT" "$RUNS"
+echo "runs in $RUNS, each stopped after $LIMIT_S s at the latest"
 
 if [ -z "${SKIP_WHEELS:-}" ]; then
     "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
@@ -41,15 +47,17 @@ EOF
 
 pids=()
 for Q in 1 2 3 4; do
-    "$PY" -m bench.train compass --stage joint --quality "$Q" --init-from zoo --device "$DEVICE" \
+    timeout -s INT -k 30 "$LIMIT_S" "$PY" -m bench.train compass --stage joint --quality "$Q" --init-from zoo --device "$DEVICE" \
         --batch "$BATCH" --crop "$CROP" --minutes "$MINUTES" --lr "$LR" --decay-factor 0.1 \
         --decay-fraction 0.25 --threads 3 --val-images 0 --save-minutes 1 \
         --data-root "$DATA" --out "$RUNS/q$Q" >"$RUNS/q$Q.log" 2>&1 &
     pids+=($!)
 done
-( sleep 90; nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv 2>/dev/null ) &
+( sleep 90; nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv ) 2>/dev/null &
+monitor=$!
 status=0
 for pid in "${pids[@]}"; do wait "$pid" || status=1; done
+{ pkill -P "$monitor"; kill "$monitor"; wait "$monitor"; } 2>/dev/null
 
 for Q in 1 2 3 4; do
     echo "== q$Q"; tr '\r' '\n' <"$RUNS/q$Q.log" | grep -v '^$' | tail -n 4
@@ -69,4 +77,5 @@ for q in (1, 2, 3, 4):
     torch.save(slim, out / f"compass-joint-q{q}.pt")
     print(f"q{q}: {state['step']} steps, {state['trained_seconds'] / 60:.1f} min")
 EOF
+[ $? -eq 0 ] || status=1
 exit $status

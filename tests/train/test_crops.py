@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from bench.train.crops import write_crop_bank
@@ -40,3 +41,19 @@ def test_bank_is_lossless_round_robin_and_stays_under_budget(tmp_path):
     # the training sampler reads the bank
     sampler = CropSampler(list_training_images(out), 32, seed=0)
     assert sampler.batch(2).shape == (2, 3, 32, 32)
+
+
+def test_a_rebuilt_bank_replaces_the_old_one_and_a_too_small_budget_is_an_error(tmp_path):
+    source = tmp_path / "train"
+    source.mkdir()
+    Image.fromarray(np.random.default_rng(1).integers(0, 256, (48, 48, 3), dtype=np.uint8)).save(source / "a.png")
+    out = tmp_path / "bank"
+    first, _ = write_crop_bank(source, out, size=32, max_bytes=60_000, seed=0)
+    second, total = write_crop_bank(source, out, size=16, max_bytes=3_000, seed=1)
+    files = sorted(out.glob("*.webp"))
+    assert first > second == len(files) >= 1  # none of the 32² crops is left behind
+    assert all(Image.open(f).size == (16, 16) for f in files)
+    assert total <= 3_000
+
+    with pytest.raises(SystemExit, match="more than the budget"):
+        write_crop_bank(source, out, size=32, max_bytes=100, seed=0)

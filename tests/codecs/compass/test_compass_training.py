@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import threading
 
 import numpy as np
 import pytest
@@ -196,8 +197,7 @@ def test_prefetched_batches_keep_order_raise_errors_and_stop():
     counter = iter(range(1000))
     batches = trainer.PrefetchedBatches(lambda: next(counter), depth=2)
     assert [batches.next() for _ in range(5)] == [0, 1, 2, 3, 4]
-    batches.close()
-    assert not batches._thread.is_alive()
+    assert batches.close(timeout=5) is True
 
     def broken():
         raise ValueError("bad crop")
@@ -205,4 +205,73 @@ def test_prefetched_batches_keep_order_raise_errors_and_stop():
     failing = trainer.PrefetchedBatches(broken, depth=1)
     with pytest.raises(ValueError, match="bad crop"):
         failing.next()
-    failing.close()
+    assert failing.close(timeout=5) is True
+
+
+def test_prefetch_close_gives_up_on_a_stuck_producer_instead_of_hanging():
+    release = threading.Event()
+
+    def slow():
+        release.wait(10)
+        return 0
+
+    batches = trainer.PrefetchedBatches(slow, depth=1)
+    assert batches.close(timeout=0.2) is False  # still inside produce(): reported, not waited for
+    release.set()
+    assert batches.close(timeout=5) is True
+
+
+def test_a_rerun_resumes_only_with_the_same_initial_weights(setup, capsys):
+    root = setup
+    _run(*_common(root, "joint", "first", 1), "--quality", "2")
+    argv = [*_common(root, "joint", "tuned", 1), "--quality", "2", "--init-from", str(root / "first" / "last.pt")]
+    _run(*argv)
+    checkpoint = root / "tuned" / "last.pt"
+    finished_at = checkpoint.stat().st_mtime_ns
+    _run(*argv)  # the same command again: resumes a finished run, which writes nothing
+    assert "resumed" in capsys.readouterr().out
+    assert checkpoint.stat().st_mtime_ns == finished_at
+    _run(*argv[:argv.index("--init-from")])  # dropping the flag resumes too
+
+    with pytest.raises(SystemExit, match="initial weights only apply to a fresh run"):
+        _run(*_common(root, "joint", "tuned", 2), "--quality", "2", "--init-from", "zoo")
+    with pytest.raises(SystemExit, match="initial weights only apply to a fresh run"):
+        _run(*_common(root, "joint", "tuned", 2), "--quality", "2", "--liff-from", str(checkpoint))
+
+
+def test_init_from_zoo_does_not_resume_over_a_zoo_file_exported_since(setup):
+    root = setup
+    _run(*_common(root, "joint", "first", 1), "--quality", "2")
+    _run("--stage", "export", "--from", str(root / "first" / "last.pt"))
+    argv = [*_common(root, "joint", "tuned", 1), "--quality", "2", "--init-from", "zoo"]
+    _run(*argv)
+    _run(*argv)  # same zoo file: resumes
+    _run("--stage", "export", "--from", str(root / "tuned" / "last.pt"))  # replaces the zoo file
+    with pytest.raises(SystemExit, match="the zoo now holds compass-q2-"):
+        _run(*argv)
+
+
+def test_the_schedule_cannot_switch_between_steps_and_minutes(setup):
+    root = setup
+    _run(*_common(root, "liff", "stepped", 1))
+    with pytest.raises(SystemExit, match="schedule"):
+        _run(*_common(root, "liff", "stepped", 1), "--minutes", "1")
+    _run(*_common(root, "liff", "timed", 10_000), "--minutes", "0.001")
+    with pytest.raises(SystemExit, match="schedule"):
+        _run(*_common(root, "liff", "timed", 5))
+
+
+@pytest.mark.parametrize("minutes", ["0", "-1"])
+def test_minutes_must_be_positive(setup, minutes, capsys):
+    with pytest.raises(SystemExit):
+        _run(*_common(setup, "liff", "never", 1), "--minutes", minutes)
+    assert "--minutes must be positive" in capsys.readouterr().err
+    assert not (setup / "never").exists()
+
+
+def test_init_from_refuses_weights_of_another_network_size(setup):
+    root = setup
+    _run(*_common(root, "joint", "tiny-run", 1), "--quality", "2")
+    with pytest.raises(SystemExit, match="--config tiny networks, not this run's --config cpu"):
+        _run(*_common(root, "joint", "cpu-run", 0), "--quality", "2", "--config", "cpu",
+             "--init-from", str(root / "tiny-run" / "last.pt"))
