@@ -21,12 +21,10 @@ from __future__ import annotations
 
 import argparse
 import math
-import queue
 import random
-import threading
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -41,6 +39,7 @@ from bench.hashing import sha256_file
 from bench.train.checkpoint import load_if_present, save_atomic
 from bench.train.common import add_common_arguments
 from bench.train.data import CropSampler, list_training_images
+from bench.train.schedule import PrefetchedBatches, Schedule, check_schedule_on_resume, positive_minutes
 
 QUALITY_LAMBDAS = {1: 0.0018, 2: 0.0035, 3: 0.0067, 4: 0.013}
 DEFAULT_LR = {"liff": 2e-4, "rc": 5e-4, "joint": 1e-4}
@@ -150,7 +149,7 @@ def lmbda_of(args: argparse.Namespace) -> float:
 
 
 def _init_from_weights(source: str, quality: int | None, liff: LIFF | None, rc: torch.nn.Module | None,
-                       bl_sha256: str | None, config_name: str | None = None) -> Path:
+                       bl_sha256: str | None, config_name: str | None = None, rebase_bl: bool = False) -> Path:
     """Initialise LIFF and RC from a COMPASS zoo file (``zoo`` = the zoo's file at --quality) or
     from a training checkpoint, to fine-tune committed weights (e.g. on a lent GPU).
 
@@ -177,7 +176,12 @@ def _init_from_weights(source: str, quality: int | None, liff: LIFF | None, rc: 
         trained_over = contents.get("bl_sha256")
         source_config = contents.get("config_name")
     if bl_sha256 and trained_over and trained_over != bl_sha256:
-        raise SystemExit(f"{path} was trained over BL {trained_over[:8]}, not this run's {bl_sha256[:8]}")
+        if not rebase_bl:
+            raise SystemExit(
+                f"{path} was trained over BL {trained_over[:8]}, not this run's {bl_sha256[:8]} "
+                "(--rebase-bl fine-tunes it onto this BL, e.g. after retraining the mean-scale files)"
+            )
+        print(f"rebasing LIFF/RC trained over BL {trained_over[:8]} onto BL {bl_sha256[:8]}", flush=True)
     if config_name and source_config and source_config != config_name:
         raise SystemExit(f"{path} holds --config {source_config} networks, not this run's --config {config_name}")
     for key, module in (("liff", liff), ("rc", rc)):
@@ -194,51 +198,6 @@ def _init_from_weights(source: str, quality: int | None, liff: LIFF | None, rc: 
     return Path(path)
 
 
-class PrefetchedBatches:
-    """Draws crops and builds the PIL pyramid in a background thread (PIL releases the GIL), so a
-    GPU step does not wait for CPU resizing. Only for accelerator runs: the sampler's saved state
-    is then up to ``depth`` batches ahead, so a resumed run sees a slightly different data order."""
-
-    def __init__(self, produce: Callable[[], Any], depth: int) -> None:
-        self._queue: queue.Queue = queue.Queue(maxsize=depth)
-        self._produce = produce
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                item = self._produce()
-            except BaseException as error:  # noqa: BLE001 - handed to the consumer, which raises it
-                item = error
-            while not self._stop.is_set():
-                try:
-                    self._queue.put(item, timeout=0.5)
-                    break
-                except queue.Full:
-                    continue
-
-    def next(self) -> Any:
-        item = self._queue.get()
-        if isinstance(item, BaseException):
-            raise item
-        return item
-
-    def close(self, timeout: float = 30.0) -> bool:
-        """Stop and join the producer (a thread still inside PIL at interpreter exit aborts it);
-        False if it is still busy after ``timeout`` seconds (a daemon thread, so exit goes on)."""
-        self._stop.set()
-        deadline = time.monotonic() + timeout
-        while self._thread.is_alive() and time.monotonic() < deadline:
-            try:
-                self._queue.get_nowait()
-            except queue.Empty:
-                pass
-            self._thread.join(timeout=0.1)
-        return not self._thread.is_alive()
-
-
 _INIT_OPTIONS = {"init_from": "--init-from", "liff_from": "--liff-from", "rc_from": "--rc-from"}
 
 
@@ -247,8 +206,8 @@ def _check_resume_arguments(
 ) -> None:
     """A rerun resumes ``last.pt``, so the same command line must mean the same run: initial weights
     only apply to a fresh run (a different source is refused rather than silently ignored; for
-    ``--init-from zoo`` that includes a zoo file exported since), and the schedule cannot switch
-    between --steps and --minutes halfway (the lr decay would jump)."""
+    ``--init-from zoo`` that includes a zoo file exported since), and the schedule keeps its mode
+    (``check_schedule_on_resume``)."""
     for key, flag in _INIT_OPTIONS.items():
         wanted, started_from = getattr(args, key, None), saved.get(key)
         if wanted and wanted != started_from:
@@ -265,17 +224,7 @@ def _check_resume_arguments(
                 f"{path} was started from the zoo's {init_source}; the zoo now holds {current}: "
                 "initial weights only apply to a fresh run; use another --out"
             )
-    if "minutes" in saved and (saved["minutes"] is None) != (args.minutes is None):
-        was = f"--minutes {saved['minutes']}" if saved["minutes"] is not None else f"--steps {saved.get('steps')}"
-        now = f"--minutes {args.minutes}" if args.minutes is not None else f"--steps {args.steps}"
-        raise SystemExit(f"{path} runs on a {was} schedule; resuming it with {now} would move the lr decay")
-
-
-def positive_minutes(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"--minutes must be positive, got {text}")
-    return value
+    check_schedule_on_resume(saved, args, path)
 
 
 def _load_part(path: str | None, key: str, module: torch.nn.Module) -> None:
@@ -418,7 +367,9 @@ def train(args: argparse.Namespace) -> Path:
         if rc is not None:
             _load_part(args.rc_from, "rc", rc)
         if args.init_from:
-            init_source = _init_from_weights(args.init_from, args.quality, liff, rc, bl_sha256, args.config).name
+            init_source = _init_from_weights(
+                args.init_from, args.quality, liff, rc, bl_sha256, args.config, args.rebase_bl
+            ).name
 
     def save() -> None:
         save_atomic(
@@ -448,11 +399,10 @@ def train(args: argparse.Namespace) -> Path:
         v.to(device)
         for v in load_validation_images(Path(args.data_root) / "kodak", args.val_images, args.val_crop)
     ]
-    decay_at = int(args.steps * (1 - args.decay_fraction))
-    budget = args.minutes * 60 if args.minutes is not None else None
+    schedule = Schedule(args.steps, args.minutes, args.decay_fraction)
     last_save, saved_step = time.monotonic(), step
     label = f"compass {stage}" + (f" λ={lmbda}" if lmbda is not None else "")
-    bar = tqdm(total=args.steps if budget is None else None, initial=step, desc=label, mininterval=5)
+    bar = tqdm(total=args.steps if args.minutes is None else None, initial=step, desc=label, mininterval=5)
 
     def draw() -> Any:
         x = sampler.batch(args.batch)
@@ -462,12 +412,10 @@ def train(args: argparse.Namespace) -> Path:
         return x, None, make_pyramid(x, draw_layer_sizes(size_rng, args.crop))
 
     def finished() -> bool:
-        return trained_seconds >= budget if budget is not None else step >= args.steps
+        return schedule.finished(step, trained_seconds)
 
     def decayed() -> bool:
-        if budget is not None:
-            return trained_seconds >= budget * (1 - args.decay_fraction)
-        return step >= decay_at
+        return schedule.decayed(step, trained_seconds)
 
     def train_step() -> None:
         nonlocal step, trained_seconds
@@ -620,6 +568,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--init-from", default=None,
                         help="fine-tune LIFF and RC from a COMPASS zoo file, 'zoo' (the zoo's file at "
                              "--quality) or a joint checkpoint; applies to a fresh run (a rerun resumes last.pt)")
+    parser.add_argument("--rebase-bl", action="store_true",
+                        help="with --init-from: accept LIFF/RC trained over another BL and fine-tune them onto "
+                             "this run's BL (after the mean-scale files were retrained)")
     parser.add_argument("--scale-min", type=float, default=1.0, help="liff stage: smallest SR factor")
     parser.add_argument("--scale-max", type=float, default=4.0, help="liff stage: largest SR factor")
     parser.add_argument("--out", help="run folder; last.pt there is resumed")

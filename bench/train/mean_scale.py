@@ -18,6 +18,8 @@ from bench._compressai import import_compressai
 from bench.train.checkpoint import load_if_present, save_atomic
 from bench.train.common import add_common_arguments
 from bench.train.data import CropSampler, list_training_images
+from bench.train.schedule import PrefetchedBatches, Schedule, check_schedule_on_resume, positive_minutes
+from bench.zoo import QUALITY_LAMBDAS
 
 
 def build_model(n: int, m: int) -> torch.nn.Module:
@@ -71,8 +73,30 @@ def load_validation_images(folder: Path, count: int) -> list[torch.Tensor]:
     return tensors
 
 
+def _initial_weights(source: str, quality: int | None) -> tuple[dict[str, torch.Tensor], Path]:
+    """The state dict to fine-tune from: ``zoo`` (the zoo's file at --quality), a zoo file
+    (float16 convolutions widened to float32) or a training checkpoint."""
+    from bench import zoo
+
+    if source == "zoo":
+        if not quality:
+            raise SystemExit("--init-from zoo needs --quality Q")
+        contents, path, _ = zoo.load_weights("mean-scale", quality)
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise SystemExit(f"--init-from: no such file {path}")
+        contents = torch.load(path, map_location="cpu", weights_only=False)
+    if "state_dict" in contents:
+        return zoo.full_precision(contents["state_dict"]), path
+    return contents.get("model", contents), path
+
+
 def train(args: argparse.Namespace) -> Path:
     torch.set_num_threads(args.threads)
+    if args.device.startswith("cuda"):
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
     random.seed(args.seed)
     torch.manual_seed(args.seed)
     device = torch.device(args.device)
@@ -86,6 +110,8 @@ def train(args: argparse.Namespace) -> Path:
     aux_optimizer = torch.optim.Adam(aux_params, lr=1e-3)
     sampler = CropSampler(list_training_images(Path(args.data_root) / "train"), args.crop, args.seed)
     step = 0
+    trained_seconds = 0.0
+    init_source = None
 
     state = load_if_present(checkpoint_path)
     if state is not None:
@@ -95,11 +121,25 @@ def train(args: argparse.Namespace) -> Path:
         sampler.load_state_dict(state["sampler"])
         torch.set_rng_state(state["torch_rng"])
         step = state["step"]
+        trained_seconds = float(state.get("trained_seconds", 0.0))
+        init_source = state.get("init_source")
+        saved_args = state.get("args", {})
+        if args.init_from and args.init_from != saved_args.get("init_from", args.init_from):
+            raise SystemExit(
+                f"{checkpoint_path} exists and was started from --init-from {saved_args.get('init_from')}, "
+                f"not {args.init_from}: initial weights only apply to a fresh run; use another --out"
+            )
+        check_schedule_on_resume(saved_args, args, checkpoint_path)
         print(f"resumed {checkpoint_path} at step {step}", flush=True)
     elif args.init_from:
-        source = torch.load(args.init_from, map_location="cpu", weights_only=False)
-        model.load_state_dict(source.get("model", source))
-        print(f"initialised from {args.init_from}", flush=True)
+        weights, path = _initial_weights(args.init_from, args.quality)
+        try:
+            model.load_state_dict(weights)
+        except RuntimeError as error:
+            first = " ".join(str(error).strip().splitlines()[:3])
+            raise SystemExit(f"{path} does not fit N={args.N} M={args.M}: {first}") from None
+        init_source = path.name
+        print(f"initialised from {path}", flush=True)
 
     def save() -> None:
         save_atomic(
@@ -110,50 +150,71 @@ def train(args: argparse.Namespace) -> Path:
                 "sampler": sampler.state_dict(),
                 "torch_rng": torch.get_rng_state(),
                 "step": step,
+                "trained_seconds": trained_seconds,
+                "init_source": init_source,
                 "config": {"N": args.N, "M": args.M, "lmbda": args.lmbda, "crop": args.crop,
-                           "batch": args.batch, "lr": args.lr, "steps": args.steps},
+                           "batch": args.batch, "lr": args.lr, "steps": args.steps, "minutes": args.minutes},
+                "args": {k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, type(None)))},
             },
             checkpoint_path,
         )
 
     val_images = load_validation_images(Path(args.data_root) / "kodak", args.val_images)
-    decay_at = int(args.steps * (1 - args.decay_fraction))
-    last_save = time.monotonic()
-    bar = tqdm(total=args.steps, initial=step, desc=f"mean-scale λ={args.lmbda}", mininterval=5)
+    schedule = Schedule(args.steps, args.minutes, args.decay_fraction)
+    last_save, saved_step = time.monotonic(), step
+    bar = tqdm(total=args.steps if args.minutes is None else None, initial=step,
+               desc=f"mean-scale λ={args.lmbda}", mininterval=5)
     model.train()
-    while step < args.steps:
-        lr = args.lr * (0.1 if step >= decay_at else 1.0)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        x = sampler.batch(args.batch).to(device)
-        optimizer.zero_grad()
-        aux_optimizer.zero_grad()
-        out = model(x)
-        losses = rate_distortion_loss(out, x, args.lmbda)
-        losses["loss"].backward()
-        torch.nn.utils.clip_grad_norm_(main_params, 1.0)
-        optimizer.step()
-        aux_loss = model.aux_loss()
-        aux_loss.backward()
-        aux_optimizer.step()
-        step += 1
-        bar.update(1)
-        bar.set_postfix(loss=f"{losses['loss'].item():.3f}", bpp=f"{losses['bpp'].item():.3f}",
-                        psnr=f"{psnr_from_mse(losses['mse'].item()):.2f}", lr=f"{lr:.0e}")
-        if time.monotonic() - last_save > args.save_minutes * 60 or step == args.steps:
-            save()
-            last_save = time.monotonic()
-        if val_images and (step % args.val_every == 0 or step == args.steps):
-            metrics = validate(model, val_images, args.lmbda)
-            tqdm.write(f"step {step}: kodak[:{len(val_images)}] {metrics['bpp']:.4f} bpp "
-                       f"{metrics['psnr']:.2f} dB (likelihood estimate)")
-    bar.close()
-    save()
+
+    def draw() -> torch.Tensor:
+        return sampler.batch(args.batch)
+
+    done = schedule.finished(step, trained_seconds)
+    prefetch = PrefetchedBatches(draw, depth=4) if device.type != "cpu" and not done else None
+    try:
+        while not schedule.finished(step, trained_seconds):
+            started = time.monotonic()
+            lr = args.lr * (args.decay_factor if schedule.decayed(step, trained_seconds) else 1.0)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            x = (prefetch.next() if prefetch is not None else draw()).to(device, non_blocking=True)
+            optimizer.zero_grad()
+            aux_optimizer.zero_grad()
+            out = model(x)
+            losses = rate_distortion_loss(out, x, args.lmbda)
+            losses["loss"].backward()
+            torch.nn.utils.clip_grad_norm_(main_params, 1.0)
+            optimizer.step()
+            aux_loss = model.aux_loss()
+            aux_loss.backward()
+            aux_optimizer.step()
+            step += 1
+            trained_seconds += time.monotonic() - started
+            bar.update(1)
+            bar.set_postfix(loss=f"{losses['loss'].item():.3f}", bpp=f"{losses['bpp'].item():.3f}",
+                            psnr=f"{psnr_from_mse(losses['mse'].item()):.2f}", lr=f"{lr:.0e}")
+            finished = schedule.finished(step, trained_seconds)
+            if time.monotonic() - last_save > args.save_minutes * 60 or finished:
+                save()
+                last_save, saved_step = time.monotonic(), step
+            if val_images and (step % args.val_every == 0 or finished):
+                metrics = validate(model, [v.to(device) for v in val_images], args.lmbda)
+                tqdm.write(f"step {step}: kodak[:{len(val_images)}] {metrics['bpp']:.4f} bpp "
+                           f"{metrics['psnr']:.2f} dB (likelihood estimate)")
+    finally:
+        bar.close()
+        if prefetch is not None and not prefetch.close():
+            print("warning: the batch prefetch thread did not stop in time", flush=True)
+    if step != saved_step or not checkpoint_path.exists():
+        save()
+    print(f"mean-scale: {step} steps, {trained_seconds / 60:.1f} min of training", flush=True)
     return checkpoint_path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--lmbda", type=float, required=True, help="λ in R + λ·255²·MSE")
+    parser.add_argument("--lmbda", type=float, help="λ in R + λ·255²·MSE (default: from --quality)")
+    parser.add_argument("--quality", type=int, choices=sorted(QUALITY_LAMBDAS),
+                        help="the zoo quality this run trains for: sets λ, and --init-from zoo takes its file")
     parser.add_argument("--N", type=int, default=64, help="channels N (paper: 128)")
     parser.add_argument("--M", type=int, default=96, help="latent channels M (paper: 192)")
     parser.add_argument("--steps", type=int, default=12000)
@@ -161,11 +222,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--crop", type=int, default=128)
     parser.add_argument("--lr", type=float, default=5e-4)
     parser.add_argument("--decay-fraction", type=float, default=0.15,
-                        help="last fraction of steps trained at lr/10")
-    parser.add_argument("--init-from", help="checkpoint of a neighbouring λ to fine-tune from")
+                        help="last fraction of the steps (or of --minutes) trained at lr·--decay-factor")
+    parser.add_argument("--decay-factor", type=float, default=0.1)
+    parser.add_argument("--minutes", type=positive_minutes, default=None,
+                        help="train for this much training time instead of --steps (a lent GPU's lease)")
+    parser.add_argument("--init-from",
+                        help="fine-tune from a checkpoint (e.g. of a neighbouring λ), a zoo file, or 'zoo' "
+                             "(the zoo's file at --quality); applies to a fresh run (a rerun resumes last.pt)")
     parser.add_argument("--out", required=True, help="run folder; last.pt there is resumed")
     add_common_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> None:
+    if args.lmbda is None:
+        if not args.quality:
+            raise SystemExit("give --lmbda or --quality Q (λ of the zoo's quality Q)")
+        args.lmbda = QUALITY_LAMBDAS[args.quality]
     print(train(args))

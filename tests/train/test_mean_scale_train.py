@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -29,11 +30,12 @@ def data_root(tmp_path_factory) -> Path:
     return root
 
 
-def train(data_root: Path, out: Path, steps: int) -> str:
+def train(data_root: Path, out: Path, steps: int, *extra: str, env: dict | None = None, ok: bool = True) -> str:
     command = [sys.executable, "-m", "bench.train", "mean-scale", *ARGS, "--steps", str(steps),
-               "--data-root", str(data_root), "--out", str(out)]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr[-2000:]
+               "--data-root", str(data_root), "--out", str(out), *extra]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120,
+                            env={**os.environ, **(env or {})})
+    assert (result.returncode == 0) == ok, result.stderr[-2000:]
     return result.stdout + result.stderr
 
 
@@ -60,3 +62,43 @@ def test_trains_checkpoints_validates_and_resumes_exactly(data_root, tmp_path):
     train(data_root, straight, 5)
     reference = load(straight)["model"]
     assert all(torch.equal(resumed["model"][key], reference[key]) for key in reference)
+
+
+def test_minutes_budget_and_a_rerun_of_a_finished_run_writes_nothing(data_root, tmp_path):
+    run = tmp_path / "timed"
+    log = train(data_root, run, 100_000, "--minutes", "0.003")  # ~0.2 s of training, not 100k steps
+    state = load(run)
+    assert 1 <= state["step"] < 100_000 and state["trained_seconds"] >= 0.18
+    assert "min of training" in log
+    finished_at = (run / "last.pt").stat().st_mtime_ns
+    assert "resumed" in train(data_root, run, 100_000, "--minutes", "0.003")
+    assert (run / "last.pt").stat().st_mtime_ns == finished_at
+    log = train(data_root, run, 100_000, ok=False)  # the same run on a --steps schedule: refused
+    assert "schedule" in log and "Traceback" not in log
+    assert "must be positive" in train(data_root, tmp_path / "never", 5, "--minutes", "0", ok=False)
+
+
+def test_init_from_the_zoo_file_and_no_silent_switch_on_resume(data_root, tmp_path):
+    from bench import zoo
+
+    first = tmp_path / "first"
+    train(data_root, first, 2)
+    weights = tmp_path / "weights"
+    model = zoo.build_mean_scale(16, 24)
+    model.load_state_dict(load(first)["model"])
+    model.update(force=True)
+    zoo.write_weights("mean-scale", 3, zoo.half_precision(model.state_dict(), zoo.precision_keys(model)),
+                      {"N": 16, "M": 24}, weights)
+    env = {"BENCH_WEIGHTS": str(weights)}
+
+    tuned = tmp_path / "tuned"
+    log = train(data_root, tuned, 0, "--quality", "3", "--init-from", "zoo", env=env)
+    assert "initialised from" in log
+    exported = zoo.full_precision(zoo.load_weights("mean-scale", 3, root=weights)[0]["state_dict"])
+    state = load(tuned)
+    assert state["init_source"].startswith("mean-scale-q3-")
+    assert torch.equal(state["model"]["g_a.0.weight"], exported["g_a.0.weight"])  # float16 → float32 exactly
+
+    log = train(data_root, tuned, 1, "--init-from", str(first / "last.pt"), env=env, ok=False)
+    assert "initial weights only apply to a fresh run" in log and "Traceback" not in log
+    assert "needs --quality" in train(data_root, tmp_path / "x", 1, "--init-from", "zoo", ok=False)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import threading
 
 import numpy as np
 import pytest
@@ -182,6 +181,16 @@ def test_init_from_refuses_weights_of_another_bl(setup):
         _run(*_common(root, "joint", "tuned", 1), "--quality", "2",
              "--init-from", str(root / "other-bl" / "last.pt"))
 
+    # --rebase-bl: the same weights, fine-tuned onto the zoo's BL; export then records that BL
+    _run(*_common(root, "joint", "rebased", 0), "--quality", "2", "--rebase-bl",
+         "--init-from", str(root / "other-bl" / "last.pt"))
+    rebased = torch.load(root / "rebased" / "last.pt", weights_only=False)
+    source = torch.load(root / "other-bl" / "last.pt", weights_only=False)
+    assert rebased["bl_sha256"] != source["bl_sha256"]
+    assert all(torch.equal(rebased["liff"][k], v) for k, v in source["liff"].items())
+    _run("--stage", "export", "--from", str(root / "rebased" / "last.pt"))
+    assert zoo.load_weights("compass", 2)[0]["config"]["bl_sha256"] == rebased["bl_sha256"]
+
 
 def test_minutes_bounds_training_time_instead_of_steps(setup, capsys):
     root = setup
@@ -191,34 +200,6 @@ def test_minutes_bounds_training_time_instead_of_steps(setup, capsys):
     assert 1 <= state["step"] < 10_000
     assert state["trained_seconds"] >= 0.12
     assert "min of training" in capsys.readouterr().out
-
-
-def test_prefetched_batches_keep_order_raise_errors_and_stop():
-    counter = iter(range(1000))
-    batches = trainer.PrefetchedBatches(lambda: next(counter), depth=2)
-    assert [batches.next() for _ in range(5)] == [0, 1, 2, 3, 4]
-    assert batches.close(timeout=5) is True
-
-    def broken():
-        raise ValueError("bad crop")
-
-    failing = trainer.PrefetchedBatches(broken, depth=1)
-    with pytest.raises(ValueError, match="bad crop"):
-        failing.next()
-    assert failing.close(timeout=5) is True
-
-
-def test_prefetch_close_gives_up_on_a_stuck_producer_instead_of_hanging():
-    release = threading.Event()
-
-    def slow():
-        release.wait(10)
-        return 0
-
-    batches = trainer.PrefetchedBatches(slow, depth=1)
-    assert batches.close(timeout=0.2) is False  # still inside produce(): reported, not waited for
-    release.set()
-    assert batches.close(timeout=5) is True
 
 
 def test_a_rerun_resumes_only_with_the_same_initial_weights(setup, capsys):
