@@ -13,6 +13,7 @@ import hashlib
 import math
 import os
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Sequence
 
@@ -65,25 +66,29 @@ class Anchoring:
         return "top" if self.kind == "top" else f"base:{self.base_fraction:g}"
 
 
-def layer_fractions(scales: Sequence[float], anchoring: Anchoring) -> list[float]:
-    """Size of each layer relative to the source, computed as one product per layer (as specified)."""
+def _exact(value: float) -> Fraction:
+    """The decimal a ratio was written as (1.6 → 8/5), not its binary float (1.6000000000000000888…)."""
+    return Fraction(repr(float(value)))
+
+
+def layer_fractions(scales: Sequence[float], anchoring: Anchoring) -> list[Fraction]:
+    """Size of each layer relative to the source, one exact product per layer (as specified).
+
+    Exact rational arithmetic, because ``int()`` of a float product truncates values that are
+    whole numbers on paper: 768 / (1.6·1.6) is 300, but 768·(1/2.56) in floats is 299.99999…"""
+    ratios = [_exact(s) for s in scales]
     if anchoring.kind == "top":
-        return [1.0 / math.prod(scales[k:]) for k in range(len(scales) + 1)]
-    return [anchoring.base_fraction * math.prod(scales[:k]) for k in range(len(scales) + 1)]
+        return [1 / math.prod(ratios[k:], start=Fraction(1)) for k in range(len(ratios) + 1)]
+    base = _exact(anchoring.base_fraction)
+    return [base * math.prod(ratios[:k], start=Fraction(1)) for k in range(len(ratios) + 1)]
 
 
 def layer_sizes(height: int, width: int, scales: Sequence[float],
                 anchoring: Anchoring | str = "top") -> list[tuple[int, int]]:
-    """(height, width) of every layer, smallest first."""
+    """(height, width) of every layer, smallest first: ``(int(H·f), int(W·f))`` in exact arithmetic."""
     if isinstance(anchoring, str):
         anchoring = Anchoring.parse(anchoring)
-    sizes = []
-    for fraction in layer_fractions(scales, anchoring):
-        if fraction == 1.0:
-            sizes.append((height, width))
-        else:
-            sizes.append((int(height * fraction), int(width * fraction)))
-    return sizes
+    return [(int(height * f), int(width * f)) for f in layer_fractions(scales, anchoring)]
 
 
 def check_sizes(sizes: list[tuple[int, int]], name: str, scales: Sequence[float]) -> None:
@@ -125,7 +130,9 @@ def cached_pyramid(source: np.ndarray, scales: Sequence[float], anchoring: Ancho
     anchoring = Anchoring.parse(anchoring) if isinstance(anchoring, str) else anchoring
     key = hashlib.sha256()
     key.update(np.ascontiguousarray(source).tobytes())
-    key.update(repr((source.shape, tuple(scales), str(anchoring))).encode())
+    # the sizes are part of the key, so a change in how sizes are computed never reuses old layers
+    sizes = layer_sizes(source.shape[0], source.shape[1], scales, anchoring)
+    key.update(repr((source.shape, tuple(scales), str(anchoring), sizes)).encode())
     folder = Path(cache_dir) if cache_dir else default_cache_dir()
     path = folder / f"{key.hexdigest()[:32]}.npz"
     if path.is_file():

@@ -42,6 +42,14 @@ def test_base_anchoring_odd_source_non_integer_scales() -> None:
     assert sizes == [(127, 191), (169, 255), (254, 382)]
 
 
+def test_sizes_use_exact_arithmetic_where_floats_fall_just_short() -> None:
+    # 768 / (1.6·1.6) = 300 exactly; in floats 768·(1/2.56) = 299.99999… and int() gave 299
+    assert layer_sizes(768, 512, (1.6, 1.6))[0] == (300, 200)
+    assert layer_sizes(1365, 2048, (1.2, 1.3))[0] == (875, 1312)  # 2048/1.56 = 1312.8; 1365/1.56 = 875
+    assert layer_sizes(1360, 2040, (1.4,), "base:0.25")[1] == (476, 714)  # 0.35·1360 = 476 exactly
+    assert layer_sizes(768, 512, (1.5, 1.6)) == [(320, 213), (480, 320), (768, 512)]
+
+
 def test_top_anchoring_integer_ratios_on_odd_size() -> None:
     assert layer_sizes(49, 65, (2, 2)) == [(12, 16), (24, 32), (49, 65)]
 
