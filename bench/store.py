@@ -163,11 +163,21 @@ class RunStore:
         return {key for key, count in counts.items() if count >= expected[key]}
 
     def write_manifest(self, invocation: dict[str, Any]) -> dict[str, Any]:
-        """Add this invocation to the manifest (runs that resume add one entry each)."""
+        """Add this invocation to the manifest (runs that resume add one entry each).
+
+        Each invocation keeps its own environment (git commit, packages, machine) and
+        ``records_before``, the number of records already written when it started: records are
+        appended in order, so the records of invocation i are lines records_before[i] + 1 to
+        records_before[i + 1] of records.jsonl, and every record can be traced to the code that
+        wrote it. The top-level ``environment`` is the latest invocation's."""
         manifest = self.manifest()
+        environment = environment_info()
         manifest.setdefault("created", time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-        manifest.setdefault("invocations", []).append(invocation)
-        manifest["environment"] = environment_info()
+        records_before = len(self.records()) if self.records_path.exists() else 0
+        manifest.setdefault("invocations", []).append(
+            {**invocation, "records_before": records_before, "environment": environment}
+        )
+        manifest["environment"] = environment
         tmp = self.manifest_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(_encode_float(manifest), indent=1, default=_json_default))
         os.replace(tmp, self.manifest_path)

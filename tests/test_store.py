@@ -173,6 +173,12 @@ def test_manifest_accumulates_invocations(tmp_path: Path) -> None:
     assert on_disk["invocations"][0]["score"] is None
     assert {"git_commit", "python", "packages", "machine"} <= set(on_disk["environment"])
     assert on_disk["environment"]["packages"]["numpy"]
+    # every invocation keeps its own environment and where its records start
+    assert all(entry["environment"]["packages"]["numpy"] for entry in on_disk["invocations"])
+    assert [entry["records_before"] for entry in on_disk["invocations"]] == [0, 0]
+    store.append(job())
+    third = store.write_manifest({"argv": ["run", "3"]})
+    assert third["invocations"][-1]["records_before"] == 2
     store.manifest_path.write_text("{broken")
     with pytest.raises(StoreError, match="manifest.json"):
         store.manifest()
