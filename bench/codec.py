@@ -49,7 +49,9 @@ class Encoded:
     ``layer_bytes[k]`` is the number of bytes of ``data`` that belong to layer k; they add up to
     ``len(data)``, with headers shared by all layers attributed to the base layer.
     ``timings`` holds optional codec-internal seconds (e.g. ``network``, ``entropy``) for the cost
-    report; wall-clock encode time is measured by the runner.
+    report; wall-clock encode time is measured by the runner. Keys starting with ``check_`` are
+    self-checks inside ``encode`` that a user of the codec would not run (e.g. SHVC decoding its own
+    stream to verify it): they are reported, but left out of the encode time.
     """
 
     data: bytes

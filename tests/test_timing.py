@@ -131,6 +131,20 @@ def test_repeat_runs_n_times_and_rejects_a_changing_output() -> None:
         repeat(codec, lambda: None, 0, lambda a, b: True, "x")
 
 
+def test_self_checks_inside_encode_are_reported_but_not_timed() -> None:
+    image = np.zeros((4, 6, 3), np.uint8)
+
+    def encode_then_verify() -> Encoded:
+        time.sleep(SLEEP)  # coding
+        began = time.perf_counter()
+        time.sleep(4 * SLEEP)  # the codec decoding its own output to verify it
+        return Encoded(b"x", [1], {"check_decode": time.perf_counter() - began, "network": SLEEP})
+
+    runs = repeat(_Sleepy(), encode_then_verify, 2, lambda a, b: True, "encode")
+    assert all(SLEEP <= s < 3 * SLEEP for s in runs.seconds)
+    assert runs.internal_median()["check_decode"] >= 4 * SLEEP
+
+
 def test_run_job_repeats_record_median_and_spread(sleepy, folder: Path) -> None:
     records = run_job(_job(folder, "timing-sleepy", repeats=3))
     assert [r["layer"] for r in records] == [0, 1]

@@ -346,6 +346,19 @@ def test_decoder_log_parsing() -> None:
     assert ok == {0: "OK", 1: "OK", 2: "OK"}
     bad = shvc.parse_decoder_hashes((DATA / "hash_mismatch.decoder.log").read_text())
     assert bad == {0: "OK", 1: "***ERROR***"}
+    # what SHM-12.1 prints for the CRC hashes bench's encoder config asks for
+    crc = (
+        "POC    0 LId: 0 TId: 0 ( I-SLICE IDR_W_RADL, QP 32 ) [DT  0.000] [L0 ] [L1 ] [CRC:eec2,f724,d4a6,(OK)] \n"
+        "POC    0 LId: 1 TId: 0 ( P-SLICE IDR_W_RADL, QP 32 ) [DT  0.000] [L0 0(0, {1.50, 1.50}x) ] [L1 ] "
+        "[CRC:17f3,f770,5a93,(***ERROR***)] [rxCRC:17f3,f770,5a90] \n"
+    )
+    assert shvc.parse_decoder_hashes(crc) == {0: "OK", 1: "***ERROR***"}
+
+
+def test_encoder_asks_for_crc_picture_hashes_not_md5() -> None:
+    geometries = [shvc.LayerGeometry(width=64, height=43), shvc.LayerGeometry(width=96, height=64)]
+    text = shvc.layer_config(geometries, shvc.ShvcOptions(), ["l0.yuv", "l1.yuv"])
+    assert cfg_values(text)["SEIDecodedPictureHash"] == "2"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -366,7 +379,10 @@ def test_two_layer_encode_decode() -> None:
     codec = create_codec("shvc")
     encoded = codec.encode(layers, 32)
     assert sum(encoded.layer_bytes) == len(encoded.data) and all(b > 0 for b in encoded.layer_bytes)
-    assert encoded.timings["shm_encoder"] > 0
+    assert encoded.timings["shm_encoder"] > 0 and encoded.timings["check_shm_decode"] > 0
+    # SEI: one CRC picture hash per layer (16 bytes each), not MD5 (58)
+    sei = [u for u in shvc.parse_nal_units(encoded.data[9:]) if u.nal_type in (39, 40)]
+    assert len(sei) == 2 and all(u.size <= 20 for u in sei)
     run = codec.last_encode
     assert run is not None and "-q0 32 -q1 32" in run.commands[0] and "-lid 1" in run.commands[-1]
     assert run.pictures[1].ratio is not None and abs(run.pictures[1].ratio[0] - 1.5) < 0.02

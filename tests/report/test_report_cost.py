@@ -214,3 +214,14 @@ def test_report_shows_params_memory_and_split(tmp_path):
     assert f"network 0.3 s ({0.3 / encode:.0%})" in compass_top and "entropy 0.075 s" in compass_top
     html = (out / "report.html").read_text()
     assert "bl 1.76M, liff 290k, rc 1.76M" in html and "encode split (codec-internal)" in html
+
+
+def test_self_check_timings_are_listed_but_not_as_a_share_of_the_encode_time(tmp_path):
+    def shvc_extra(i: int, q: int) -> dict:
+        return {"timings": {"shm_encoder": 2.0, "check_shm_decode": 0.4}}
+
+    run = write(tmp_path / "run", make("shvc", "scalable", shvc_extra))
+    md = build_report([run], tmp_path / "report").read_text()
+    per_layer = md.split("## Cost")[1].split("### Median time per layer")[1].split("\n## ")[0]
+    line = next(row for row in per_layer.splitlines() if row.startswith("| shvc"))
+    assert "check_shm_decode 0.4 s (not in the time)" in line and "shm_encoder 2 s (" in line
