@@ -133,6 +133,12 @@ class Codec(ABC):
         """Where the weights come from (``source``, ``file``, ``sha256``); empty when there are none."""
         return {}
 
+    def coding_threads(self, requested: int) -> int:
+        """How many CPU threads the codec codes with when the run asks for ``requested``: codecs that
+        pin their thread count for bit-exact output (learned codecs on CPU, x265, SHM) say so, and
+        records report this number, not the request."""
+        return requested
+
     def synchronize(self) -> None:
         """Wait for queued device work (CUDA) so that wall-clock timings are honest."""
         if self.device.startswith("cuda"):

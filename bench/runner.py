@@ -268,7 +268,7 @@ def run_job(job: Job) -> list[dict[str, Any]]:
                 height=height, width=width, bits_layer=item.bits_layer, bits_cum=item.bits_cum,
                 bpp=item.bits_cum / (height * width), psnr_rgb=psnr_rgb(target, recon), ms_ssim_rgb=ms_ssim,
                 encode_time=item.encode.median, decode_time=item.decode.median, mode=item.mode,
-                device=job.device, threads=job.threads, extra=extra,
+                device=job.device, threads=codec.coding_threads(job.threads), extra=extra,
             ).to_json())
     return records
 

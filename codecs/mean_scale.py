@@ -46,7 +46,7 @@ import torch.nn.functional as F
 
 from bench import published, zoo
 from bench.codec import Availability, BitstreamError, Codec, CodecError, Encoded, SectionClock, check_image
-from bench.determinism import fixed_network_threads
+from bench.determinism import NETWORK_THREADS, fixed_network_threads
 from bench.registry import register_codec
 
 MAGIC = b"bMSH"
@@ -127,6 +127,9 @@ class MeanScaleCodec(Codec):
             return Availability.missing(f"no mean-scale weights in {where}: missing {hints}")
         # Usable at the qualities that exist; encoding at a missing one raises MissingWeightsError.
         return Availability(True, f"only qualities {present} have weights in {where}; missing {hints}")
+
+    def coding_threads(self, requested: int) -> int:
+        return requested if self.device.startswith("cuda") else NETWORK_THREADS  # bench.determinism
 
     def parameter_counts(self) -> dict[str, int]:
         if self.source not in SOURCES or self.arg:

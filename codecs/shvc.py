@@ -638,6 +638,9 @@ class ShvcCodec(Codec):
         assert encoder is not None and decoder is not None
         return encoder, decoder
 
+    def coding_threads(self, requested: int) -> int:
+        return 1  # the SHM reference encoder and decoder are single-threaded
+
     def availability(self) -> Availability:
         try:
             parse_options(self.arg)

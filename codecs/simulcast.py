@@ -122,6 +122,10 @@ class SimulcastCodec(Codec):
         codec = self._resolve()
         return codec.weights_info() if codec is not None else {}
 
+    def coding_threads(self, requested: int) -> int:
+        codec = self._resolve()
+        return codec.coding_threads(requested) if codec is not None else requested
+
     def synchronize(self) -> None:
         codec = self._resolve()
         if codec is not None:

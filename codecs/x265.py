@@ -100,6 +100,9 @@ class X265Codec(Codec):
     def preset(self) -> str:
         return self.arg or DEFAULT_PRESET
 
+    def coding_threads(self, requested: int) -> int:
+        return 1  # pools=1, frame-threads=1: byte-identical output on any machine
+
     def availability(self) -> Availability:
         if self.preset not in PRESETS:
             choices = ", ".join(PRESETS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -262,3 +263,11 @@ def test_encode_diagnostics_land_in_the_records_of_their_layer(make_image_folder
     assert [r["layer"] for r in records] == [0, 1]
     assert "diagnostics" not in records[0]["extra"]  # the BL has no prediction
     assert records[1]["extra"]["diagnostics"] == {"psnr_liff": 24.0, "psnr_bicubic": 1.0}
+
+
+def test_records_report_the_threads_a_codec_codes_with(make_image_folder, test_codecs, x265_ready) -> None:
+    folder = make_image_folder(1, 48, 64)
+    for spec, expected in (("test-raw", 2), ("x265", 1), ("simulcast:x265", 1)):
+        (job,) = _jobs(folder, [spec])
+        job = dataclasses.replace(job, threads=2)
+        assert {r["threads"] for r in run_job(job)} == {expected}, spec

@@ -132,7 +132,6 @@ def test_repeat_runs_n_times_and_rejects_a_changing_output() -> None:
 
 
 def test_self_checks_inside_encode_are_reported_but_not_timed() -> None:
-
     def encode_then_verify() -> Encoded:
         time.sleep(SLEEP)  # coding
         began = time.perf_counter()

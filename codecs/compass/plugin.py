@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from bench.codec import Availability, BitstreamError, Codec, CodecError, Encoded, SectionClock, check_image
 from bench.codecs.compass import bitstream, official
 from bench.codecs.compass.model import CompassConfig, CompassModel
-from bench.determinism import fixed_network_threads
+from bench.determinism import NETWORK_THREADS, fixed_network_threads
 from bench.registry import register_codec
 
 QUALITIES = (1, 2, 3, 4)
@@ -201,6 +201,9 @@ class CompassCodec(Codec):
                 "weights for them in the zoo"
             )
         return Availability.ok()
+
+    def coding_threads(self, requested: int) -> int:
+        return requested if self.device.startswith("cuda") else NETWORK_THREADS  # bench.determinism
 
     def parameter_counts(self) -> dict[str, int]:
         if not self._models:
