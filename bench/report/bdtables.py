@@ -137,6 +137,8 @@ def bd_long(records: pd.DataFrame) -> pd.DataFrame:
                     ref_curve["bpp"], ref_curve["psnr_rgb"], test_curve["bpp"], test_curve["psnr_rgb"]
                 )
                 notes = [result.note] if result.note else []
+                if result.psnr_reason and pd.notna(result.bd_rate):
+                    notes.append(f"BD-PSNR NaN: {result.psnr_reason}")
                 if len(images) < max(len(complete[test]), len(complete[ref])):
                     notes.append(f"on the {len(images)} images both codecs have")
                 rows.append(
@@ -147,6 +149,7 @@ def bd_long(records: pd.DataFrame) -> pd.DataFrame:
                         overlap_fraction=result.overlap_fraction,
                         points=f"{result.n_test}/{result.n_anchor}",
                         reason=result.reason,
+                        psnr_reason=result.psnr_reason,
                         note="; ".join(notes),
                     )
                 )
@@ -163,6 +166,7 @@ def bd_long(records: pd.DataFrame) -> pd.DataFrame:
         "points",
         "overlap_fraction",
         "reason",
+        "psnr_reason",
         "note",
     ]
     return pd.DataFrame(rows).reindex(columns=columns)

@@ -91,7 +91,7 @@ def rd_plot(
     codec_handles = [
         Line2D([], [], color=colours[c], linewidth=3, label=c) for c in sorted(summary["codec"].unique())
     ]
-    sizes = summary.groupby("layer")[["width", "height"]].mean()
+    sizes = summary.groupby("layer")["size"].first()
     layer_handles = [
         Line2D(
             [],
@@ -99,7 +99,7 @@ def rd_plot(
             color="black",
             marker=LAYER_STYLES[int(k) % len(LAYER_STYLES)][0],
             linestyle=LAYER_STYLES[int(k) % len(LAYER_STYLES)][1],
-            label=f"layer {k} ({sizes.loc[k, 'width']:.0f}×{sizes.loc[k, 'height']:.0f})",
+            label=f"layer {k} ({sizes.loc[k]})",
         )
         for k in layers
     ]

@@ -30,10 +30,12 @@ def aggregate(records: pd.DataFrame) -> pd.DataFrame:
 
     bpp and PSNR are averaged over images (CompressAI's convention: the mean of per-image PSNR, not
     the PSNR of the mean MSE). MS-SSIM ignores images where it is NaN (layer too small);
-    ``ms_ssim_images`` says how many had one. ``psnr_std`` is the sample std over images
-    (NaN for one image).
+    ``ms_ssim_images`` says how many had one. ``psnr_std`` and ``bpp_std`` are the sample std over
+    images (NaN for one image). ``size`` names the layer size(s) the images really have: ``height``
+    and ``width`` are means, which for a mix of portrait and landscape images is no image's size.
     """
     grouped = records.groupby(GROUP, sort=True, dropna=False)
+    sizes = grouped.apply(lambda g: size_label(g["width"], g["height"]), include_groups=False).rename("size")
     summary = grouped.agg(
         mode=("mode", "first"),
         num_layers=("num_layers", "first"),
@@ -41,6 +43,7 @@ def aggregate(records: pd.DataFrame) -> pd.DataFrame:
         height=("height", "mean"),
         width=("width", "mean"),
         bpp=("bpp", "mean"),
+        bpp_std=("bpp", lambda s: s.std(ddof=1)),
         psnr_rgb=("psnr_rgb", "mean"),
         psnr_std=("psnr_rgb", lambda s: s.std(ddof=1)),
         ms_ssim_rgb=("ms_ssim_rgb", "mean"),
@@ -48,7 +51,18 @@ def aggregate(records: pd.DataFrame) -> pd.DataFrame:
         encode_time=("encode_time", "mean"),
         decode_time=("decode_time", "mean"),
     )
-    return summary.reset_index()
+    return summary.join(sizes).reset_index()
+
+
+def size_label(widths: pd.Series, heights: pd.Series) -> str:
+    """``768×512`` when every image has that size; ``768×512 / 512×768`` for the same size in both
+    orientations (Kodak); otherwise ``mixed, median W×H``."""
+    pairs = sorted(set(zip(widths.astype(int), heights.astype(int))), reverse=True)
+    if len(pairs) == 1:
+        return f"{pairs[0][0]}×{pairs[0][1]}"
+    if len(pairs) == 2 and pairs[0] == pairs[1][::-1]:
+        return f"{pairs[0][0]}×{pairs[0][1]} / {pairs[1][0]}×{pairs[1][1]}"
+    return f"mixed, median {widths.median():.0f}×{heights.median():.0f}"
 
 
 # --- cost ----------------------------------------------------------------------------------------

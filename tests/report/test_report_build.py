@@ -62,6 +62,8 @@ def test_known_bd_rate_in_tables(kodak_report):
     pairs = set(zip(focus.codec, focus.reference))
     assert ("simulcast:x265", "x265") in pairs
     assert ("x265", "simulcast:x265") not in pairs  # a single-layer codec is never the tested one
+    assert set(focus.layer) == {1}  # the contract's BD-rates are per layer k ≥ 1; layer 0 is in bdrate.csv
+    assert 0 in set(pd.read_csv(out / "bdrate.csv").layer)
     md = (out / "report.md").read_text()
     assert "+10.00" in md and "-9.09" in md
 

@@ -1,6 +1,7 @@
 import json
 import math
 
+import pandas as pd
 import pytest
 
 from bench.records import Record
@@ -195,3 +196,40 @@ def test_prediction_table_means_gain_and_wins(tmp_path):
 def test_prediction_table_is_empty_without_diagnostics(tmp_path):
     table = prediction_table(load_records([write(tmp_path / "run", [record("a.png", 0.5, 30.0, None)])]))
     assert table.empty and "gain_db" in table.columns
+
+
+def test_bd_psnr_nan_keeps_its_reason_when_the_bd_rate_is_a_number():
+    from bench.report.bdtables import bd_long
+
+    rows = []
+    for codec, mode, bpps, psnrs in (
+        ("x265", "single", [0.1, 0.2, 0.3, 0.4], [30, 32, 34, 36]),
+        ("simulcast:x265", "simulcast", [0.5, 0.8, 1.1, 1.4], [31, 33, 35, 37]),
+    ):
+        for quality, (bpp, psnr) in enumerate(zip(bpps, psnrs)):
+            rows.append({"dataset": "kodak", "anchor": "top", "scales_label": "1.5", "layer": 1, "codec": codec,
+                         "mode": mode, "image": "a.png", "quality": quality, "bpp": bpp, "psnr_rgb": psnr})
+    long = bd_long(pd.DataFrame(rows))
+    row = long[(long.codec == "simulcast:x265") & (long.reference == "x265")].iloc[0]
+    assert row.bd_rate > 100 and math.isnan(row.bd_psnr)
+    assert row.psnr_reason == "no rate overlap" and "BD-PSNR NaN: no rate overlap" in row.note
+
+
+def test_size_label_names_real_sizes_not_a_mean_of_orientations():
+    from bench.report.tables import size_label
+
+    assert size_label(pd.Series([768, 768]), pd.Series([512, 512])) == "768×512"
+    assert size_label(pd.Series([768, 512, 768]), pd.Series([512, 768, 512])) == "768×512 / 512×768"
+    assert size_label(pd.Series([2048, 1365, 2048]), pd.Series([1365, 2048, 1188])) == "mixed, median 2048×1365"
+
+
+def test_aggregate_reports_the_spread_of_bpp_and_the_sizes():
+    records = pd.DataFrame([
+        {"codec": "x265", "dataset": "kodak", "scales_label": "1.5", "anchor": "top", "quality": 1, "layer": 1,
+         "mode": "single", "num_layers": 2, "image": f"{i}.png", "height": h, "width": w, "bpp": bpp,
+         "psnr_rgb": 30.0, "ms_ssim_rgb": math.nan, "encode_time": 1.0, "decode_time": 1.0}
+        for i, (h, w, bpp) in enumerate([(512, 768, 0.2), (768, 512, 0.4)])
+    ])
+    (row,) = aggregate(records).itertuples()
+    assert row.bpp == pytest.approx(0.3) and row.bpp_std == pytest.approx(0.1414213562, rel=1e-6)
+    assert row.size == "768×512 / 512×768"
