@@ -52,6 +52,7 @@ class PaperBDRate:
     metric: str
     citation: str
     rows: list[PaperRow]
+    total_params: float | None = None  # the paper's model size (BL + LIFF + RC), approximate
 
     def lookup(self, layers: int, scale: float, anchor: str) -> float | None:
         """The published value for this configuration, or None when the paper has none."""
@@ -137,4 +138,5 @@ def compass_paper_bdrate() -> PaperBDRate:
         metric=data["metric"],
         citation=entry["citation"],
         rows=rows,
+        total_params=data.get("model", {}).get("total_params_approx"),
     )

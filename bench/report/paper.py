@@ -19,6 +19,15 @@ def is_compass(codec: str) -> bool:
     return CodecSpec.parse(codec).name == "compass"
 
 
+def measured_params(rows: pd.DataFrame) -> int | None:
+    """Total parameters of the codec behind these records (``extra.params.total``), if recorded."""
+    for extra in rows.get("extra", pd.Series(dtype=object)):
+        total = extra.get("params", {}).get("total") if isinstance(extra, dict) else None
+        if isinstance(total, (int, float)):
+            return int(total)
+    return None
+
+
 def paper_comparison(long: pd.DataFrame, records: pd.DataFrame) -> pd.DataFrame:
     """Rows: each scale combination of a compass run that the paper reports, × each paper anchor.
 
@@ -38,6 +47,11 @@ def paper_comparison(long: pd.DataFrame, records: pd.DataFrame) -> pd.DataFrame:
             notes.append("paper numbers are on Kodak")
         if protocol != PAPER_PROTOCOL:
             notes.append(f"paper protocol is {PAPER_PROTOCOL}")
+        if layers >= 3:
+            notes.append("matched by overall scale: the paper does not give its 3-layer ratios")
+        params = measured_params(combo)
+        if params and paper.total_params:
+            notes.append(f"model {params / 1e6:.2f}M parameters, the paper's ~{paper.total_params / 1e6:.1f}M")
         for paper_anchor in ("SHVC", "simulcast", "single-layer", "Mei et al. (NN spatially scalable)"):
             published = paper.lookup(layers, scale, paper_anchor)
             if published is None:

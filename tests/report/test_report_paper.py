@@ -1,0 +1,27 @@
+"""The COMPASS paper's BD-rates beside a run's: matching rules and the caveats each row carries."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from bench.report.paper import paper_comparison
+
+
+def _records(scales: list[float]) -> list[dict]:
+    return [{
+        "codec": "compass", "dataset": "kodak", "anchor": "top", "scales_label": ",".join(f"{s:g}" for s in scales),
+        "num_layers": len(scales) + 1, "scales": scales, "layer": len(scales),
+        "extra": {"params": {"bl": 1_764_499, "liff": 290_816, "rc": 1_764_499, "total": 3_819_814}},
+    }]
+
+
+def test_rows_name_the_protocol_the_model_size_and_how_three_layers_are_matched():
+    records = pd.DataFrame(_records([1.2]) + _records([1.5, 1.6]))
+    table = paper_comparison(pd.DataFrame(), records)
+    two = table[(table.scales_label == "1.2") & (table.paper_anchor == "simulcast")].iloc[0]
+    assert two.paper_bd_rate == -44.04 and two.layer == 1
+    assert "paper protocol is base:0.25" in two.note and "model 3.82M parameters, the paper's ~15.5M" in two.note
+    assert "overall scale" not in two.note
+    three = table[(table.scales_label == "1.5,1.6") & (table.paper_anchor == "simulcast")].iloc[0]
+    assert three.overall_scale == 2.4 and three.paper_bd_rate == -49.85
+    assert "matched by overall scale" in three.note
