@@ -15,7 +15,7 @@ from bench import bdrate
 from bench.anchors import compass_paper_bdrate, published_curves
 from bench.report.bdtables import add_full_size_single_layer, bd_long, matrices, published_bd
 from bench.report.load import load_manifests, load_records
-from bench.report.paper import is_compass, paper_comparison
+from bench.report.paper import is_compass, model_size_sentence, paper_comparison
 from bench.report.plots import codec_colours, rd_plot, slug
 from bench.report.tables import (
     DECODE_INTERNAL_PREFIX,
@@ -473,7 +473,8 @@ def build_report(run_dirs: Sequence[Path], out_dir: Path) -> Path:
                 compass_paper_bdrate().citation + ". Published BD-rates of COMPASS at the top "
                 "layer; measured values are this run's compass at its top layer against the "
                 "reference of the same kind. The harness contract says the paper's evaluation "
-                "uses base:0.25 anchoring; a note marks rows measured otherwise.",
+                "uses base:0.25 anchoring; a note marks rows measured otherwise. "
+                + model_size_sentence(records),
             )
         )
         if paper.empty:
