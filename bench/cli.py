@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 DEFAULT_RUN_DIR = Path("runs") / "main"
 DEFAULT_REPORT_DIR = Path("reports")
@@ -221,6 +221,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
     status = codec.availability()
     if not status.available:
         raise UsageError(f"codec {args.codec} is unavailable: {status.reason}")
+    _check_writable(args.output)
     source = load_rgb(args.image)
     scales = parse_scales(args.scales) if args.scales else ()
     if scales and not codec.scalable:
@@ -231,12 +232,27 @@ def cmd_encode(args: argparse.Namespace) -> int:
     header = {"codec": codec.spec, "quality": args.quality, "scales": format_scales(scales) if scales else "",
               "anchor": str(anchor), "sizes": [list(layer.shape[:2]) for layer in layers],
               "layer_bytes": encoded.layer_bytes}
-    args.output.write_bytes(pack(header, encoded.data))
+    _write(args.output, lambda path: path.write_bytes(pack(header, encoded.data)))
     for k, (layer, size) in enumerate(zip(layers, encoded.layer_bytes)):
         print(f"layer {k}: {layer.shape[1]}x{layer.shape[0]}  {size * 8} bits  "
               f"{sum(encoded.layer_bytes[: k + 1]) * 8 / (layer.shape[0] * layer.shape[1]):.4f} bpp (cumulative)")
     print(f"wrote {args.output} ({args.output.stat().st_size} bytes)")
     return 0
+
+
+def _check_writable(path: Path) -> None:
+    """Refuse an output path that cannot be written before any coding time is spent on it."""
+    if path.is_dir():
+        raise UsageError(f"{path} is a folder; give a file name")
+    if not path.parent.is_dir():
+        raise UsageError(f"cannot write {path}: folder {path.parent} does not exist")
+
+
+def _write(path: Path, write: Callable[[Path], Any]) -> None:
+    try:
+        write(path)
+    except OSError as error:
+        raise UsageError(f"cannot write {path}: {error.strerror or error}") from None
 
 
 def cmd_decode(args: argparse.Namespace) -> int:
@@ -245,9 +261,12 @@ def cmd_decode(args: argparse.Namespace) -> int:
     from bench.envelope import unpack
     from bench.registry import create_codec
 
+    if not args.bitstream.is_file():
+        raise UsageError(f"no such bitstream file: {args.bitstream}")
+    _check_writable(Path(f"{args.prefix}_L0.png"))
     envelope = unpack(args.bitstream.read_bytes())
     total = len(envelope.header.get("sizes", [])) or 1
-    wanted = args.layers or total
+    wanted = total if args.layers is None else args.layers
     if not 1 <= wanted <= total:
         raise UsageError(f"--layers must be between 1 and {total} for this file")
     codec = create_codec(envelope.header["codec"], device=args.device)
@@ -257,7 +276,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
     layers = codec.decode(envelope.payload, wanted)
     for k, layer in enumerate(layers):
         path = Path(f"{args.prefix}_L{k}.png")
-        Image.fromarray(layer).save(path)
+        _write(path, lambda target, image=layer: Image.fromarray(image).save(target))
         print(f"layer {k}: {layer.shape[1]}x{layer.shape[0]} -> {path}")
     return 0
 

@@ -165,9 +165,25 @@ def test_encode_decode_round_trip_simulcast(capsys, tmp_path: Path, x265_ready) 
     np.testing.assert_array_equal(load_rgb(tmp_path / "base_L0.png"), load_rgb(tmp_path / "all_L0.png"))
     assert not (tmp_path / "base_L1.png").exists()
     assert psnr_rgb(load_rgb(source), load_rgb(tmp_path / "all_L1.png")) > 28
-    # Asking for more layers than the file holds is a usage error.
-    assert main(["decode", "--layers", "3", str(bitstream), str(tmp_path / "x")]) == 2
-    assert "between 1 and 2" in capsys.readouterr().err
+    # Asking for more layers than the file holds, or for none, is a usage error.
+    for layers in ("3", "0"):
+        assert main(["decode", "--layers", layers, str(bitstream), str(tmp_path / "x")]) == 2
+        assert "between 1 and 2" in capsys.readouterr().err
+    assert not list(tmp_path.glob("x_L*.png"))
+
+
+def test_unwritable_outputs_are_refused_before_coding(capsys, tmp_path: Path, x265_ready) -> None:
+    source = _source(tmp_path)
+    for output, message in ((tmp_path, "is a folder"), (tmp_path / "missing" / "o.bench", "does not exist")):
+        assert main(["encode", "--codec", "x265", "--quality", "30", str(source), str(output)]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1
+    bitstream = tmp_path / "o.bench"
+    assert main(["encode", "--codec", "x265", "--quality", "30", str(source), str(bitstream)]) == 0
+    assert main(["decode", str(bitstream), str(tmp_path / "missing" / "x")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["decode", str(tmp_path / "nope.bench"), str(tmp_path / "x")]) == 2
+    assert "no such bitstream file" in capsys.readouterr().err
 
 
 def test_encode_scales_with_single_layer_codec_is_refused(capsys, tmp_path: Path, x265_ready) -> None:
