@@ -232,7 +232,8 @@ def cmd_encode(args: argparse.Namespace) -> int:
     header = {"codec": codec.spec, "quality": args.quality, "scales": format_scales(scales) if scales else "",
               "anchor": str(anchor), "sizes": [list(layer.shape[:2]) for layer in layers],
               "layer_bytes": encoded.layer_bytes}
-    _write(args.output, lambda path: path.write_bytes(pack(header, encoded.data)))
+    layered = encoded.layer_bytes if codec.prefix_decodable else None
+    _write(args.output, lambda path: path.write_bytes(pack(header, encoded.data, layered)))
     for k, (layer, size) in enumerate(zip(layers, encoded.layer_bytes)):
         print(f"layer {k}: {layer.shape[1]}x{layer.shape[0]}  {size * 8} bits  "
               f"{sum(encoded.layer_bytes[: k + 1]) * 8 / (layer.shape[0] * layer.shape[1]):.4f} bpp (cumulative)")
@@ -264,7 +265,9 @@ def cmd_decode(args: argparse.Namespace) -> int:
     if not args.bitstream.is_file():
         raise UsageError(f"no such bitstream file: {args.bitstream}")
     _check_writable(Path(f"{args.prefix}_L0.png"))
-    envelope = unpack(args.bitstream.read_bytes())
+    if args.layers is not None and args.layers < 1:
+        raise UsageError(f"--layers must be at least 1, got {args.layers}")
+    envelope = unpack(args.bitstream.read_bytes(), args.layers)
     total = len(envelope.header.get("sizes", [])) or 1
     wanted = total if args.layers is None else args.layers
     if not 1 <= wanted <= total:

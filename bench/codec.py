@@ -133,6 +133,11 @@ class Codec(ABC):
         """Where the weights come from (``source``, ``file``, ``sha256``); empty when there are none."""
         return {}
 
+    # Layer k's bytes are one consecutive range after layer k-1's (COMPASS chunks, the simulcast
+    # container), so a file cut after layer k still decodes layers 0..k; not so for SHM's
+    # interleaved NAL units.
+    prefix_decodable: bool = False
+
     def coding_threads(self, requested: int) -> int:
         """How many CPU threads the codec codes with when the run asks for ``requested``: codecs that
         pin their thread count for bit-exact output (learned codecs on CPU, x265, SHM) say so, and

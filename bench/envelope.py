@@ -4,6 +4,10 @@ Layout: 8-byte magic ``BENCHBS1``, 4-byte big-endian header length, a UTF-8 JSON
 quality, scales, anchoring, layer sizes, payload length and CRC32), then the payload. The envelope
 lets ``bench decode`` pick the codec; the payload is exactly what the codec's ``encode`` returned
 and what the bits in result records count.
+
+For a codec whose layers are consecutive byte ranges of its bitstream (``Codec.prefix_decodable``)
+the header also holds each layer's byte count and CRC32, so a file cut after layer k (a receiver
+that has only the first layers) still decodes layers 0..k, and damage is named by layer.
 """
 
 from __future__ import annotations
@@ -28,13 +32,22 @@ class Envelope:
     payload: bytes
 
 
-def pack(header: dict[str, Any], payload: bytes) -> bytes:
+def pack(header: dict[str, Any], payload: bytes, layer_bytes: list[int] | None = None) -> bytes:
+    """The file; ``layer_bytes`` (consecutive per-layer byte counts) adds per-layer CRCs."""
     header = dict(header, payload_bytes=len(payload), payload_crc32=zlib.crc32(payload))
+    if layer_bytes is not None:
+        if sum(layer_bytes) != len(payload):
+            raise ValueError(f"layer bytes {layer_bytes} do not add up to the payload's {len(payload)}")
+        ends = [sum(layer_bytes[: k + 1]) for k in range(len(layer_bytes))]
+        header["layer_bytes"] = list(layer_bytes)
+        header["layer_crc32"] = [zlib.crc32(payload[end - n : end]) for n, end in zip(layer_bytes, ends)]
     text = json.dumps(header, sort_keys=True).encode()
     return MAGIC + struct.pack(">I", len(text)) + text + payload
 
 
-def unpack(data: bytes) -> Envelope:
+def unpack(data: bytes, num_layers: int | None = None) -> Envelope:
+    """Header and payload, verified. With ``num_layers`` and per-layer CRCs in the header, only
+    the first ``num_layers`` layers must be present and intact, and the payload returned is theirs."""
     if len(data) < len(MAGIC) + 4 or not data.startswith(MAGIC):
         raise EnvelopeError("not a bench bitstream file (bad magic); was it written by `bench encode`?")
     (length,) = struct.unpack(">I", data[len(MAGIC) : len(MAGIC) + 4])
@@ -53,6 +66,9 @@ def unpack(data: bytes) -> Envelope:
     ):
         raise EnvelopeError("bench bitstream header is corrupted (bad layer sizes)")
     payload = data[start + length :]
+    layered = _layer_table(header)
+    if layered is not None:
+        return Envelope(header, _checked_layers(payload, layered, num_layers, header.get("payload_bytes")))
     expected = header.get("payload_bytes")
     if expected != len(payload):
         raise EnvelopeError(f"bitstream is truncated or has trailing bytes: payload has {len(payload)} bytes, "
@@ -60,3 +76,38 @@ def unpack(data: bytes) -> Envelope:
     if zlib.crc32(payload) != header.get("payload_crc32"):
         raise EnvelopeError("bitstream payload is corrupted (CRC32 mismatch)")
     return Envelope(header, payload)
+
+
+def _layer_table(header: dict[str, Any]) -> list[tuple[int, int]] | None:
+    """(bytes, crc32) per layer, when the header has a valid table; None for a whole-payload check."""
+    sizes, crcs = header.get("layer_bytes"), header.get("layer_crc32")
+    if crcs is None:
+        return None
+    if (
+        not isinstance(sizes, list)
+        or not isinstance(crcs, list)
+        or len(sizes) != len(crcs)
+        or not all(type(v) is int and v >= 0 for v in sizes + crcs)
+        or sum(sizes) != header.get("payload_bytes")
+    ):
+        raise EnvelopeError("bench bitstream header is corrupted (bad per-layer table)")
+    return list(zip(sizes, crcs))
+
+
+def _checked_layers(payload: bytes, table: list[tuple[int, int]], num_layers: int | None,
+                    total_bytes: int) -> bytes:
+    wanted = len(table) if num_layers is None else min(num_layers, len(table))
+    end = 0
+    for k, (size, crc) in enumerate(table[:wanted]):
+        if len(payload) < end + size:
+            hint = f"; its first {k} layer(s) are complete: decode them with --layers {k}" if k else ""
+            raise EnvelopeError(
+                f"bitstream is truncated in layer {k} (the file has {len(payload)} of {total_bytes} payload "
+                f"bytes){hint}"
+            )
+        if zlib.crc32(payload[end : end + size]) != crc:
+            raise EnvelopeError(f"layer {k} of the bitstream is corrupted (CRC32 mismatch)")
+        end += size
+    if wanted == len(table) and len(payload) != end:
+        raise EnvelopeError(f"bitstream has {len(payload) - end} trailing bytes after its last layer")
+    return payload[:end]

@@ -27,6 +27,7 @@ class SimulcastCodec(Codec):
     """Independent coding of each layer with an inner single-layer codec; spec ``simulcast:INNER``."""
 
     scalable = True
+    prefix_decodable = True  # one container chunk per layer, in order
     description = "simulcast: each layer coded independently by the inner codec (bits of layers 0..k summed)"
 
     def __init__(self, arg: str | None = None, source: str | None = None, device: str = "cpu") -> None:

@@ -166,9 +166,9 @@ def test_encode_decode_round_trip_simulcast(capsys, tmp_path: Path, x265_ready) 
     assert not (tmp_path / "base_L1.png").exists()
     assert psnr_rgb(load_rgb(source), load_rgb(tmp_path / "all_L1.png")) > 28
     # Asking for more layers than the file holds, or for none, is a usage error.
-    for layers in ("3", "0"):
+    for layers, message in (("3", "between 1 and 2"), ("0", "at least 1")):
         assert main(["decode", "--layers", layers, str(bitstream), str(tmp_path / "x")]) == 2
-        assert "between 1 and 2" in capsys.readouterr().err
+        assert message in capsys.readouterr().err
     assert not list(tmp_path.glob("x_L*.png"))
 
 
@@ -257,8 +257,10 @@ def test_truncated_file_in_a_real_process_prints_no_traceback(tmp_path: Path, go
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     size = len(unpack(good_bitstream.read_bytes()).payload)
-    assert result.stderr.strip() == ("bench decode: error: bitstream is truncated or has trailing bytes: "
-                                     f"payload has {size - 7} bytes, header says {size}")
+    assert result.stderr.strip() == (
+        f"bench decode: error: bitstream is truncated in layer 1 (the file has {size - 7} of {size} payload "
+        "bytes); its first 1 layer(s) are complete: decode them with --layers 1"
+    )
 
 
 def test_report_on_a_fresh_small_run(capsys, tmp_path: Path, make_image_folder, x265_ready) -> None:
@@ -292,3 +294,30 @@ def test_report_on_a_fresh_small_run(capsys, tmp_path: Path, make_image_folder, 
 def test_report_without_records_is_a_usage_error(capsys, tmp_path: Path) -> None:
     assert main(["report", str(tmp_path / "empty"), "--out", str(tmp_path / "r")]) == 2
     assert "no records.jsonl" in capsys.readouterr().err
+
+
+def test_a_file_cut_after_a_layer_still_decodes_that_prefix(capsys, tmp_path: Path, x265_ready) -> None:
+    source = _source(tmp_path)
+    bitstream = tmp_path / "full.bench"
+    assert main(["encode", "--codec", "simulcast:x265", "--quality", "30", "--scales", "1.5", str(source),
+                 str(bitstream)]) == 0
+    assert main(["decode", str(bitstream), str(tmp_path / "full")]) == 0
+    data = bitstream.read_bytes()
+    envelope = unpack(data)
+    base_bytes = envelope.header["layer_bytes"][0]
+    cut = tmp_path / "cut.bench"
+    cut.write_bytes(data[: len(data) - len(envelope.payload) + base_bytes])  # header + layer 0 only
+    capsys.readouterr()
+
+    assert main(["decode", str(cut), str(tmp_path / "all")]) == 2
+    err = capsys.readouterr().err
+    assert "truncated in layer 1" in err and "--layers 1" in err
+    assert main(["decode", "--layers", "1", str(cut), str(tmp_path / "base")]) == 0
+    np.testing.assert_array_equal(load_rgb(tmp_path / "base_L0.png"), load_rgb(tmp_path / "full_L0.png"))
+
+    damaged = bytearray(data)
+    damaged[-3] ^= 0x10  # inside layer 1
+    cut.write_bytes(bytes(damaged))
+    assert main(["decode", "--layers", "1", str(cut), str(tmp_path / "base2")]) == 0  # layer 0 is intact
+    assert main(["decode", str(cut), str(tmp_path / "all")]) == 2
+    assert "layer 1 of the bitstream is corrupted" in capsys.readouterr().err

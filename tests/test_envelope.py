@@ -85,3 +85,32 @@ def test_fuzzed_files_return_or_raise_envelope_error(payload: bytes, cuts, trunc
     assert len(envelope.payload) == envelope.header["payload_bytes"]
     assert zlib.crc32(envelope.payload) == envelope.header["payload_crc32"]
     assert isinstance(envelope.header["codec"], str)
+
+
+def test_per_layer_table_allows_prefixes_and_names_the_damaged_layer() -> None:
+    payload = b"base" + b"enhancement-one" + b"two"
+    data = pack({"codec": "x", "sizes": [[2, 2], [3, 3], [4, 4]]}, payload, [4, 15, 3])
+    assert unpack(data).payload == payload
+    assert unpack(data, 2).payload == b"base" + b"enhancement-one"
+    assert unpack(data[:-3], 2).payload == b"base" + b"enhancement-one"  # cut after layer 1
+    with pytest.raises(EnvelopeError, match="truncated in layer 2.*--layers 2"):
+        unpack(data[:-3])
+    with pytest.raises(EnvelopeError, match="truncated in layer 0") as caught:
+        unpack(data[:-20], 1)
+    assert "--layers" not in str(caught.value)
+    damaged = bytearray(data)
+    damaged[-10] ^= 1  # inside layer 1
+    assert unpack(bytes(damaged), 1).payload == b"base"
+    with pytest.raises(EnvelopeError, match="layer 1 of the bitstream is corrupted"):
+        unpack(bytes(damaged), 2)
+    with pytest.raises(EnvelopeError, match="trailing bytes"):
+        unpack(data + b"x")
+    with pytest.raises(ValueError):
+        pack({"codec": "x"}, payload, [1, 2])
+
+
+def test_a_damaged_per_layer_table_is_a_clear_error() -> None:
+    data = pack({"codec": "x", "sizes": [[2, 2], [3, 3]]}, b"abcdef", [2, 4])
+    tampered = data.replace(b'"layer_bytes": [2, 4]', b'"layer_bytes": [3, 4]')
+    with pytest.raises(EnvelopeError, match="bad per-layer table"):
+        unpack(tampered)

@@ -120,6 +120,7 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
 @register_codec("compass")
 class CompassCodec(Codec):
     scalable = True
+    prefix_decodable = True  # header + BL chunk, then one chunk per EL (bitstream.py)
     default_qualities = QUALITIES
     description = (
         "COMPASS (Park, Lee, Kim, ICCV 2023): mean-scale BL, LIFF inter-layer prediction and "
