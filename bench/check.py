@@ -409,10 +409,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--jobs", type=int, default=1, help="jobs run in parallel worker processes")
 
 
+def load_baseline(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise CheckError(f"no baseline at {path}; write one with `python -m bench check --update`")
+    try:
+        baseline = json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CheckError(f"{path} is not a bench check baseline (not JSON: {error})") from None
+    if not isinstance(baseline, dict) or baseline.get("format") != FORMAT:
+        found = baseline.get("format") if isinstance(baseline, dict) else None
+        raise CheckError(f"{path} has format {found}, expected {FORMAT}; rerun --update")
+    return baseline
+
+
 def check(config: CheckConfig, baseline_path: Path, out: Path | None = None, data_root: Path | None = None,
           update: bool = False, strict: bool = False, jobs: int = 1, stream: Any = None) -> int:
     """Run, compare (or ``update``) and print; the exit status: 0 pass, 1 regression."""
     stream = stream or sys.stdout
+    baseline = None if update else load_baseline(baseline_path)  # before minutes of coding, not after
     temp = None
     if out is None:
         temp = tempfile.mkdtemp(prefix="bench-check-")
@@ -441,11 +455,6 @@ def check(config: CheckConfig, baseline_path: Path, out: Path | None = None, dat
               + (f"; not in it (unavailable): {', '.join(skipped)}" if skipped else ""),
               file=stream)
         return 0
-    if not baseline_path.is_file():
-        raise CheckError(f"no baseline at {baseline_path}; write one with `python -m bench check --update`")
-    baseline = json.loads(baseline_path.read_text())
-    if baseline.get("format") != FORMAT:
-        raise CheckError(f"{baseline_path} has format {baseline.get('format')}, expected {FORMAT}; rerun --update")
     if baseline.get("config") != current["config"]:
         raise CheckError(f"{baseline_path} was written for another check configuration; if the change to "
                          "CheckConfig is deliberate, rerun with --update")

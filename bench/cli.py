@@ -32,9 +32,11 @@ def _parse_qualities(values: Sequence[str] | None, codecs: Sequence[str],
     for value in values or []:
         target, _, numbers = value.rpartition("=")
         try:
-            qualities = [int(q) for q in numbers.split(",") if q.strip()]
+            qualities = list(dict.fromkeys(int(q) for q in numbers.split(",") if q.strip()))
         except ValueError:
             raise UsageError(f"--qualities expects integers, got {value!r}") from None
+        if not qualities:
+            raise UsageError(f"--qualities {value!r} names no quality")
         if target:
             if target not in chosen:
                 raise UsageError(f"--qualities names {target!r}, which is not in --codecs")
@@ -63,7 +65,6 @@ def _describe_codecs(specs: Sequence[str], device: str) -> tuple[dict, dict]:
 def cmd_run(args: argparse.Namespace) -> int:
     import os
 
-    import torch
     from tqdm import tqdm
 
     from bench.datasets import load_dataset
@@ -72,12 +73,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bench.store import RunStore
 
     specs = _split_codecs(args.codecs)
-    scale_sets = [parse_scales(text) for text in (args.scales or ["2"])]
+    if not specs:
+        raise UsageError("--codecs names no codec")
+    # the same combination twice is one set of jobs (1.5 and 1.50 are the same ratio)
+    scale_sets = list(dict.fromkeys(parse_scales(text) for text in (args.scales or ["2"])))
     anchor = str(Anchoring.parse(args.anchor))
     if args.jobs < 1:
         raise UsageError("--jobs must be at least 1")
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        raise UsageError(f"--device {args.device}: no CUDA device is available here")
+    if args.threads is not None and args.threads < 1:
+        raise UsageError(f"--threads must be at least 1, got {args.threads}")
+    check_device(args.device)
     dataset = load_dataset(args.dataset, args.data_root, args.limit)
     codecs, unavailable = _describe_codecs(specs, args.device)
     for spec, reason in unavailable.items():
@@ -151,7 +156,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     from bench.report import build_report
     from bench.store import RunStore, export_eval_model
 
-    run_dirs = args.run_dirs or [DEFAULT_RUN_DIR]
+    run_dirs = list(dict.fromkeys(args.run_dirs or [DEFAULT_RUN_DIR]))
+    if args.out.exists() and not args.out.is_dir():
+        raise UsageError(f"--out {args.out} is a file; the report needs a folder")
     for run_dir in run_dirs:
         if not (run_dir / "records.jsonl").is_file():
             raise UsageError(f"{run_dir} holds no records.jsonl; run `bench run --out {run_dir} ...` first")
@@ -217,13 +224,16 @@ def cmd_encode(args: argparse.Namespace) -> int:
     from bench.pyramid import Anchoring, build_pyramid, format_scales, parse_scales
     from bench.registry import create_codec
 
+    check_device(args.device)
     codec = create_codec(args.codec, device=args.device)
     status = codec.availability()
     if not status.available:
         raise UsageError(f"codec {args.codec} is unavailable: {status.reason}")
     _check_writable(args.output)
+    if args.output.resolve() == Path(args.image).resolve():
+        raise UsageError(f"the output {args.output} is the input image; give another file name")
     source = load_rgb(args.image)
-    scales = parse_scales(args.scales) if args.scales else ()
+    scales = parse_scales(args.scales) if args.scales is not None else ()
     if scales and not codec.scalable:
         raise UsageError(f"{args.codec} is a single-layer codec; --scales needs a scalable codec")
     anchor = Anchoring.parse(args.anchor)
@@ -239,6 +249,23 @@ def cmd_encode(args: argparse.Namespace) -> int:
               f"{sum(encoded.layer_bytes[: k + 1]) * 8 / (layer.shape[0] * layer.shape[1]):.4f} bpp (cumulative)")
     print(f"wrote {args.output} ({args.output.stat().st_size} bytes)")
     return 0
+
+
+def check_device(device: str) -> None:
+    """``cpu``, or ``cuda``/``cuda:N`` where CUDA is available: one clear line otherwise."""
+    import re
+
+    if device == "cpu":
+        return
+    if not re.fullmatch(r"cuda(:\d+)?", device):
+        raise UsageError(f"--device {device}: use cpu or cuda[:N]")
+    import torch
+
+    if not torch.cuda.is_available():
+        raise UsageError(f"--device {device}: no CUDA device is available here")
+    index = int(device.partition(":")[2] or 0)
+    if index >= torch.cuda.device_count():
+        raise UsageError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
 
 
 def _check_writable(path: Path) -> None:
@@ -262,6 +289,9 @@ def cmd_decode(args: argparse.Namespace) -> int:
     from bench.envelope import unpack
     from bench.registry import create_codec
 
+    check_device(args.device)
+    if args.bitstream.is_dir():
+        raise UsageError(f"{args.bitstream} is a folder, not a bitstream file")
     if not args.bitstream.is_file():
         raise UsageError(f"no such bitstream file: {args.bitstream}")
     _check_writable(Path(f"{args.prefix}_L0.png"))

@@ -48,8 +48,10 @@ def pack(header: dict[str, Any], payload: bytes, layer_bytes: list[int] | None =
 def unpack(data: bytes, num_layers: int | None = None) -> Envelope:
     """Header and payload, verified. With ``num_layers`` and per-layer CRCs in the header, only
     the first ``num_layers`` layers must be present and intact, and the payload returned is theirs."""
-    if len(data) < len(MAGIC) + 4 or not data.startswith(MAGIC):
+    if not data.startswith(MAGIC[: len(data)]) or not data:
         raise EnvelopeError("not a bench bitstream file (bad magic); was it written by `bench encode`?")
+    if len(data) < len(MAGIC) + 4:
+        raise EnvelopeError(f"bench bitstream is truncated ({len(data)} bytes, inside its header)")
     (length,) = struct.unpack(">I", data[len(MAGIC) : len(MAGIC) + 4])
     if length > MAX_HEADER or len(MAGIC) + 4 + length > len(data):
         raise EnvelopeError("bench bitstream header is truncated or corrupted")
@@ -60,12 +62,14 @@ def unpack(data: bytes, num_layers: int | None = None) -> Envelope:
         raise EnvelopeError("bench bitstream header is corrupted (not valid JSON)") from None
     if not isinstance(header, dict) or not isinstance(header.get("codec"), str) or not header["codec"]:
         raise EnvelopeError("bench bitstream header is corrupted (no codec name)")
-    sizes = header.get("sizes", [])
-    if not isinstance(sizes, list) or not all(
+    sizes = header.get("sizes")
+    if not isinstance(sizes, list) or not sizes or not all(
         isinstance(size, list) and len(size) == 2 and all(type(v) is int and v > 0 for v in size) for size in sizes
     ):
         raise EnvelopeError("bench bitstream header is corrupted (bad layer sizes)")
     payload = data[start + length :]
+    if isinstance(header.get("layer_bytes"), list) and len(header["layer_bytes"]) != len(sizes):
+        raise EnvelopeError("bench bitstream header is corrupted (layer sizes and layer bytes disagree)")
     layered = _layer_table(header)
     if layered is not None:
         return Envelope(header, _checked_layers(payload, layered, num_layers, header.get("payload_bytes")))

@@ -14,7 +14,8 @@ def user_error_types() -> tuple[type[BaseException], ...]:
     from bench.store import StoreError
 
     return (UsageError, CodecError, DatasetError, EnvelopeError, ImageError, PyramidError,
-            UnknownCodecError, StoreError, FileNotFoundError, PermissionError)
+            UnknownCodecError, StoreError, FileNotFoundError, PermissionError, FileExistsError,
+            IsADirectoryError, NotADirectoryError)
 
 
 def is_user_error(error: BaseException) -> bool:

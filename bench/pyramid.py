@@ -54,9 +54,12 @@ class Anchoring:
     def parse(cls, text: str) -> "Anchoring":
         if text == "top":
             return cls("top")
-        if text.startswith("base"):
+        if text == "base" or text.startswith("base:"):
             _, _, fraction = text.partition(":")
-            value = float(fraction) if fraction else 0.25
+            try:
+                value = float(fraction) if fraction else 0.25
+            except ValueError:
+                raise PyramidError(f"base fraction must be a number in (0, 1], got {fraction!r}") from None
             if not 0 < value <= 1:
                 raise PyramidError(f"base fraction must be in (0, 1], got {value}")
             return cls("base", value)

@@ -101,12 +101,33 @@ class RunStore:
             raise StoreError(f"cannot write results to {self.run_dir}: {error.strerror or error}") from error
 
     def _repair_torn_tail(self) -> None:
+        """Cut a torn last write (a killed run) back to the last whole job.
+
+        A job writes all its records in one write, so a torn write leaves a partial last line and
+        possibly whole lines of the same job before it: both go, or the redone job's records would
+        sit beside them as duplicates."""
         if not self.records_path.exists():
             return
         with open(self.records_path, "rb+") as handle:
             data = handle.read()
-            if data and not data.endswith(b"\n"):
-                handle.truncate(data.rfind(b"\n") + 1)
+            if not data or data.endswith(b"\n"):
+                return
+            end = data.rfind(b"\n") + 1
+            lines = data[:end].splitlines(keepends=True)
+            tail_key, expected, count, cut = None, 0, 0, end
+            for line in reversed(lines):
+                try:
+                    record = json.loads(line)
+                    key = job_key(record)
+                except (ValueError, KeyError, TypeError):
+                    break
+                if tail_key is None:
+                    tail_key, expected = key, record.get("num_layers", 0)
+                if key != tail_key:
+                    break
+                count += 1
+                cut -= len(line)
+            handle.truncate(cut if tail_key is not None and count < expected else end)
 
     def append(self, records: Iterable[dict[str, Any]]) -> None:
         """Append one job's records atomically (one write, then fsync)."""

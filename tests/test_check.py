@@ -164,6 +164,25 @@ def test_other_configuration_or_missing_baseline_is_an_error(codecs, images: Pat
         _run(other, baseline)
 
 
+def test_an_unusable_baseline_is_refused_before_anything_runs(codecs, images: Path, tmp_path: Path,
+                                                               monkeypatch) -> None:
+    from bench import check as check_module
+
+    def never(*args, **kwargs):
+        raise AssertionError("the configuration ran before the baseline was read")
+
+    monkeypatch.setattr(check_module, "run_configuration", never)
+    garbage = tmp_path / "garbage.json"
+    garbage.write_text("garbage")
+    with pytest.raises(CheckError, match="not JSON"):
+        _run(_config(images), garbage)
+    with pytest.raises(CheckError, match="no baseline"):
+        _run(_config(images), tmp_path / "missing.json")
+    garbage.write_text("[1, 2]")
+    with pytest.raises(CheckError, match="format"):
+        _run(_config(images), garbage)
+
+
 def test_committed_baseline_matches_the_default_configuration() -> None:
     from bench.check import DEFAULT_BASELINE
 

@@ -93,6 +93,11 @@ def test_run_with_only_unavailable_codecs_is_a_usage_error(capsys, tmp_path: Pat
     assert not (tmp_path / "run" / "records.jsonl").exists()
 
 
+def test_an_empty_codec_list_is_named(capsys, tmp_path: Path) -> None:
+    assert main(["run", "--codecs", ",", "--out", str(tmp_path / "run")]) == 2
+    assert "names no codec" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     "extra, message",
     [
@@ -321,3 +326,52 @@ def test_a_file_cut_after_a_layer_still_decodes_that_prefix(capsys, tmp_path: Pa
     assert main(["decode", "--layers", "1", str(cut), str(tmp_path / "base2")]) == 0  # layer 0 is intact
     assert main(["decode", str(cut), str(tmp_path / "all")]) == 2
     assert "layer 1 of the bitstream is corrupted" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--anchor", "base:abc"], "base fraction must be a number"),
+    (["--device", "foo"], "use cpu or cuda"),
+    (["--threads", "-3"], "--threads must be at least 1"),
+    (["--threads", "0"], "--threads must be at least 1"),
+    (["--qualities", ""], "names no quality"),
+])
+def test_bad_run_options_are_one_line_before_any_job(capsys, tmp_path: Path, make_image_folder, argv, message,
+                                                     x265_ready) -> None:
+    folder = make_image_folder(1)
+    base = ["run", "--codecs", "x265", "--dataset", str(folder), "--out", str(tmp_path / "run"), "--no-progress"]
+    assert main(base + argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "run" / "records.jsonl").exists()
+
+
+def test_repeated_scales_and_qualities_run_once(capsys, tmp_path: Path, make_image_folder, x265_ready) -> None:
+    folder = make_image_folder(1)
+    out = tmp_path / "run"
+    assert main(["run", "--codecs", "x265", "--dataset", str(folder), "--scales", "1.5", "--scales", "1.50",
+                 "--qualities", "30,30", "--out", str(out), "--no-progress", "--threads", "1"]) == 0
+    records = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
+    assert sorted((r["layer"], r["quality"]) for r in records) == [(0, 30), (1, 30)]
+
+
+def test_encode_and_decode_refuse_bad_devices_and_self_overwrite(capsys, tmp_path: Path, x265_ready) -> None:
+    source = _source(tmp_path)
+    before = source.read_bytes()
+    assert main(["encode", "--codec", "x265", "--quality", "30", str(source), str(source)]) == 2
+    assert "is the input image" in capsys.readouterr().err and source.read_bytes() == before
+    assert main(["encode", "--codec", "x265", "--quality", "30", "--device", "cuda:x", str(source),
+                 str(tmp_path / "o.bench")]) == 2
+    assert "use cpu or cuda" in capsys.readouterr().err
+    assert main(["decode", str(tmp_path), str(tmp_path / "x")]) == 2
+    assert "is a folder" in capsys.readouterr().err
+
+
+def test_report_out_that_is_a_file_and_a_header_without_sizes(capsys, tmp_path: Path, good_bitstream) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    assert main(["report", str(tmp_path), "--out", str(afile)]) == 2
+    assert "is a file" in capsys.readouterr().err
+    damaged = tmp_path / "nosizes.bench"
+    damaged.write_bytes(good_bitstream.read_bytes().replace(b'"sizes"', b'"rizes"'))
+    assert main(["decode", str(damaged), str(tmp_path / "ns")]) == 2
+    assert "header is corrupted" in capsys.readouterr().err and not list(tmp_path.glob("ns_L*"))

@@ -35,7 +35,8 @@ def test_layout_is_magic_length_json_payload() -> None:
 @pytest.mark.parametrize(
     "damage, message",
     [
-        (lambda d: d[:5], "bad magic"),
+        (lambda d: d[:5], "truncated"),  # a prefix of the magic: a cut file, not a foreign one
+        (lambda d: b"", "bad magic"),
         (lambda d: b"PNG....." + d[8:], "bad magic"),
         (lambda d: d[:20], "truncated"),
         (lambda d: d[:-1], "truncated"),

@@ -79,6 +79,21 @@ def test_torn_last_line_is_repaired_on_reopen(tmp_path: Path) -> None:
     assert [r["image"] for r in store.records()] == ["a.png", "a.png", "b.png", "b.png"]
 
 
+def test_a_torn_job_loses_its_whole_lines_too_so_redoing_it_duplicates_nothing(tmp_path: Path) -> None:
+    store = RunStore(tmp_path)
+    store.open_for_writing()
+    store.append(job("a.png"))
+    good = store.records_path.read_bytes()
+    layer0, layer1 = [json.dumps(r, sort_keys=True).encode() + b"\n" for r in job("b.png")]
+    with open(store.records_path, "ab") as handle:  # b's write cut inside its second line
+        handle.write(layer0 + layer1[:30])
+    RunStore(tmp_path).open_for_writing()
+    assert store.records_path.read_bytes() == good
+    store.append(job("b.png"))  # the redone job
+    layers = [(r["image"], r["layer"]) for r in store.records()]
+    assert len(layers) == len(set(layers)) == 4
+
+
 def test_garbage_line_inside_the_file_is_a_store_error(tmp_path: Path) -> None:
     store = RunStore(tmp_path)
     store.open_for_writing()
