@@ -16,8 +16,8 @@ def load_rgb(path: Path) -> np.ndarray:
     """Return ``path`` as an HxWx3 uint8 array.
 
     Grayscale and palette images are expanded to RGB (lossless); an alpha channel that is fully
-    opaque is dropped; real transparency and more than 8 bits per sample are refused, because
-    converting them silently would change what is being measured.
+    opaque is dropped; real transparency, more than 8 bits per sample and other colour spaces
+    (CMYK, …) are refused, because converting them silently would change what is being measured.
     """
     path = Path(path)
     if not path.is_file():
@@ -31,6 +31,8 @@ def load_rgb(path: Path) -> np.ndarray:
             mode = image.mode
             if wide or mode in ("I;16", "I;16B", "I;16L", "I", "F") or (image.info.get("bits", 8) > 8):
                 raise ImageError(f"{path}: {mode} images with more than 8 bits per sample are not supported")
+            if mode in ("CMYK", "YCbCr", "LAB", "HSV"):  # a colour conversion would be part of the result
+                raise ImageError(f"{path}: {mode} images are not supported; convert to RGB first")
             if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in image.info):
                 rgba = np.asarray(image.convert("RGBA"))
                 if (rgba[..., 3] != 255).any():

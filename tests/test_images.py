@@ -118,3 +118,10 @@ def test_truncated_png(tmp_path: Path) -> None:
     path.write_bytes(path.read_bytes()[:200])
     with pytest.raises(ImageError, match="cut.png"):
         load_rgb(path)
+
+
+def test_cmyk_is_refused_rather_than_converted(tmp_path: Path) -> None:
+    path = tmp_path / "cmyk.jpg"
+    Image.new("CMYK", (16, 12), (10, 20, 30, 40)).save(path)
+    with pytest.raises(ImageError, match="CMYK images are not supported"):
+        load_rgb(path)
