@@ -94,6 +94,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not codecs:
         raise UsageError("none of the requested codecs is available here (see the reasons above)")
     qualities = _parse_qualities(args.qualities, list(codecs), {s: c.default_qualities for s, c in codecs.items()})
+    for spec, codec in codecs.items():
+        problems = [problem for q in qualities[spec] if (problem := codec.quality_problem(q))]
+        if problems:
+            raise UsageError(problems[0])
     # On a cluster each worker thread runs one job: one torch thread per job unless asked otherwise.
     threads = args.threads or (1 if args.scheduler else max(1, (os.cpu_count() or 1) // args.jobs))
     if args.repeats < 1:

@@ -138,6 +138,10 @@ class Codec(ABC):
     # interleaved NAL units.
     prefix_decodable: bool = False
 
+    def quality_problem(self, quality: int) -> str | None:
+        """Why ``quality`` is not one this codec codes (checked before a run starts), or None."""
+        return None
+
     def coding_threads(self, requested: int) -> int:
         """How many CPU threads the codec codes with when the run asks for ``requested``: codecs that
         pin their thread count for bit-exact output (learned codecs on CPU, x265, SHM) say so, and

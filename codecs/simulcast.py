@@ -123,6 +123,10 @@ class SimulcastCodec(Codec):
         codec = self._resolve()
         return codec.weights_info() if codec is not None else {}
 
+    def quality_problem(self, quality: int) -> str | None:
+        codec = self._resolve()
+        return codec.quality_problem(quality) if codec is not None else None
+
     def coding_threads(self, requested: int) -> int:
         codec = self._resolve()
         return codec.coding_threads(requested) if codec is not None else requested

@@ -100,6 +100,9 @@ class X265Codec(Codec):
     def preset(self) -> str:
         return self.arg or DEFAULT_PRESET
 
+    def quality_problem(self, quality: int) -> str | None:
+        return None if 0 <= quality <= 51 else f"x265 quality is an HEVC QP in 0..51, got {quality}"
+
     def coding_threads(self, requested: int) -> int:
         return 1  # pools=1, frame-threads=1: byte-identical output on any machine
 

@@ -375,3 +375,13 @@ def test_report_out_that_is_a_file_and_a_header_without_sizes(capsys, tmp_path: 
     damaged.write_bytes(good_bitstream.read_bytes().replace(b'"sizes"', b'"rizes"'))
     assert main(["decode", str(damaged), str(tmp_path / "ns")]) == 2
     assert "header is corrupted" in capsys.readouterr().err and not list(tmp_path.glob("ns_L*"))
+
+
+@pytest.mark.parametrize("codec, quality", [("x265", "99"), ("simulcast:x265", "-1"), ("mean-scale", "9")])
+def test_an_impossible_quality_is_refused_before_the_run(capsys, tmp_path: Path, make_image_folder, codec, quality,
+                                                         x265_ready) -> None:
+    folder = make_image_folder(1)
+    assert main(["run", "--codecs", codec, "--qualities", quality, "--dataset", str(folder),
+                 "--out", str(tmp_path / "run"), "--no-progress"]) == 2
+    assert quality in capsys.readouterr().err
+    assert not (tmp_path / "run" / "records.jsonl").exists()

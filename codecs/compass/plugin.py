@@ -203,6 +203,11 @@ class CompassCodec(Codec):
             )
         return Availability.ok()
 
+    def quality_problem(self, quality: int) -> str | None:
+        if quality not in self.default_qualities:
+            return f"{self.spec} quality must be one of {list(self.default_qualities)}, got {quality}"
+        return None
+
     def coding_threads(self, requested: int) -> int:
         return requested if self.device.startswith("cuda") else NETWORK_THREADS  # bench.determinism
 
