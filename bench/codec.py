@@ -138,8 +138,13 @@ class Codec(ABC):
     # interleaved NAL units.
     prefix_decodable: bool = False
 
+    # True for codecs with one model per quality (learned codecs): only ``default_qualities`` exist.
+    fixed_qualities: bool = False
+
     def quality_problem(self, quality: int) -> str | None:
         """Why ``quality`` is not one this codec codes (checked before a run starts), or None."""
+        if self.fixed_qualities and quality not in self.default_qualities:
+            return f"{self.spec} quality must be one of {list(self.default_qualities)}, got {quality}"
         return None
 
     def coding_threads(self, requested: int) -> int:

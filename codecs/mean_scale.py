@@ -75,6 +75,7 @@ def pad_image(x: torch.Tensor) -> torch.Tensor:
 @register_codec("mean-scale")
 class MeanScaleCodec(Codec):
     scalable = False
+    fixed_qualities = True  # one weights file per quality
     default_qualities = tuple(sorted(zoo.QUALITY_LAMBDAS))
     description = ("CompressAI mean-scale hyperprior (single layer) with bench's trained zoo weights, "
                    "or CompressAI's published ones (mean-scale@compressai)")
@@ -127,11 +128,6 @@ class MeanScaleCodec(Codec):
             return Availability.missing(f"no mean-scale weights in {where}: missing {hints}")
         # Usable at the qualities that exist; encoding at a missing one raises MissingWeightsError.
         return Availability(True, f"only qualities {present} have weights in {where}; missing {hints}")
-
-    def quality_problem(self, quality: int) -> str | None:
-        if quality not in self.default_qualities:
-            return f"{self.spec} quality must be one of {list(self.default_qualities)}, got {quality}"
-        return None
 
     def coding_threads(self, requested: int) -> int:
         return requested if self.device.startswith("cuda") else NETWORK_THREADS  # bench.determinism

@@ -36,10 +36,16 @@ from bench.codecs.compass import residual
 from bench.codecs.compass.liff import LIFF
 from bench.codecs.compass.model import CONFIGS, CompassConfig, CompassModel, base_layer_forward
 from bench.hashing import sha256_file
-from bench.train.checkpoint import load_if_present, save_atomic
+from bench.train.checkpoint import load_if_present, read_init_source, save_atomic
 from bench.train.common import add_common_arguments
 from bench.train.data import CropSampler, list_training_images
-from bench.train.schedule import PrefetchedBatches, Schedule, check_schedule_on_resume, positive_minutes
+from bench.train.schedule import (
+    PrefetchedBatches,
+    Schedule,
+    check_schedule_on_resume,
+    close_loop,
+    positive_minutes,
+)
 
 QUALITY_LAMBDAS = {1: 0.0018, 2: 0.0035, 3: 0.0067, 4: 0.013}
 DEFAULT_LR = {"liff": 2e-4, "rc": 5e-4, "joint": 1e-4}
@@ -159,13 +165,7 @@ def _init_from_weights(source: str, quality: int | None, liff: LIFF | None, rc: 
     from bench import zoo
     from bench.codecs.compass.plugin import _split_state
 
-    if source == "zoo":
-        if not quality:
-            raise SystemExit("--init-from zoo needs --quality Q")
-        contents, path, _ = zoo.load_weights("compass", quality)
-    else:
-        path = Path(source)
-        contents = torch.load(path, map_location="cpu", weights_only=False)
+    contents, path = read_init_source("compass", source, quality)
     if "state_dict" in contents:  # zoo format: {"state_dict": {"liff.*", "rc.*"}, "config": …}
         state = zoo.full_precision(contents["state_dict"])
         parts = {key: _split_state(state, key) for key in ("liff", "rc")}
@@ -476,9 +476,7 @@ def train(args: argparse.Namespace) -> Path:
                     + " ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items()))
                 )
     finally:
-        bar.close()
-        if prefetch is not None and not prefetch.close():
-            print("warning: the batch prefetch thread did not stop in time", flush=True)
+        close_loop(bar, prefetch)
     if step != saved_step or not checkpoint_path.exists():
         save()
     print(f"{stage}: {step} steps, {trained_seconds / 60:.1f} min of training", flush=True)

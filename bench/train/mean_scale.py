@@ -15,10 +15,16 @@ from PIL import Image
 from tqdm import tqdm
 
 from bench._compressai import import_compressai
-from bench.train.checkpoint import load_if_present, save_atomic
+from bench.train.checkpoint import load_if_present, read_init_source, save_atomic
 from bench.train.common import add_common_arguments
 from bench.train.data import CropSampler, list_training_images
-from bench.train.schedule import PrefetchedBatches, Schedule, check_schedule_on_resume, positive_minutes
+from bench.train.schedule import (
+    PrefetchedBatches,
+    Schedule,
+    check_schedule_on_resume,
+    close_loop,
+    positive_minutes,
+)
 from bench.zoo import QUALITY_LAMBDAS
 
 
@@ -78,15 +84,7 @@ def _initial_weights(source: str, quality: int | None) -> tuple[dict[str, torch.
     (float16 convolutions widened to float32) or a training checkpoint."""
     from bench import zoo
 
-    if source == "zoo":
-        if not quality:
-            raise SystemExit("--init-from zoo needs --quality Q")
-        contents, path, _ = zoo.load_weights("mean-scale", quality)
-    else:
-        path = Path(source)
-        if not path.is_file():
-            raise SystemExit(f"--init-from: no such file {path}")
-        contents = torch.load(path, map_location="cpu", weights_only=False)
+    contents, path = read_init_source("mean-scale", source, quality)
     if "state_dict" in contents:
         return zoo.full_precision(contents["state_dict"]), path
     return contents.get("model", contents), path
@@ -202,9 +200,7 @@ def train(args: argparse.Namespace) -> Path:
                 tqdm.write(f"step {step}: kodak[:{len(val_images)}] {metrics['bpp']:.4f} bpp "
                            f"{metrics['psnr']:.2f} dB (likelihood estimate)")
     finally:
-        bar.close()
-        if prefetch is not None and not prefetch.close():
-            print("warning: the batch prefetch thread did not stop in time", flush=True)
+        close_loop(bar, prefetch)
     if step != saved_step or not checkpoint_path.exists():
         save()
     print(f"mean-scale: {step} steps, {trained_seconds / 60:.1f} min of training", flush=True)

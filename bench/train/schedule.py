@@ -95,3 +95,9 @@ class PrefetchedBatches:
             self._thread.join(timeout=0.1)
         return not self._thread.is_alive()
 
+
+def close_loop(bar: Any, prefetch: PrefetchedBatches | None) -> None:
+    """End a training loop's progress bar and batch prefetch (in ``finally``, so a crash does too)."""
+    bar.close()
+    if prefetch is not None and not prefetch.close():
+        print("warning: the batch prefetch thread did not stop in time", flush=True)

@@ -120,6 +120,7 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
 @register_codec("compass")
 class CompassCodec(Codec):
     scalable = True
+    fixed_qualities = True  # one weights file per quality
     prefix_decodable = True  # header + BL chunk, then one chunk per EL (bitstream.py)
     default_qualities = QUALITIES
     description = (
@@ -202,11 +203,6 @@ class CompassCodec(Codec):
                 "weights for them in the zoo"
             )
         return Availability.ok()
-
-    def quality_problem(self, quality: int) -> str | None:
-        if quality not in self.default_qualities:
-            return f"{self.spec} quality must be one of {list(self.default_qualities)}, got {quality}"
-        return None
 
     def coding_threads(self, requested: int) -> int:
         return requested if self.device.startswith("cuda") else NETWORK_THREADS  # bench.determinism
