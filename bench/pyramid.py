@@ -55,7 +55,9 @@ class Anchoring:
         if text == "top":
             return cls("top")
         if text == "base" or text.startswith("base:"):
-            _, _, fraction = text.partition(":")
+            _, colon, fraction = text.partition(":")
+            if colon and not fraction:
+                raise PyramidError("base: needs a fraction, e.g. base:0.25 (or plain 'base' for 0.25)")
             try:
                 value = float(fraction) if fraction else 0.25
             except ValueError:

@@ -93,7 +93,7 @@ def test_scales_parse_and_format() -> None:
     assert format_scales((2.0,)) == "2"
 
 
-@pytest.mark.parametrize("text", ["bottom", "base:0", "base:1.5", "base:-1", "base:abc", "basefoo"])
+@pytest.mark.parametrize("text", ["bottom", "base:0", "base:1.5", "base:-1", "base:abc", "basefoo", "base:"])
 def test_bad_anchoring_rejected(text: str) -> None:
     with pytest.raises(PyramidError):
         Anchoring.parse(text)
