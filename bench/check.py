@@ -403,7 +403,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--update", action="store_true", help="rewrite the baseline from this run (deliberately)")
     parser.add_argument("--strict", action="store_true",
                         help="a codec of the baseline that is unavailable here is a failure, not a skip")
-    parser.add_argument("--out", type=Path, help="keep the run in this folder (new, or holding no records.jsonl yet); default: a temp folder")
+    parser.add_argument("--out", type=Path, help="keep the run in this folder (new, or holding no records.jsonl yet); "
+                             "default: a temp folder")
     parser.add_argument("--data-root", type=Path,
                         help="folder holding kodak/ (default: $BENCH_DATA or ../shared/datasets)")
     parser.add_argument("--jobs", type=int, default=1, help="jobs run in parallel worker processes")
