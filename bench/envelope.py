@@ -12,6 +12,7 @@ that has only the first layers) still decodes layers 0..k, and damage is named b
 
 from __future__ import annotations
 
+import itertools
 import json
 import struct
 import zlib
@@ -38,9 +39,9 @@ def pack(header: dict[str, Any], payload: bytes, layer_bytes: list[int] | None =
     if layer_bytes is not None:
         if sum(layer_bytes) != len(payload):
             raise ValueError(f"layer bytes {layer_bytes} do not add up to the payload's {len(payload)}")
-        ends = [sum(layer_bytes[: k + 1]) for k in range(len(layer_bytes))]
+        offsets = list(itertools.accumulate(layer_bytes, initial=0))
         header["layer_bytes"] = list(layer_bytes)
-        header["layer_crc32"] = [zlib.crc32(payload[end - n : end]) for n, end in zip(layer_bytes, ends)]
+        header["layer_crc32"] = [zlib.crc32(payload[a:b]) for a, b in zip(offsets, offsets[1:])]
     text = json.dumps(header, sort_keys=True).encode()
     return MAGIC + struct.pack(">I", len(text)) + text + payload
 
@@ -48,7 +49,7 @@ def pack(header: dict[str, Any], payload: bytes, layer_bytes: list[int] | None =
 def unpack(data: bytes, num_layers: int | None = None) -> Envelope:
     """Header and payload, verified. With ``num_layers`` and per-layer CRCs in the header, only
     the first ``num_layers`` layers must be present and intact, and the payload returned is theirs."""
-    if not data.startswith(MAGIC[: len(data)]) or not data:
+    if not data or not data.startswith(MAGIC[: len(data)]):
         raise EnvelopeError("not a bench bitstream file (bad magic); was it written by `bench encode`?")
     if len(data) < len(MAGIC) + 4:
         raise EnvelopeError(f"bench bitstream is truncated ({len(data)} bytes, inside its header)")

@@ -194,7 +194,8 @@ class RunStore:
         manifest = self.manifest()
         environment = environment_info()
         manifest.setdefault("created", time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-        records_before = len(self.records()) if self.records_path.exists() else 0
+        # one record per line, and open_for_writing has cut any torn tail: count lines, parse nothing
+        records_before = self.records_path.read_bytes().count(b"\n") if self.records_path.exists() else 0
         manifest.setdefault("invocations", []).append(
             {**invocation, "records_before": records_before, "environment": environment}
         )
