@@ -15,6 +15,12 @@ EL1 int(u₁·c) with u₁ ~ U(0.25, 0.5), EL2 int(u₂·c) with u₂ ~ U(0.5, 1
 directly from the crop with PIL bicubic (antialiased) and rounded to 8 bits, as the pyramid is.
 Unlike the public reference code, the scale token always comes from the actual layer sizes and the
 rounding offset μ is the same in training and inference (both slips are listed in spec §5).
+
+Two choices beyond the spec, off by default and recorded in checkpoints and zoo files:
+``--el1-range``/``--el2-range`` widen the drawn layer sizes (the spec's EL1 ∈ [0.25, 0.5]·c never
+trains an EL directly over a BL at a ratio above 2, which 2-layer ratios like 2.8 use), and
+``--freeze-rc`` fine-tunes LIFF alone through a fixed RC (the RD gradient still flows through the
+RC), so a new zoo file differs from the old one only in LIFF's bytes.
 """
 
 from __future__ import annotations
@@ -67,12 +73,37 @@ def resize_batch(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return torch.stack(out).float().div(255.0).to(x.device)
 
 
-def draw_layer_sizes(rng: np.random.Generator, crop: int) -> list[int]:
+def draw_layer_sizes(
+    rng: np.random.Generator,
+    crop: int,
+    el1_range: tuple[float, float] = EL1_RANGE,
+    el2_range: tuple[float, float] = EL2_RANGE,
+) -> list[int]:
     """Side lengths of BL, EL1, EL2 for one batch (square crops give square layers)."""
-    el1 = int(crop * rng.uniform(*EL1_RANGE))
-    el2 = int(crop * rng.uniform(*EL2_RANGE))
+    el1 = int(crop * rng.uniform(*el1_range))
+    el2 = int(crop * rng.uniform(*el2_range))
     bl = int(crop * BL_FRACTION)
     return [max(bl, 1), max(el1, bl, 1), max(el2, el1, 1)]
+
+
+def layer_range(text: str) -> tuple[float, float]:
+    """``LO,HI``: a layer's side as a fraction of the crop, drawn uniformly per batch."""
+    try:
+        low, high = (float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LO,HI (two fractions of the crop), got {text!r}") from None
+    if not BL_FRACTION <= low <= high <= 1.0:
+        raise argparse.ArgumentTypeError(f"need {BL_FRACTION} <= LO <= HI <= 1, got {text!r}")
+    return low, high
+
+
+def check_layer_ranges(el1_range: tuple[float, float], el2_range: tuple[float, float]) -> None:
+    """EL2 must never be drawn smaller than EL1 (every ratio of a scale combination is > 1)."""
+    if el2_range[0] < el1_range[1]:
+        raise SystemExit(
+            f"--el2-range starts at {el2_range[0]}, below the end of --el1-range {el1_range[1]}: "
+            "EL2 could be drawn smaller than EL1"
+        )
 
 
 def make_pyramid(x: torch.Tensor, sides: list[int]) -> list[torch.Tensor]:
@@ -199,6 +230,7 @@ def _init_from_weights(source: str, quality: int | None, liff: LIFF | None, rc: 
 
 
 _INIT_OPTIONS = {"init_from": "--init-from", "liff_from": "--liff-from", "rc_from": "--rc-from"}
+_RUN_DEFINING_OPTIONS = {"el1_range": "--el1-range", "el2_range": "--el2-range", "freeze_rc": "--freeze-rc"}
 
 
 def _check_resume_arguments(
@@ -223,6 +255,13 @@ def _check_resume_arguments(
             raise SystemExit(
                 f"{path} was started from the zoo's {init_source}; the zoo now holds {current}: "
                 "initial weights only apply to a fresh run; use another --out"
+            )
+    for key, flag in _RUN_DEFINING_OPTIONS.items():
+        wanted = getattr(args, key, None)
+        wanted = list(wanted) if isinstance(wanted, tuple) else wanted
+        if key in saved and saved[key] != wanted:
+            raise SystemExit(
+                f"{path} exists and was trained with {flag} {saved[key]}, not {wanted}; use another --out"
             )
     check_schedule_on_resume(saved, args, path)
 
@@ -328,9 +367,18 @@ def train(args: argparse.Namespace) -> Path:
         modules["model"] = CompassModel(bl, liff, rc, cfg)
     for module in modules.values():
         module.to(device).train()
-    trainable = [m for m in (liff, rc) if m is not None]
+    if stage in ("rc", "joint"):
+        check_layer_ranges(args.el1_range, args.el2_range)
+    if args.freeze_rc and stage != "joint":
+        raise SystemExit("--freeze-rc applies to --stage joint only")
+    frozen_rc = stage == "joint" and args.freeze_rc
+    if frozen_rc:  # LIFF alone learns; the RD gradient still reaches it through the fixed RC
+        rc.requires_grad_(False)
+    trainable = [m for m in (liff, rc if not frozen_rc else None) if m is not None]
     main_params = [p for m in trainable for n, p in m.named_parameters() if not n.endswith(".quantiles")]
-    aux_params = [p for n, p in rc.named_parameters() if n.endswith(".quantiles")] if rc is not None else []
+    aux_params = (
+        [p for n, p in rc.named_parameters() if n.endswith(".quantiles")] if rc is not None and not frozen_rc else []
+    )
     optimizer = torch.optim.Adam(main_params, lr=lr_base)
     aux_optimizer = torch.optim.Adam(aux_params, lr=1e-3) if aux_params else None
     sampler = CropSampler(list_training_images(Path(args.data_root) / "train"), args.crop, args.seed)
@@ -390,7 +438,11 @@ def train(args: argparse.Namespace) -> Path:
                 "quality": args.quality,
                 "bl_sha256": bl_sha256,
                 "init_source": init_source,
-                "args": {k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, type(None)))},
+                "args": {
+                    k: list(v) if isinstance(v, tuple) else v
+                    for k, v in vars(args).items()
+                    if isinstance(v, (int, float, str, tuple, type(None)))
+                },
             },
             checkpoint_path,
         )
@@ -409,7 +461,7 @@ def train(args: argparse.Namespace) -> Path:
         if stage == "liff":
             scale = size_rng.uniform(args.scale_min, args.scale_max)
             return x, scale, resize_batch(x, (max(1, round(args.crop / scale)),) * 2)
-        return x, None, make_pyramid(x, draw_layer_sizes(size_rng, args.crop))
+        return x, None, make_pyramid(x, draw_layer_sizes(size_rng, args.crop, args.el1_range, args.el2_range))
 
     def finished() -> bool:
         return schedule.finished(step, trained_seconds)
@@ -510,6 +562,7 @@ def export(args: argparse.Namespace) -> Path:
             f"q{quality} is {bl_digest[:8]}; the plugin would refuse these weights"
         )
     cfg = CompassConfig.from_dict(state["config"])
+    saved_args = state.get("args", {})
     parts = torch.nn.ModuleDict({"liff": LIFF(cfg.liff), "rc": residual.build_mean_scale(cfg.rc_n, cfg.rc_m)})
     parts["liff"].load_state_dict(state["liff"])
     parts["rc"].load_state_dict(state["rc"])
@@ -524,6 +577,11 @@ def export(args: argparse.Namespace) -> Path:
         "lmbda": state["lmbda"],
         "steps": int(state["step"]),
         "checkpoint": f"{Path(args.source).parent.name}/{Path(args.source).name}",
+        "train": {
+            key: saved_args[key]
+            for key in ("init_from", "el1_range", "el2_range", "freeze_rc", "crop", "batch", "lr")
+            if key in saved_args
+        },
         "float32_keys": sorted(k for k, v in exported.items() if v.dtype == torch.float32),
         "format": zoo.FORMAT_VERSION,
     }
@@ -569,6 +627,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rebase-bl", action="store_true",
                         help="with --init-from: accept LIFF/RC trained over another BL and fine-tune them onto "
                              "this run's BL (after the mean-scale files were retrained)")
+    parser.add_argument("--el1-range", type=layer_range, default=EL1_RANGE, metavar="LO,HI",
+                        help=f"joint/rc: EL1 side as a fraction of the crop (spec: {EL1_RANGE[0]},{EL1_RANGE[1]}; "
+                             f"the BL is {BL_FRACTION})")
+    parser.add_argument("--el2-range", type=layer_range, default=EL2_RANGE, metavar="LO,HI",
+                        help=f"joint/rc: EL2 side as a fraction of the crop (spec: {EL2_RANGE[0]},{EL2_RANGE[1]})")
+    parser.add_argument("--freeze-rc", action="store_true",
+                        help="joint: fine-tune LIFF only, through the fixed RC (the zoo file then changes "
+                             "only in LIFF's bytes)")
     parser.add_argument("--scale-min", type=float, default=1.0, help="liff stage: smallest SR factor")
     parser.add_argument("--scale-max", type=float, default=4.0, help="liff stage: largest SR factor")
     parser.add_argument("--out", help="run folder; last.pt there is resumed")

@@ -256,3 +256,46 @@ def test_init_from_refuses_weights_of_another_network_size(setup):
     with pytest.raises(SystemExit, match="--config tiny networks, not this run's --config cpu"):
         _run(*_common(root, "joint", "cpu-run", 0), "--quality", "2", "--config", "cpu",
              "--init-from", str(root / "tiny-run" / "last.pt"))
+
+
+def test_wider_layer_ranges_reach_ratios_above_two_over_the_bl():
+    rng = np.random.default_rng(0)
+    ratios = []
+    for _ in range(200):
+        bl, el1, el2 = trainer.draw_layer_sizes(rng, 128, (0.25, 0.75), (0.75, 1.0))
+        assert bl == 32 and 32 <= el1 <= 96 and 96 <= el2 <= 128
+        ratios.append(el1 / bl)
+    assert max(ratios) > 2.8  # the spec's ranges stop at 2
+
+
+@pytest.mark.parametrize("text", ["0.5", "a,b", "0.1,0.5", "0.6,0.5", "0.5,1.5"])
+def test_a_layer_range_must_be_two_ordered_fractions_above_the_bl(text):
+    with pytest.raises(argparse.ArgumentTypeError):
+        trainer.layer_range(text)
+
+
+def test_el2_may_not_be_drawn_below_el1(setup):
+    with pytest.raises(SystemExit, match="EL2 could be drawn smaller than EL1"):
+        _run(*_common(setup, "joint", "overlap", 1), "--quality", "2", "--el1-range", "0.25,0.75")
+
+
+def test_freeze_rc_fine_tunes_liff_only_and_export_records_it(setup):
+    root = setup
+    _run(*_common(root, "joint", "first", 1), "--quality", "2")
+    _run("--stage", "export", "--from", str(root / "first" / "last.pt"))
+    before = zoo.load_weights("compass", 2)[0]["state_dict"]
+    argv = [*_common(root, "joint", "liff-only", 3), "--quality", "2", "--init-from", "zoo", "--freeze-rc",
+            "--el1-range", "0.25,0.75", "--el2-range", "0.75,1"]
+    _run(*argv)
+    with pytest.raises(SystemExit, match="was trained with --el1-range"):  # a rerun must mean the same run
+        _run(*[a for a in argv if a not in ("--el1-range", "0.25,0.75", "--el2-range", "0.75,1")])
+    _run("--stage", "export", "--from", str(root / "liff-only" / "last.pt"))
+    contents = zoo.load_weights("compass", 2)[0]
+    after = contents["state_dict"]
+    changed = {key.split(".")[0] for key in before if not torch.equal(before[key], after[key])}
+    assert changed == {"liff"}  # the RC's bytes, CDF tables included, are the old file's
+    assert contents["config"]["train"]["freeze_rc"] is True
+    assert contents["config"]["train"]["el1_range"] == [0.25, 0.75]
+
+    with pytest.raises(SystemExit, match="--freeze-rc applies to --stage joint only"):
+        _run(*_common(root, "rc", "rc", 1), "--quality", "2", "--freeze-rc")
