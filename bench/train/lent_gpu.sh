@@ -13,7 +13,8 @@
 #   python -m bench.train compass --stage export --from compass-joint-q<Q>.pt)
 # or, with EXPORT=1 (needed after a mean-scale stage: the export checks the BL files), as zoo files
 # $OUT/compass-q<Q>-<sha8>.pth.tar. Copy returned zoo files into bench/weights/ (replacing that
-# quality's file). $OUT/train.log has every run's log. A 10-minute call fits e.g. MS_MINUTES=3.5
+# quality's file). COMPASS_ARGS adds options to the joint runs (e.g. "--el1-range 0.25,0.75
+# --el2-range 0.75,1 --freeze-rc", the CPU fine-tune of the committed files). $OUT/train.log has every run's log. A 10-minute call fits e.g. MS_MINUTES=3.5
 # MINUTES=4 (about 90 s of start-up, exports and saves on top).
 set -uo pipefail
 MINUTES=${MINUTES:-7}      # COMPASS training time per quality; all four run at once (0: skip)
@@ -23,6 +24,7 @@ EXPORT=${EXPORT:-0}
 BATCH=${BATCH:-16}
 CROP=${CROP:-256}
 LR=${LR:-2e-4}
+read -r -a compass_extra <<<"${COMPASS_ARGS:-}"
 DEVICE=${DEVICE:-cuda}
 DATA=${DATA:-.devdata}      # folder holding train/ (the crop bank)
 PY=${PY:-python3}
@@ -100,7 +102,7 @@ fi
 
 if awk -v m="$MINUTES" 'BEGIN { exit !(m > 0) }'; then
     run_four compass "$(limit_s "$MINUTES")" compass --stage joint "${common[@]}" "${rebase[@]}" \
-        --minutes "$MINUTES" --lr "$LR" --decay-factor 0.1 --decay-fraction 0.25 || status=1
+        --minutes "$MINUTES" --lr "$LR" --decay-factor 0.1 --decay-fraction 0.25 "${compass_extra[@]}" || status=1
     if [ "$EXPORT" = 1 ]; then
         for Q in 1 2 3 4; do
             "$PY" -m bench.train compass --stage export --from "$RUNS/compass-q$Q/last.pt" \
