@@ -578,9 +578,12 @@ def export(args: argparse.Namespace) -> Path:
         "steps": int(state["step"]),
         "checkpoint": f"{Path(args.source).parent.name}/{Path(args.source).name}",
         "train": {
-            key: saved_args[key]
-            for key in ("init_from", "el1_range", "el2_range", "freeze_rc", "crop", "batch", "lr")
-            if key in saved_args
+            **{
+                key: saved_args[key]
+                for key in ("init_from", "el1_range", "el2_range", "freeze_rc", "crop", "batch", "lr")
+                if key in saved_args
+            },
+            "init_source": state.get("init_source"),  # the file --init-from resolved to ('zoo' names no file)
         },
         "float32_keys": sorted(k for k, v in exported.items() if v.dtype == torch.float32),
         "format": zoo.FORMAT_VERSION,

@@ -83,10 +83,11 @@ status=0
 common=(--device "$DEVICE" --batch "$BATCH" --crop "$CROP" --threads 3 --val-images 0 --save-minutes 1
         --data-root "$DATA" --quality @Q@ --init-from zoo)
 rebase=()
+# a scratch zoo: exports (new BLs, new COMPASS files) replace the committed files there, never in the
+# checkout's bench/weights, so running this script anywhere leaves the repository as it was
+export BENCH_WEIGHTS="$RUNS/weights"
+mkdir -p "$BENCH_WEIGHTS" && cp bench/weights/*.pth.tar "$BENCH_WEIGHTS"/
 if awk -v m="$MS_MINUTES" 'BEGIN { exit !(m > 0) }'; then
-    # a scratch zoo: the new BLs replace the committed ones there, never in the repository
-    export BENCH_WEIGHTS="$RUNS/weights"
-    mkdir -p "$BENCH_WEIGHTS" && cp bench/weights/*.pth.tar "$BENCH_WEIGHTS"/
     run_four ms "$(limit_s "$MS_MINUTES")" mean-scale "${common[@]}" --minutes "$MS_MINUTES" \
         --lr "$MS_LR" --decay-factor 0.1 --decay-fraction 0.2 || status=1
     for Q in 1 2 3 4; do
@@ -106,7 +107,7 @@ if awk -v m="$MINUTES" 'BEGIN { exit !(m > 0) }'; then
     if [ "$EXPORT" = 1 ]; then
         for Q in 1 2 3 4; do
             "$PY" -m bench.train compass --stage export --from "$RUNS/compass-q$Q/last.pt" \
-                >>"$OUT/train.log" 2>&1 && cp "${BENCH_WEIGHTS:-bench/weights}"/compass-q"$Q"-*.pth.tar "$OUT"/ \
+                >>"$OUT/train.log" 2>&1 && cp "$BENCH_WEIGHTS"/compass-q"$Q"-*.pth.tar "$OUT"/ \
                 || { echo "compass q$Q: export failed"; status=1; }
         done
     else

@@ -296,6 +296,7 @@ def test_freeze_rc_fine_tunes_liff_only_and_export_records_it(setup):
     assert changed == {"liff"}  # the RC's bytes, CDF tables included, are the old file's
     assert contents["config"]["train"]["freeze_rc"] is True
     assert contents["config"]["train"]["el1_range"] == [0.25, 0.75]
+    assert contents["config"]["train"]["init_source"].startswith("compass-q2-")
 
     with pytest.raises(SystemExit, match="--freeze-rc applies to --stage joint only"):
         _run(*_common(root, "rc", "rc", 1), "--quality", "2", "--freeze-rc")
