@@ -335,6 +335,11 @@ def validate(
 
 # ----------------------------------------------------------------------------- training
 def train(args: argparse.Namespace) -> Path:
+    # option conflicts first, before any network or data is loaded
+    if args.stage in ("rc", "joint"):
+        check_layer_ranges(args.el1_range, args.el2_range)
+    if args.freeze_rc and args.stage != "joint":
+        raise SystemExit("--freeze-rc applies to --stage joint only")
     torch.set_num_threads(args.threads)
     if args.device.startswith("cuda"):
         torch.backends.cuda.matmul.allow_tf32 = True
@@ -367,10 +372,6 @@ def train(args: argparse.Namespace) -> Path:
         modules["model"] = CompassModel(bl, liff, rc, cfg)
     for module in modules.values():
         module.to(device).train()
-    if stage in ("rc", "joint"):
-        check_layer_ranges(args.el1_range, args.el2_range)
-    if args.freeze_rc and stage != "joint":
-        raise SystemExit("--freeze-rc applies to --stage joint only")
     frozen_rc = stage == "joint" and args.freeze_rc
     if frozen_rc:  # LIFF alone learns; the RD gradient still reaches it through the fixed RC
         rc.requires_grad_(False)

@@ -14,8 +14,9 @@
 # or, with EXPORT=1 (needed after a mean-scale stage: the export checks the BL files), as zoo files
 # $OUT/compass-q<Q>-<sha8>.pth.tar. Copy returned zoo files into bench/weights/ (replacing that
 # quality's file). COMPASS_ARGS adds options to the joint runs (e.g. "--el1-range 0.25,0.75
-# --el2-range 0.75,1 --freeze-rc", the CPU fine-tune of the committed files). $OUT/train.log has every run's log. A 10-minute call fits e.g. MS_MINUTES=3.5
-# MINUTES=4 (about 90 s of start-up, exports and saves on top).
+# --el2-range 0.75,1 --freeze-rc", as in the committed files' last CPU stage). $OUT/train.log has
+# every run's log. A 10-minute call fits e.g. MS_MINUTES=3.5 MINUTES=4 (about 90 s of start-up,
+# exports and saves on top).
 set -uo pipefail
 MINUTES=${MINUTES:-7}      # COMPASS training time per quality; all four run at once (0: skip)
 MS_MINUTES=${MS_MINUTES:-0} # mean-scale training time per quality (0: skip, keep the committed BLs)
