@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,16 @@ def save_atomic(state: dict[str, Any], path: Path) -> None:
     with open(tmp, "rb") as handle:
         os.fsync(handle.fileno())
     os.replace(tmp, path)
+
+
+def saved_arguments(args: argparse.Namespace) -> dict[str, Any]:
+    """The command line as a checkpoint keeps it (plain values; a tuple option such as a range as a
+    list), so a resume compares today's options with the same form."""
+    return {
+        key: list(value) if isinstance(value, tuple) else value
+        for key, value in vars(args).items()
+        if isinstance(value, (int, float, str, tuple, type(None)))
+    }
 
 
 def load_if_present(path: Path) -> dict[str, Any] | None:

@@ -42,7 +42,7 @@ from bench.codecs.compass import residual
 from bench.codecs.compass.liff import LIFF
 from bench.codecs.compass.model import CONFIGS, CompassConfig, CompassModel, base_layer_forward
 from bench.hashing import sha256_file
-from bench.train.checkpoint import load_if_present, read_init_source, save_atomic
+from bench.train.checkpoint import load_if_present, read_init_source, save_atomic, saved_arguments
 from bench.train.common import add_common_arguments
 from bench.train.data import CropSampler, list_training_images
 from bench.train.schedule import (
@@ -256,9 +256,9 @@ def _check_resume_arguments(
                 f"{path} was started from the zoo's {init_source}; the zoo now holds {current}: "
                 "initial weights only apply to a fresh run; use another --out"
             )
+    today = saved_arguments(args)
     for key, flag in _RUN_DEFINING_OPTIONS.items():
-        wanted = getattr(args, key, None)
-        wanted = list(wanted) if isinstance(wanted, tuple) else wanted
+        wanted = today.get(key)
         if key in saved and saved[key] != wanted:
             raise SystemExit(
                 f"{path} exists and was trained with {flag} {saved[key]}, not {wanted}; use another --out"
@@ -372,14 +372,11 @@ def train(args: argparse.Namespace) -> Path:
         modules["model"] = CompassModel(bl, liff, rc, cfg)
     for module in modules.values():
         module.to(device).train()
-    frozen_rc = stage == "joint" and args.freeze_rc
-    if frozen_rc:  # LIFF alone learns; the RD gradient still reaches it through the fixed RC
+    if args.freeze_rc:  # LIFF alone learns; the RD gradient still reaches it through the fixed RC
         rc.requires_grad_(False)
-    trainable = [m for m in (liff, rc if not frozen_rc else None) if m is not None]
-    main_params = [p for m in trainable for n, p in m.named_parameters() if not n.endswith(".quantiles")]
-    aux_params = (
-        [p for n, p in rc.named_parameters() if n.endswith(".quantiles")] if rc is not None and not frozen_rc else []
-    )
+    trainable = [(n, p) for m in (liff, rc) if m is not None for n, p in m.named_parameters() if p.requires_grad]
+    main_params = [p for n, p in trainable if not n.endswith(".quantiles")]
+    aux_params = [p for n, p in trainable if n.endswith(".quantiles")]
     optimizer = torch.optim.Adam(main_params, lr=lr_base)
     aux_optimizer = torch.optim.Adam(aux_params, lr=1e-3) if aux_params else None
     sampler = CropSampler(list_training_images(Path(args.data_root) / "train"), args.crop, args.seed)
@@ -439,11 +436,7 @@ def train(args: argparse.Namespace) -> Path:
                 "quality": args.quality,
                 "bl_sha256": bl_sha256,
                 "init_source": init_source,
-                "args": {
-                    k: list(v) if isinstance(v, tuple) else v
-                    for k, v in vars(args).items()
-                    if isinstance(v, (int, float, str, tuple, type(None)))
-                },
+                "args": saved_arguments(args),
             },
             checkpoint_path,
         )

@@ -15,7 +15,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from bench._compressai import import_compressai
-from bench.train.checkpoint import load_if_present, read_init_source, save_atomic
+from bench.train.checkpoint import load_if_present, read_init_source, save_atomic, saved_arguments
 from bench.train.common import add_common_arguments
 from bench.train.data import CropSampler, list_training_images
 from bench.train.schedule import (
@@ -152,7 +152,7 @@ def train(args: argparse.Namespace) -> Path:
                 "init_source": init_source,
                 "config": {"N": args.N, "M": args.M, "lmbda": args.lmbda, "crop": args.crop,
                            "batch": args.batch, "lr": args.lr, "steps": args.steps, "minutes": args.minutes},
-                "args": {k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, type(None)))},
+                "args": saved_arguments(args),
             },
             checkpoint_path,
         )
