@@ -31,7 +31,9 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
+
+from bench.errors import CheckError, UsageError
 
 DEFAULT_BASELINE = Path(__file__).resolve().parent / "baselines" / "check.json"
 FORMAT = 1
@@ -70,10 +72,6 @@ class CheckConfig:
         data["scales"] = list(self.scales)
         data["bd_pairs"] = [list(p) for p in self.bd_pairs]
         return data
-
-
-class CheckError(Exception):
-    """The check cannot run or compare (no baseline, other configuration, unusable output folder)."""
 
 
 # --- fingerprints: what a codec's exact output depends on ----------------------------------------
@@ -478,17 +476,7 @@ def check(config: CheckConfig, baseline_path: Path, out: Path | None = None, dat
 
 
 def run(args: argparse.Namespace) -> int:
-    from bench.cli import UsageError
-
+    """``bench check`` with parsed arguments; the exit status (a CheckError is the user's to fix)."""
     if args.jobs < 1:
         raise UsageError("--jobs must be at least 1")
-    try:
-        return check(CheckConfig(), args.baseline, args.out, args.data_root, args.update, args.strict, args.jobs)
-    except CheckError as error:
-        raise UsageError(str(error)) from error
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    from bench.cli import main as cli_main
-
-    return cli_main(["check", *(argv or [])])
+    return check(CheckConfig(), args.baseline, args.out, args.data_root, args.update, args.strict, args.jobs)

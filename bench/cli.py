@@ -8,12 +8,13 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from bench.errors import UsageError, exit_status, is_user_error
+
 DEFAULT_RUN_DIR = Path("runs") / "main"
 DEFAULT_REPORT_DIR = Path("reports")
 
 
-class UsageError(Exception):
-    """Bad arguments: printed as one line, exit status 2."""
+__all__ = ["UsageError", "build_parser", "main"]
 
 
 def _split_codecs(values: Sequence[str]) -> list[str]:
@@ -321,10 +322,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
 def cmd_fuzz(args: argparse.Namespace) -> int:
     from bench import fuzz
 
-    try:
-        return fuzz.run(args)
-    except fuzz.FuzzError as error:
-        raise UsageError(str(error)) from error
+    return fuzz.run(args)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -406,9 +404,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted: records of finished jobs are kept; rerun the same command to resume", file=sys.stderr)
         return 130
     except Exception as error:  # noqa: BLE001 - known errors become one clear line
-        from bench.errors import is_user_error
-
         if is_user_error(error):
             print(f"bench {args.command}: error: {error}", file=sys.stderr)
-            return 2
+            return exit_status(error)
         raise

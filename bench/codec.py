@@ -17,13 +17,9 @@ from typing import ClassVar, Iterator, Mapping, Sequence
 
 import numpy as np
 
+from bench.errors import BitstreamError, CodecError
 
-class CodecError(Exception):
-    """A codec could not do what was asked: bad input, a damaged bitstream, a failing binary."""
-
-
-class BitstreamError(CodecError):
-    """The bytes handed to ``decode`` are truncated, corrupted or not this codec's format."""
+__all__ = ["Availability", "BitstreamError", "Codec", "CodecError", "Encoded", "SectionClock", "check_image"]
 
 
 @dataclass(frozen=True)

@@ -33,15 +33,12 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
+from bench.errors import DistributedError
 from bench.runner import Job, JobOutcome, run_job_safely
 
 RETRIES = 2  # re-runs of a task that raised on its worker (worker deaths are rescheduled separately)
 CONNECT_TIMEOUT_S = 30.0
 WORKER_WAIT_S = 60.0
-
-
-class DistributedError(Exception):
-    """The cluster cannot be reached or cannot run this sweep (no workers, other bench code)."""
 
 
 def code_fingerprint() -> str:

@@ -19,12 +19,10 @@ import zlib
 from dataclasses import dataclass
 from typing import Any
 
+from bench.errors import EnvelopeError
+
 MAGIC = b"BENCHBS1"
 MAX_HEADER = 64 * 1024
-
-
-class EnvelopeError(Exception):
-    """The file is not a bench bitstream, or it is truncated or corrupted."""
 
 
 @dataclass

@@ -50,15 +50,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.errors import FuzzError
+
 OUTCOMES = ("decoded", "clear-error", "codec-error", "other-exception", "invalid-result", "memory", "hang",
             "crash")
 FAILURES = ("other-exception", "invalid-result", "memory", "hang", "crash")
 SETUP_TIMEOUT_S = 300.0  # building a tiny model and its seed streams on a busy machine
 MEMORY_MESSAGES = ("can't allocate memory", "cannot allocate memory", "std::bad_alloc", "out of memory")
-
-
-class FuzzError(Exception):
-    """The fuzz run itself cannot go on (unknown decoder, a target that cannot be set up)."""
 
 
 @dataclass

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from bench.errors import ImageError
 
-class ImageError(Exception):
-    """An input image cannot be read or is not something bench codes (e.g. 16-bit, real alpha)."""
+__all__ = ["ImageError", "load_rgb"]
 
 
 def load_rgb(path: Path) -> np.ndarray:

@@ -20,11 +20,9 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
+from bench.errors import PyramidError
+
 MIN_LAYER_SIDE = 8  # smallest side any codec here accepts; below this a layer is meaningless
-
-
-class PyramidError(ValueError):
-    """A scale combination or anchoring is invalid, or the image is too small for it."""
 
 
 def parse_scales(text: str) -> tuple[float, ...]:

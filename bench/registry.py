@@ -9,6 +9,9 @@ from importlib import metadata
 from typing import Callable, TypeVar
 
 from bench.codec import Codec
+from bench.errors import UnknownCodecError
+
+__all__ = ["CodecSpec", "UnknownCodecError", "codec_class", "codec_names", "create_codec", "register_codec"]
 
 ENTRY_POINT_GROUP = "bench.codecs"
 
@@ -25,11 +28,6 @@ _REGISTRY: dict[str, type[Codec]] = {}
 _loaded = False
 
 C = TypeVar("C", bound=type[Codec])
-
-
-class UnknownCodecError(KeyError):
-    def __str__(self) -> str:  # KeyError quotes its message; say it plainly
-        return str(self.args[0])
 
 
 def register_codec(name: str) -> Callable[[C], C]:

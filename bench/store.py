@@ -18,13 +18,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterable
 
+from bench.errors import StoreError
+
 RECORDS_FILE = "records.jsonl"
 MANIFEST_FILE = "manifest.json"
 JOB_KEY_FIELDS = ("codec", "dataset", "image", "scales", "anchor", "quality")
-
-
-class StoreError(Exception):
-    """The run directory cannot be written or its files are not bench's."""
 
 
 def job_key(record_or_job: dict[str, Any]) -> str:

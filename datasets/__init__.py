@@ -11,13 +11,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.errors import DatasetError
 from bench.hashing import sha256_file
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".tif", ".tiff", ".webp")
-
-
-class DatasetError(Exception):
-    """A dataset is missing, incomplete, or does not match its checksums."""
 
 
 @dataclass(frozen=True)

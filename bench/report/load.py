@@ -8,6 +8,7 @@ from typing import Any, Sequence
 
 import pandas as pd
 
+from bench.errors import ReportError
 from bench.store import RunStore
 
 REQUIRED = (
@@ -63,11 +64,11 @@ def load_records(run_dirs: Sequence[Path]) -> pd.DataFrame:
     for order, run_dir in enumerate(run_dirs):
         run_dir = Path(run_dir)
         if not run_dir.is_dir():
-            raise FileNotFoundError(f"run directory {run_dir} does not exist")
+            raise ReportError(f"run directory {run_dir} does not exist")
         for number, record in enumerate(RunStore(run_dir).records(), 1):
             missing = [name for name in REQUIRED if name not in record]
             if missing:
-                raise ValueError(f"{run_dir}/records.jsonl record {number} lacks {', '.join(missing)}")
+                raise ReportError(f"{run_dir}/records.jsonl record {number} lacks {', '.join(missing)}")
             row = dict(record)
             row["psnr_rgb"] = row.pop("psnr-rgb")
             row["ms_ssim_rgb"] = row.pop("ms-ssim-rgb")
@@ -79,7 +80,7 @@ def load_records(run_dirs: Sequence[Path]) -> pd.DataFrame:
             row["extra"] = row["extra"] or {}
             rows.append(row)
     if not rows:
-        raise ValueError(f"no records in {', '.join(str(d) for d in run_dirs)}")
+        raise ReportError(f"no records in {', '.join(str(d) for d in run_dirs)}")
     frame = pd.DataFrame(rows)
     for name in NUMERIC:
         frame[name] = frame[name].map(_number).astype(float)

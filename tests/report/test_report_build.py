@@ -3,6 +3,7 @@ import math
 import pandas as pd
 import pytest
 
+from bench.errors import ReportError
 from bench.report import build_report
 
 IMAGES = ("kodim01.png", "kodim02.png", "kodim03.png")
@@ -161,7 +162,7 @@ def test_clic_label_and_no_published_kodak_curves(paper_report):
 
 
 def test_missing_and_empty_run_dirs(tmp_path, write_run):
-    with pytest.raises(FileNotFoundError, match="does not exist"):
+    with pytest.raises(ReportError, match="does not exist"):
         build_report([tmp_path / "nope"], tmp_path / "out")
     empty = write_run(tmp_path / "empty", [])
     with pytest.raises(ValueError, match="no records"):
