@@ -13,7 +13,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-__all__ = ["Curve", "PaperRow", "PaperBDRate", "published_curves", "compass_paper_bdrate"]
+__all__ = ["Curve", "PaperRow", "PaperBDRate", "published_curves", "paper_bdrate", "compass_paper_bdrate"]
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,10 @@ class PaperBDRate:
     citation: str
     rows: list[PaperRow]
     total_params: float | None = None  # the paper's model size (BL + LIFF + RC), approximate
+    codec: str = ""  # the registered codec whose runs the report compares with the tables
+    # paper anchor -> the report role of the codec bench measures it with (None: none in bench), in
+    # the order the report lists them
+    anchor_roles: dict[str, str | None] = field(default_factory=dict)
 
     def lookup(self, layers: int, scale: float, anchor: str) -> float | None:
         """The published value for this configuration, or None when the paper has none."""
@@ -119,7 +123,15 @@ def published_curves(dataset: str | None = "kodak") -> dict[str, Curve]:
 
 def compass_paper_bdrate() -> PaperBDRate:
     """The COMPASS paper's (ICCV 2023) BD-rate tables for 2 and 3 layers on Kodak."""
-    entry = next(e for e in _index()["tables"] if e["key"] == "compass-iccv2023")
+    return paper_bdrate("compass-iccv2023")
+
+
+def paper_bdrate(key: str | None = None) -> PaperBDRate:
+    """A paper's published BD-rate tables by key in ``index.json`` (default: the first table); the
+    index entry names the codec they are about (``codec``) and which report role measures each of
+    the paper's anchors (``anchor_roles``)."""
+    tables = _index()["tables"]
+    entry = tables[0] if key is None else next(e for e in tables if e["key"] == key)
     data = _read_json(entry["file"])
     rows: list[PaperRow] = []
     for layers, key, scale_key in ((2, "two_layer", "scales"), (3, "three_layer", "scales_overall")):
@@ -139,4 +151,6 @@ def compass_paper_bdrate() -> PaperBDRate:
         citation=entry["citation"],
         rows=rows,
         total_params=data.get("model", {}).get("total_params_approx"),
+        codec=entry.get("codec", ""),
+        anchor_roles=dict(entry.get("anchor_roles", {})),
     )

@@ -6,10 +6,11 @@ and MS-SSIM-RGB; and per scale combination and layer the BD-rate of the pairs in
 How strictly depends on whether the codec can be expected to reproduce its bytes here:
 
 * ``exact``: bits identical, PSNR and MS-SSIM within 1e-6. Used when the codec is deterministic and
-  its *fingerprint* (what its output depends on: the x265 and ffmpeg versions for x265; torch,
-  CompressAI, weights hashes and the CPU for learned codecs) is the baseline's.
-* ``tolerance``: bits within 2 %, PSNR within 0.05 dB, MS-SSIM within 0.002. Used for external
-  reference software (SHVC) and whenever the fingerprint differs (another x265 build, another CPU).
+  its *fingerprint* (``Codec.fingerprint``: what its output depends on, e.g. an external encoder's
+  version; torch, CompressAI, weights hashes and the CPU for learned codecs) is the baseline's.
+* ``tolerance``: bits within 2 %, PSNR within 0.05 dB, MS-SSIM within 0.002. Used for codecs that
+  declare themselves not deterministic (``Codec.deterministic``: external reference software) and
+  whenever the fingerprint differs (another encoder build, another CPU).
 
 BD-rates must stay within ``BD_MARGIN`` percentage points in either mode. A codec in the baseline
 but unavailable here is listed as skipped (a failure with ``--strict``); ``--update`` rewrites the
@@ -19,13 +20,9 @@ baseline deliberately, after a change that is meant to move the numbers.
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import math
-import platform
-import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,6 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.codec import Codec
 from bench.errors import CheckError, UsageError
 
 DEFAULT_BASELINE = Path(__file__).resolve().parent / "baselines" / "check.json"
@@ -40,7 +38,6 @@ FORMAT = 1
 EXACT = {"bits": 0.0, "psnr": 1e-6, "ms_ssim": 1e-6}
 TOLERANCE = {"bits": 0.02, "psnr": 0.05, "ms_ssim": 0.002}  # bits: relative; others: absolute
 BD_MARGIN = 0.5  # percentage points
-NONDETERMINISTIC = ("shvc",)  # external reference software: always compared with tolerance
 
 
 @dataclass(frozen=True)
@@ -74,74 +71,6 @@ class CheckConfig:
         return data
 
 
-# --- fingerprints: what a codec's exact output depends on ----------------------------------------
-
-@functools.lru_cache(maxsize=1)
-def x265_fingerprint() -> dict[str, str]:
-    """ffmpeg's version line and the libx265 version it links (from x265's own banner)."""
-    binary = shutil.which("ffmpeg")
-    if binary is None:
-        return {"ffmpeg": "missing"}
-    info = {"ffmpeg": _first_line([binary, "-hide_banner", "-version"]) or "unknown"}
-    # x265 prints "HEVC encoder version X" at log level info; encode one 16x16 grey frame to see it.
-    command = [binary, "-hide_banner", "-nostdin", "-loglevel", "info", "-f", "rawvideo", "-pix_fmt", "yuv444p",
-               "-s", "16x16", "-i", "pipe:", "-frames:v", "1", "-c:v", "libx265", "-x265-params", "log-level=info",
-               "-f", "null", "-"]
-    try:
-        result = subprocess.run(command, input=bytes(16 * 16 * 3), capture_output=True, timeout=60, check=False)
-        match = re.search(rb"HEVC encoder version (\S+)", result.stderr)
-        info["x265"] = match.group(1).decode() if match else "unknown"
-    except (OSError, subprocess.TimeoutExpired):
-        info["x265"] = "unknown"
-    return info
-
-
-def _first_line(command: list[str]) -> str | None:
-    try:
-        result = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return result.stdout.splitlines()[0].strip() if result.stdout else None
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def fingerprint(spec: str, weights: dict[str, str] | None = None) -> dict[str, str]:
-    """Everything the exact output of ``spec`` depends on besides bench's own code."""
-    from importlib import metadata
-
-    base = spec.split("@")[0]
-    inner = base.split(":", 1)[1] if base.startswith("simulcast:") else base
-    if inner.startswith("x265"):
-        return dict(x265_fingerprint())
-    if inner.startswith("shvc"):
-        return {"external": "SHM"}
-    versions = {}
-    for package in ("torch", "compressai", "numpy"):
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = "missing"
-    versions["cpu"] = _cpu_model()
-    if weights:
-        versions["weights"] = weights.get("sha256", "")
-    return versions
-
-
-def is_deterministic(spec: str) -> bool:
-    base = spec.split("@")[0]
-    inner = base.split(":", 1)[1] if base.startswith("simulcast:") else base
-    return not inner.startswith(NONDETERMINISTIC)
-
-
 # --- running the configuration -------------------------------------------------------------------
 
 @dataclass
@@ -169,12 +98,12 @@ def run_configuration(config: CheckConfig, out: Path, data_root: Path | None = N
     scale_sets = [parse_scales(text) for text in config.scales]
     anchor = str(Anchoring.parse(config.anchor))
     codecs: dict[str, dict[str, Any]] = {}
-    for spec in config.qualities:
-        codec = create_codec(spec)
+    instances = {spec: create_codec(spec) for spec in config.qualities}
+    for spec, codec in instances.items():
         status = codec.availability()
-        entry: dict[str, Any] = {"available": status.available, "deterministic": is_deterministic(spec)}
+        entry: dict[str, Any] = {"available": status.available, "deterministic": codec.deterministic}
         if status.available:
-            entry["fingerprint"] = fingerprint(spec, codec.weights_info())
+            entry["fingerprint"] = codec.fingerprint()
         else:
             entry["reason"] = status.reason
         codecs[spec] = entry
@@ -186,15 +115,16 @@ def run_configuration(config: CheckConfig, out: Path, data_root: Path | None = N
                           "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
     summary = execute(planned, store, workers=jobs)
     for spec in available:  # weights are known only once a model is loaded: refresh the fingerprint
-        codecs[spec]["fingerprint"] = _fingerprint_after_run(spec, store.records(), codecs[spec]["fingerprint"])
+        codecs[spec]["fingerprint"] = _fingerprint_after_run(instances[spec], store.records(),
+                                                             codecs[spec]["fingerprint"])
     return CheckRun(store.records(), codecs, summary.failed, summary.wall_time, summary.codec_time,
                     summary.warmup_time)
 
 
-def _fingerprint_after_run(spec: str, records: list[dict[str, Any]], before: dict[str, str]) -> dict[str, str]:
-    weights = next((r["extra"].get("weights") for r in records if r["codec"] == spec and r["extra"].get("weights")),
-                   None)
-    return fingerprint(spec, weights) if weights else before
+def _fingerprint_after_run(codec: Codec, records: list[dict[str, Any]], before: dict[str, str]) -> dict[str, str]:
+    weights = next((r["extra"].get("weights") for r in records
+                    if r["codec"] == codec.spec and r["extra"].get("weights")), None)
+    return codec.fingerprint(weights) if weights else before
 
 
 # --- summarising and comparing -------------------------------------------------------------------

@@ -178,9 +178,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def _weights_note(codec, available: bool) -> str:
     """`` [weights: SOURCE; present: q1 q2]`` for codecs that say where their weights come from."""
-    status = getattr(codec, "weights_status", None)
+    status = codec.weights_status()
     if status is not None:
-        label, present = status()
+        label, present = status
         found = "present: " + " ".join(f"q{q}" for q in present) if present else "none present"
         return f" [weights: {label}; {found}]"
     weights = codec.weights_info() if available else {}
@@ -194,9 +194,9 @@ def cmd_list(args: argparse.Namespace) -> int:
     print("codecs:")
     for name in codec_names():
         cls = codec_class(name)
-        base = name if name != "simulcast" else "simulcast:x265"
-        # learned codecs list each weights source they can use (e.g. mean-scale@compressai)
-        for spec in [base, *(f"{base}@{source}" for source in getattr(cls, "published_sources", ()))]:
+        base = cls.list_spec or name
+        # learned codecs list each weights source they can use (NAME@SOURCE)
+        for spec in [base, *(f"{base}@{source}" for source in cls.published_sources)]:
             codec = create_codec(spec)
             status = codec.availability()
             kind = "scalable" if cls.scalable else "single-layer"

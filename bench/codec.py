@@ -12,14 +12,19 @@ import time
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
-from typing import ClassVar, Iterator, Mapping, Sequence
+from typing import Any, Callable, ClassVar, Iterator, Mapping, Sequence
 
 import numpy as np
 
 from bench.errors import BitstreamError, CodecError
 
-__all__ = ["Availability", "BitstreamError", "Codec", "CodecError", "Encoded", "SectionClock", "check_image"]
+__all__ = ["Availability", "BitstreamError", "Codec", "CodecError", "Encoded", "FuzzSetup", "SectionClock",
+           "check_image"]
+
+# How a report names the records of a layered codec that is none of the contract's anchors.
+SCALABLE_ROLE = "scalable"
 
 
 @dataclass(frozen=True)
@@ -60,6 +65,24 @@ class Encoded:
                 f"layer_bytes {self.layer_bytes} add up to {sum(self.layer_bytes)}, "
                 f"not to the {len(self.data)} bytes of the bitstream"
             )
+
+
+@dataclass
+class FuzzSetup:
+    """What ``bench fuzz`` needs to fuzz one codec's decoder (see ``Codec.fuzz_setup``).
+
+    ``seeds`` are valid streams the codec made, which inputs are mutated from; ``layer_choices`` the
+    ``num_layers`` a decode call may ask for (drawn per input); ``reseal`` recomputes a stream's CRCs
+    after damage, so that the checks behind them are reached too; ``decode`` replaces
+    ``codec.decode`` where the fuzzer needs a wrapper (e.g. to turn a codec's own time limit into a
+    hang).
+    """
+
+    codec: "Codec"
+    seeds: list[bytes]
+    layer_choices: tuple[int | None, ...] = (None,)
+    reseal: Callable[[bytes], bytes] | None = None
+    decode: Callable[[bytes, int | None], Any] | None = None
 
 
 class Codec(ABC):
@@ -136,6 +159,53 @@ class Codec(ABC):
 
     # True for codecs with one model per quality (learned codecs): only ``default_qualities`` exist.
     fixed_qualities: bool = False
+
+    # --- what is particular to a codec, declared here so that the harness names no codec -------
+    # External reference encoders that take minutes per job: the runner starts their jobs first,
+    # so that they do not become the tail of a parallel run.
+    slow: ClassVar[bool] = False
+    # False for codecs whose bytes may differ between runs on the same machine (external reference
+    # software): ``bench check`` then compares them with a tolerance, never exactly.
+    deterministic: bool = True
+    # The single-layer codec family a layered codec is built on (its BL codec), which reports pair
+    # it with; None: the codec's own name.
+    family: ClassVar[str | None] = None
+    # How reports name a layered codec's records: one of the contract's anchors (``simulcast``,
+    # ``shvc``) or ``scalable`` (a codec under test).
+    report_role: ClassVar[str] = SCALABLE_ROLE
+    # A conventional scalable anchor (SHVC): every scalable codec is compared with it, whatever its
+    # family.
+    anchors_every_family: ClassVar[bool] = False
+    # Weights sources other than the default that ``bench list`` shows (``NAME@SOURCE``).
+    published_sources: ClassVar[tuple[str, ...]] = ()
+    # The spec ``bench list`` shows when the bare name is not a complete spec (``simulcast:x265``).
+    list_spec: ClassVar[str | None] = None
+    # Most ``bench fuzz`` inputs per run unless ``--uncapped`` (a decoder that starts a process per input).
+    fuzz_cap: ClassVar[int | None] = None
+
+    @classmethod
+    def family_of(cls, arg: str | None) -> str:
+        """The family of this codec's spec with argument ``arg`` (simulcast: its inner codec's)."""
+        return cls.family or cls.name
+
+    @classmethod
+    def fuzz_setup(cls, workdir: Path, time_limit: float) -> FuzzSetup | None:
+        """A codec instance and seeds for ``bench fuzz`` (None: the codec is not fuzzed). Runs in the
+        fuzz worker; ``workdir`` is scratch space, ``time_limit`` the seconds an input may take."""
+        return None
+
+    def weights_status(self) -> tuple[str, list[int]] | None:
+        """Which weights the codec uses and the qualities present here, for ``bench list`` (None:
+        the codec has no weights to report)."""
+        return None
+
+    def fingerprint(self, weights: Mapping[str, str] | None = None) -> dict[str, str]:
+        """Everything this codec's exact output depends on besides bench's own code (``bench check``
+        compares bytes exactly only when it is the baseline's). By default the numeric stack and the
+        CPU, plus the weights' hash (``weights``: a record's ``extra.weights``, else ``weights_info()``)."""
+        from bench.fingerprint import numeric_stack
+
+        return numeric_stack(weights if weights is not None else self.weights_info())
 
     def quality_problem(self, quality: int) -> str | None:
         """Why ``quality`` is not one this codec codes (checked before a run starts), or None."""

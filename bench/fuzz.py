@@ -26,24 +26,25 @@ the worker after a hang or a crash and goes on with the next input. Input ``i`` 
 seed and ``i``, so ``--start i --count 1`` reproduces it; ``--save-failures DIR`` writes the bytes
 of every failing input there.
 
-The learned codecs are fuzzed with tiny random models built in the worker (a mean-scale zoo in a
-temporary ``BENCH_WEIGHTS`` folder, a tiny COMPASS model): the parsers and the entropy decoders are
-exactly the production code, only the networks are small, so garbage decodes quickly.
+Besides bench's own formats (the ``bench encode`` envelope, the layer container, the run folder's
+records and manifest), every registered codec that declares a ``Codec.fuzz_setup`` is a decoder,
+under its own name: the codec builds its seeds in the worker (learned codecs with tiny random
+models, whose parsers and entropy decoders are exactly the production code, only the networks are
+small, so garbage decodes quickly) and says how to reseal its CRCs.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import os
 import random
 import shutil
-import struct
 import sys
 import tempfile
 import time
 import traceback
-import zlib
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -55,6 +56,7 @@ from bench.errors import FuzzError
 OUTCOMES = ("decoded", "clear-error", "codec-error", "other-exception", "invalid-result", "memory", "hang",
             "crash")
 FAILURES = ("other-exception", "invalid-result", "memory", "hang", "crash")
+CONTAINER_MAGIC, CONTAINER_VERSION = b"FUZZ", 1  # any magic: the container's checks do not depend on it
 SETUP_TIMEOUT_S = 300.0  # building a tiny model and its seed streams on a busy machine
 MEMORY_MESSAGES = ("can't allocate memory", "cannot allocate memory", "std::bad_alloc", "out of memory")
 
@@ -147,7 +149,7 @@ def classify(target: Target, data: bytes, rng: random.Random) -> tuple[str, str]
         result = target.decode(data, rng)
     except MemoryError as error:
         return "memory", f"MemoryError: {error}"
-    except TimeoutError as error:  # a decoder's own time limit (x265's ffmpeg call)
+    except TimeoutError as error:  # a decoder's own time limit (e.g. an external decoder process)
         return "hang", f"{type(error).__name__}: {error}"
     except target.clear_errors as error:
         if _is_memory_message(error):
@@ -168,110 +170,6 @@ def classify(target: Target, data: bytes, rng: random.Random) -> tuple[str, str]
 # ------------------------------------------------------------------------------------------ targets
 
 
-def _reseal_tail_crc(data: bytes) -> bytes:
-    """A stream whose last 4 bytes are the CRC32 of everything before them (mean-scale)."""
-    if len(data) < 4:
-        return data
-    return data[:-4] + struct.pack(">I", zlib.crc32(data[:-4]))
-
-
-def _reseal_container(data: bytes, inner: Callable[[bytes], bytes] | None = None) -> bytes:
-    """Recompute the CRC of every chunk of a ``_container`` stream that is complete."""
-    from bench.codecs._container import HEADER_SIZE
-
-    out = bytearray(data)
-    pos = HEADER_SIZE
-    while pos < len(out):
-        length = shift = 0
-        for _ in range(5):
-            if pos >= len(out):
-                return bytes(out)
-            byte = out[pos]
-            pos += 1
-            length |= (byte & 0x7F) << shift
-            shift += 7
-            if not byte & 0x80:
-                break
-        start, end = pos + 4, pos + 4 + length
-        if end > len(out):
-            return bytes(out)
-        if inner is not None:
-            payload = inner(bytes(out[start:end]))  # same length: only a CRC inside changes
-            out[start:end] = payload
-        out[pos:start] = struct.pack(">I", zlib.crc32(bytes(out[start:end])))
-        pos = end
-    return bytes(out)
-
-
-def _reseal_compass(data: bytes) -> bytes:
-    """Recompute the header CRC and every complete chunk's CRC of a COMPASS stream."""
-    out = bytearray(data)
-    if len(out) < 7:
-        return data
-    pos = 7 + out[6]
-    if len(out) < pos + 1:
-        return data
-    end = pos + 1 + 4 * out[pos]
-    if len(out) < end + 4:
-        return data
-    out[end : end + 4] = struct.pack(">I", zlib.crc32(bytes(out[:end])))
-    pos = end + 4
-    while len(out) - pos >= 5:
-        (length,) = struct.unpack_from(">I", out, pos + 1)
-        chunk_end = pos + 5 + length
-        if len(out) < chunk_end + 4:
-            break
-        out[chunk_end : chunk_end + 4] = struct.pack(">I", zlib.crc32(bytes(out[pos:chunk_end])))
-        pos = chunk_end + 4
-    return bytes(out)
-
-
-def _test_image(height: int, width: int, seed: int):
-    """Gradients plus noise: enough texture that latents and residuals are not all zero."""
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:height, 0:width]
-    base = np.stack([x * 255 / max(width, 1), y * 255 / max(height, 1), (x + y) % 64 * 4], axis=-1)
-    return np.clip(base + rng.normal(0, 12, base.shape), 0, 255).astype(np.uint8)
-
-
-def _pyramid(top, fractions: Sequence[float]):
-    from bench.pyramid import resize_bicubic
-
-    height, width = top.shape[:2]
-    return [resize_bicubic(top, int(height * f), int(width * f)) if f != 1 else top for f in fractions]
-
-
-def _tiny_mean_scale_zoo(folder: Path) -> None:
-    """Mean-scale weights for every quality, from one small random model, as a zoo in ``folder``."""
-    import torch
-
-    from bench import zoo
-
-    if len(zoo.available_qualities("mean-scale", folder)) == len(zoo.QUALITY_LAMBDAS):
-        return
-    torch.manual_seed(0)
-    model = zoo.build_mean_scale(16, 24)
-    with torch.no_grad():  # spread the latents over several integers, as in a trained model
-        model.g_a[6].weight.mul_(100.0)
-        model.h_a[4].weight.mul_(10.0)
-    model.update(force=True)
-    state = zoo.half_precision(model.state_dict(), zoo.precision_keys(model))
-    for quality, lmbda in zoo.QUALITY_LAMBDAS.items():
-        config = {"model": "mean-scale", "N": 16, "M": 24, "quality": quality, "lmbda": lmbda,
-                  "note": "tiny random model for bench fuzz", "format": zoo.FORMAT_VERSION}
-        zoo.write_weights("mean-scale", quality, state, config, folder)
-
-
-def _use_tiny_zoo(workdir: Path) -> None:
-    from bench import zoo
-
-    folder = workdir / "zoo"
-    _tiny_mean_scale_zoo(folder)
-    os.environ[zoo.ENV_VAR] = str(folder)
-
-
 def envelope_target(workdir: Path, time_limit: float) -> Target:
     from bench.envelope import EnvelopeError, pack, unpack
 
@@ -279,7 +177,7 @@ def envelope_target(workdir: Path, time_limit: float) -> Target:
     seeds = []
     for sizes, payload_bytes in (([[24, 32], [48, 64]], 300), ([[48, 64]], 40)):
         payload = rng.randbytes(payload_bytes)
-        header = {"codec": "simulcast:mean-scale", "quality": 3, "scales": "2" if len(sizes) > 1 else "",
+        header = {"codec": "layered:single", "quality": 3, "scales": "2" if len(sizes) > 1 else "",
                   "anchor": "top", "sizes": sizes, "layer_bytes": [payload_bytes]}
         seeds.append(pack(header, payload))
 
@@ -293,21 +191,23 @@ def envelope_target(workdir: Path, time_limit: float) -> Target:
 
 
 def container_target(workdir: Path, time_limit: float) -> Target:
+    """The layered container several codecs keep one chunk per layer in (``bench.codecs._container``)."""
     from bench.codec import BitstreamError, CodecError
     from bench.codecs import _container
-    from bench.codecs.simulcast import MAGIC, VERSION
+    from bench.codecs._fuzzing import reseal_container
 
     rng = random.Random(1)
-    seeds = [_container.pack(MAGIC, VERSION, [rng.randbytes(n) for n in sizes])[0]
+    seeds = [_container.pack(CONTAINER_MAGIC, CONTAINER_VERSION, [rng.randbytes(n) for n in sizes])[0]
              for sizes in ((120, 300), (7, 0, 200), (50,))]
 
     def decode(data: bytes, choice: random.Random) -> list[bytes]:
-        return _container.unpack(data, MAGIC, VERSION, "simulcast", count=choice.choice((None, None, 1, 2)))
+        return _container.unpack(data, CONTAINER_MAGIC, CONTAINER_VERSION, "container",
+                                 count=choice.choice((None, None, 1, 2)))
 
     def validate(chunks) -> str | None:
         return None if all(isinstance(c, bytes) for c in chunks) and chunks else "unpack returned no chunks"
 
-    return Target("container", seeds, decode, (BitstreamError,), (CodecError,), reseal=_reseal_container,
+    return Target("container", seeds, decode, (BitstreamError,), (CodecError,), reseal=reseal_container,
                   validate=validate)
 
 
@@ -326,79 +226,22 @@ def _check_layers(expected_layers: int | None = None) -> Callable[[Any], str | N
     return validate
 
 
-def mean_scale_target(workdir: Path, time_limit: float) -> Target:
+def codec_target(name: str, workdir: Path, time_limit: float) -> Target:
+    """The decoder of the registered codec ``name``, with the seeds its ``Codec.fuzz_setup`` makes."""
     from bench.codec import BitstreamError, CodecError
-    from bench.registry import create_codec
+    from bench.registry import codec_class
 
-    _use_tiny_zoo(workdir)
-    codec = create_codec("mean-scale")
-    seeds = [codec.encode([_test_image(48, 64, 0)], 3).data, codec.encode([_test_image(23, 37, 1)], 1).data]
-    return Target("mean-scale", seeds, lambda data, _: codec.decode(data), (BitstreamError,), (CodecError,),
-                  reseal=_reseal_tail_crc, validate=_check_layers())
-
-
-def simulcast_target(workdir: Path, time_limit: float) -> Target:
-    from bench.codec import BitstreamError, CodecError
-    from bench.registry import create_codec
-
-    _use_tiny_zoo(workdir)
-    codec = create_codec("simulcast:mean-scale")
-    seeds = [codec.encode(_pyramid(_test_image(48, 64, 2), (0.5, 1)), 2).data,
-             codec.encode(_pyramid(_test_image(36, 48, 3), (0.5, 0.75, 1)), 4).data]
+    setup = codec_class(name).fuzz_setup(workdir, time_limit)
+    if setup is None:
+        raise FuzzError(f"codec {name} has no fuzz setup")
+    decode_layers = setup.decode or setup.codec.decode
 
     def decode(data: bytes, choice: random.Random):
-        return codec.decode(data, choice.choice((None, None, 1, 2)))
+        layers = choice.choice(setup.layer_choices) if len(setup.layer_choices) > 1 else setup.layer_choices[0]
+        return decode_layers(data, layers)
 
-    return Target("simulcast", seeds, decode, (BitstreamError,), (CodecError,),
-                  reseal=lambda data: _reseal_container(data, _reseal_tail_crc), validate=_check_layers())
-
-
-def compass_target(workdir: Path, time_limit: float) -> Target:
-    import torch
-
-    from bench.codec import BitstreamError, CodecError
-    from bench.codecs.compass import residual
-    from bench.codecs.compass.model import TINY_CONFIG, CompassModel
-    from bench.codecs.compass.plugin import CompassCodec
-
-    torch.manual_seed(0)
-    bl = residual.build_mean_scale(8, 12)
-    with torch.no_grad():  # non-trivial latents, as in a trained base layer
-        bl.g_a[6].weight.mul_(100.0)
-    bl.update(force=True)
-    model = CompassModel.build(bl, TINY_CONFIG, model_id="fuzz-tiny").eval()
-    model.rc.update(force=True)
-    codec = CompassCodec(models={2: model})
-    seeds = [codec.encode(_pyramid(_test_image(48, 64, 4), (0.5, 0.75, 1)), 2).data,
-             codec.encode(_pyramid(_test_image(40, 40, 5), (0.6, 1)), 2).data]
-
-    def decode(data: bytes, choice: random.Random):
-        return codec.decode(data, choice.choice((None, None, 1, 2)))
-
-    return Target("compass", seeds, decode, (BitstreamError,), (CodecError,), reseal=_reseal_compass,
+    return Target(name, setup.seeds, decode, (BitstreamError,), (CodecError,), reseal=setup.reseal,
                   validate=_check_layers())
-
-
-def x265_target(workdir: Path, time_limit: float) -> Target:
-    from bench.codec import BitstreamError, CodecError
-    from bench.registry import create_codec
-
-    codec = create_codec("x265:ultrafast")
-    status = codec.availability()
-    if not status.available:
-        raise FuzzError(f"x265 is unavailable here: {status.reason}")
-    codec.timeout_s = max(1.0, 0.8 * time_limit)  # its own limit ends ffmpeg before the watchdog fires
-    seeds = [codec.encode([_test_image(24, 32, 6)], 37).data, codec.encode([_test_image(12, 20, 7)], 45).data]
-
-    def decode(data: bytes, _: random.Random):
-        try:
-            return codec.decode(data)
-        except CodecError as error:
-            if "ran past" in str(error):
-                raise TimeoutError(str(error)) from error
-            raise
-
-    return Target("x265", seeds, decode, (BitstreamError,), (CodecError,), validate=_check_layers())
 
 
 def _sample_records() -> list[dict[str, Any]]:
@@ -408,7 +251,7 @@ def _sample_records() -> list[dict[str, Any]]:
     for image, quality in (("kodim01.png", 32), ("kodim02.png", 37)):
         for layer, (height, width) in enumerate(((256, 384), (512, 768))):
             records.append(Record(
-                codec="simulcast:x265", dataset="kodak", image=image, scales=[2.0], anchor="top",
+                codec="layered:single", dataset="kodak", image=image, scales=[2.0], anchor="top",
                 quality=quality, layer=layer, num_layers=2, height=height, width=width,
                 bits_layer=12345 + layer, bits_cum=20000 + layer, bpp=0.25 + layer, psnr_rgb=31.5,
                 ms_ssim_rgb=None if layer == 0 else 0.97, encode_time=0.12, decode_time=0.03,
@@ -452,12 +295,12 @@ def manifest_target(workdir: Path, time_limit: float) -> Target:
     seed_store = RunStore(seed_dir)
     if not seed_store.manifest_path.exists():
         seed_store.open_for_writing()
-        for argv in (["run", "--codecs", "x265"], ["run", "--codecs", "x265", "--limit", "2"]):
+        for argv in (["run", "--codecs", "single"], ["run", "--codecs", "single", "--limit", "2"]):
             seed_store.write_manifest({"started": "2024-01-01T00:00:00+0000", "argv": argv,
                                        "dataset": {"name": "kodak", "label": "Kodak", "images": 24},
                                        "scales": ["2"], "anchor": "top", "device": "cpu", "threads": 1,
                                        "jobs": 1,
-                                       "codecs": {"x265": {"available": True, "qualities": [22, 27]}}})
+                                       "codecs": {"single": {"available": True, "qualities": [22, 27]}}})
     seed = seed_store.manifest_path.read_bytes()
     run_dir = workdir / "manifest-fuzz"
     run_dir.mkdir(exist_ok=True)
@@ -473,21 +316,41 @@ def manifest_target(workdir: Path, time_limit: float) -> Target:
     return Target("manifest", [seed], decode, (StoreError,), validate=validate)
 
 
+# Decoders of bench's own formats: "module:function" building the Target. Every registered codec with
+# a ``Codec.fuzz_setup`` is a decoder too, under its own name (``CODEC_PREFIX`` + name).
 DECODERS: dict[str, str] = {
     "envelope": "bench.fuzz:envelope_target",
     "container": "bench.fuzz:container_target",
-    "mean-scale": "bench.fuzz:mean_scale_target",
-    "simulcast": "bench.fuzz:simulcast_target",
-    "compass": "bench.fuzz:compass_target",
-    "x265": "bench.fuzz:x265_target",
     "records": "bench.fuzz:records_target",
     "manifest": "bench.fuzz:manifest_target",
 }
-# Most inputs per run unless --uncapped: x265 starts an ffmpeg process for every input.
-CAPS: dict[str, int] = {"x265": 500}
+CODEC_PREFIX = "codec:"
+
+
+def decoders() -> dict[str, str]:
+    """Every decoder ``--decoder`` can name: the formats, then the codecs that declare a fuzz setup."""
+    from bench.codec import Codec
+    from bench.registry import codec_class, codec_names
+
+    formats = {name: path for name, path in DECODERS.items() if name in ("envelope", "container")}
+    codecs = {name: CODEC_PREFIX + name for name in codec_names()
+              if codec_class(name).fuzz_setup.__func__ is not Codec.fuzz_setup.__func__}
+    return {**formats, **codecs, **{n: p for n, p in DECODERS.items() if n not in formats}}
+
+
+def input_cap(decoder: str) -> int | None:
+    """Most inputs per run unless --uncapped (a codec's ``fuzz_cap``: e.g. a process per input)."""
+    path = decoders().get(decoder, "")
+    if not path.startswith(CODEC_PREFIX):
+        return None
+    from bench.registry import codec_class
+
+    return codec_class(path[len(CODEC_PREFIX):]).fuzz_cap
 
 
 def _factory(path: str) -> Callable[[Path, float], Target]:
+    if path.startswith(CODEC_PREFIX):
+        return functools.partial(codec_target, path[len(CODEC_PREFIX):])
     module, _, name = path.partition(":")
     return getattr(importlib.import_module(module), name)
 
@@ -570,9 +433,10 @@ def fuzz(decoder: str, count: int, seed: int = 0, time_limit: float = 10.0, memo
     import multiprocessing
 
     if factory is None:
-        if decoder not in DECODERS:
-            raise FuzzError(f"unknown decoder {decoder!r}; choose from {', '.join(DECODERS)}")
-        factory = DECODERS[decoder]
+        known = decoders()
+        if decoder not in known:
+            raise FuzzError(f"unknown decoder {decoder!r}; choose from {', '.join(known)}")
+        factory = known[decoder]
     if count < 1 or time_limit <= 0:
         raise FuzzError("--count must be at least 1 and --time-limit positive")
     report = FuzzReport(decoder)
@@ -662,7 +526,8 @@ def _record(report: FuzzReport, index: int, outcome: str, detail: str, data: byt
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--decoder", action="append",
-                        help=f"decoders to fuzz, comma list or repeated (default all: {', '.join(DECODERS)})")
+                        help="decoders to fuzz, comma list or repeated (default all: bench's formats "
+                             f"{', '.join(DECODERS)} and every registered codec that declares a fuzz setup)")
     parser.add_argument("--count", type=int, default=10000, help="inputs per decoder (default 10000)")
     parser.add_argument("--seed", type=int, default=0, help="input ``i`` depends only on this and i")
     parser.add_argument("--start", type=int, default=0, help="first input index (reproduce one: --count 1)")
@@ -672,20 +537,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="address space (MiB) a worker may add after setting up before it is a memory "
                              "failure (default 2048)")
     parser.add_argument("--uncapped", action="store_true",
-                        help="give slow decoders (x265: ffmpeg per input, at most 500) the full --count")
+                        help="give slow decoders (a codec that starts a process per input, e.g. x265: at most 500) "
+                             "the full --count")
     parser.add_argument("--save-failures", type=Path, metavar="DIR", help="write every failing input there")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def _selected(values: Sequence[str] | None) -> list[str]:
+    known = decoders()
     if not values:
-        return list(DECODERS)
+        return list(known)
     names = [n.strip() for v in values for n in v.split(",") if n.strip()]
     if "all" in names:
-        return list(DECODERS)
-    unknown = [n for n in names if n not in DECODERS]
+        return list(known)
+    unknown = [n for n in names if n not in known]
     if unknown:
-        raise FuzzError(f"unknown decoder(s) {', '.join(unknown)}; choose from {', '.join(DECODERS)} or all")
+        raise FuzzError(f"unknown decoder(s) {', '.join(unknown)}; choose from {', '.join(known)} or all")
     return list(dict.fromkeys(names))
 
 
@@ -710,9 +577,9 @@ def run(args: argparse.Namespace) -> int:
     reports = []
     for decoder in _selected(args.decoder):
         count = args.count
-        cap = CAPS.get(decoder)
+        cap = input_cap(decoder)
         if cap is not None and count > cap and not args.uncapped:
-            print(f"{decoder}: {count} inputs capped at {cap} (ffmpeg per input; --uncapped for all)",
+            print(f"{decoder}: {count} inputs capped at {cap} (slow decoder; --uncapped for all)",
                   file=sys.stderr)
             count = cap
         with tqdm(total=count, desc=f"fuzz {decoder}", unit="input", disable=args.no_progress,

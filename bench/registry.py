@@ -1,9 +1,13 @@
 """Codec registry: built-ins register with ``@register_codec``; other packages through the
-``bench.codecs`` entry-point group (``name = "package.module:CodecClass"``)."""
+``bench.codecs`` entry-point group (``name = "package.module:CodecClass"``).
+
+Built-ins are found by importing every public module of the ``bench.codecs`` package (``codecs/``;
+names starting with ``_`` are helpers, not codecs), so adding a codec is adding one file."""
 
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Callable, TypeVar
@@ -15,14 +19,7 @@ __all__ = ["CodecSpec", "UnknownCodecError", "codec_class", "codec_names", "crea
 
 ENTRY_POINT_GROUP = "bench.codecs"
 
-# Modules under bench.codecs that register built-in codecs when imported.
-BUILTIN_MODULES = (
-    "bench.codecs.x265",
-    "bench.codecs.simulcast",
-    "bench.codecs.mean_scale",
-    "bench.codecs.compass",
-    "bench.codecs.shvc",
-)
+BUILTIN_PACKAGE = "bench.codecs"
 
 _REGISTRY: dict[str, type[Codec]] = {}
 _loaded = False
@@ -43,12 +40,19 @@ def register_codec(name: str) -> Callable[[C], C]:
     return decorator
 
 
+def builtin_modules() -> list[str]:
+    """Every public module and subpackage of ``bench.codecs``, in name order."""
+    package = importlib.import_module(BUILTIN_PACKAGE)
+    return sorted(f"{BUILTIN_PACKAGE}.{info.name}" for info in pkgutil.iter_modules(package.__path__)
+                  if not info.name.startswith("_"))
+
+
 def _load_builtins_and_plugins() -> None:
     global _loaded
     if _loaded:
         return
     _loaded = True
-    for module in BUILTIN_MODULES:
+    for module in builtin_modules():
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as error:
@@ -97,3 +101,27 @@ def create_codec(spec: str, device: str = "cpu") -> Codec:
     """Instantiate the codec named by ``spec`` (see ``CodecSpec``)."""
     parsed = CodecSpec.parse(spec)
     return codec_class(parsed.name)(arg=parsed.arg, source=parsed.source, device=device)
+
+
+def declared_class(spec: str) -> type[Codec] | None:
+    """The class registered for a spec's codec name, or None when no such codec is registered here
+    (records made elsewhere by a codec that is not installed): for reading what a codec declares."""
+    _load_builtins_and_plugins()
+    try:
+        return _REGISTRY.get(CodecSpec.parse(spec).name)
+    except UnknownCodecError:
+        return None
+
+
+def codec_family(spec: str) -> str:
+    """The single-layer family of a spec (``simulcast:x265`` -> ``x265``; a scalable codec: its BL
+    codec's, as declared in ``Codec.family``); an unregistered codec is a family of its own."""
+    parsed = CodecSpec.parse(spec)
+    cls = declared_class(spec)
+    return cls.family_of(parsed.arg) if cls is not None else parsed.name
+
+
+def is_slow(spec: str) -> bool:
+    """Whether the spec's codec declares itself slow (``Codec.slow``): its jobs are started first."""
+    cls = declared_class(spec)
+    return cls is not None and cls.slow

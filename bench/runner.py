@@ -25,13 +25,9 @@ from bench.images import load_rgb
 from bench.metrics import ms_ssim_rgb, psnr_rgb
 from bench.pyramid import Anchoring, cached_pyramid
 from bench.records import Record
-from bench.registry import create_codec
+from bench.registry import create_codec, is_slow
 from bench.store import RunStore, job_key
 from bench.timing import Repeated, repeat, spread, timed
-
-# External reference encoders are by far the slowest jobs: start them first so they do not
-# become the tail of a parallel run.
-SLOW_CODECS = ("shvc",)
 
 
 @dataclass(frozen=True)
@@ -65,7 +61,10 @@ def plan_jobs(codecs: Sequence[str], dataset_name: str, images: Sequence[Path],
         for quality in qualities[codec]
         for path in images
     ]
-    return sorted(jobs, key=lambda job: 0 if job.codec.split(":")[0] in SLOW_CODECS else 1)
+    # codecs that declare themselves slow (external reference encoders) first, so that they do not
+    # become the tail of a parallel run
+    slow = {codec: is_slow(codec) for codec in codecs}
+    return sorted(jobs, key=lambda job: 0 if slow[job.codec] else 1)
 
 
 _codec_cache: dict[tuple[str, str], Codec] = {}

@@ -45,7 +45,7 @@ import torch
 import torch.nn.functional as F
 
 from bench import published, zoo
-from bench.codec import Availability, BitstreamError, Codec, CodecError, Encoded, SectionClock, check_image
+from bench.codec import Availability, BitstreamError, Codec, CodecError, Encoded, FuzzSetup, SectionClock, check_image
 from bench.determinism import NETWORK_THREADS, fixed_network_threads
 from bench.registry import register_codec
 
@@ -80,6 +80,15 @@ class MeanScaleCodec(Codec):
     description = ("CompressAI mean-scale hyperprior (single layer) with bench's trained zoo weights, "
                    "or CompressAI's published ones (mean-scale@compressai)")
     published_sources = ("compressai",)  # what `bench list` shows beside the default
+
+    @classmethod
+    def fuzz_setup(cls, workdir: Path, time_limit: float) -> FuzzSetup:
+        from bench.codecs._fuzzing import reseal_tail_crc, test_image, use_tiny_mean_scale_zoo
+
+        use_tiny_mean_scale_zoo(workdir)
+        codec = cls()
+        seeds = [codec.encode([test_image(48, 64, 0)], 3).data, codec.encode([test_image(23, 37, 1)], 1).data]
+        return FuzzSetup(codec, seeds, reseal=reseal_tail_crc)
 
     def __init__(self, arg: str | None = None, source: str | None = None, device: str = "cpu") -> None:
         super().__init__(arg, source, device)

@@ -54,7 +54,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -608,6 +608,14 @@ class ShvcCodec(Codec):
     )
     timeout_s: float = 1800.0  # per encoder run: 3 layers of a 4K picture take minutes
     decode_timeout_s: float = 300.0
+    slow = True  # minutes per job: the runner starts these first
+    deterministic = False  # external reference software: `bench check` compares with a tolerance
+    family = "x265"  # the HEVC family: reports pair it with x265 and simulcast:x265
+    report_role = "shvc"  # the contract's SHVC anchor
+    anchors_every_family = True  # every scalable codec is compared with SHVC
+
+    def fingerprint(self, weights: Mapping[str, str] | None = None) -> dict[str, str]:
+        return {"external": "SHM"}
 
     def __init__(self, arg: str | None = None, source: str | None = None, device: str = "cpu") -> None:
         super().__init__(arg=arg, source=source, device=device)

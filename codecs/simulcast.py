@@ -10,11 +10,12 @@ layer; the header is attributed to the base layer.
 
 from __future__ import annotations
 
-from typing import Sequence
+from pathlib import Path
+from typing import Mapping, Sequence
 
 import numpy as np
 
-from bench.codec import Availability, BitstreamError, Codec, CodecError, Encoded
+from bench.codec import Availability, BitstreamError, Codec, CodecError, Encoded, FuzzSetup
 from bench.codecs import _container
 from bench.registry import UnknownCodecError, create_codec, register_codec
 
@@ -29,6 +30,31 @@ class SimulcastCodec(Codec):
     scalable = True
     prefix_decodable = True  # one container chunk per layer, in order
     description = "simulcast: each layer coded independently by the inner codec (bits of layers 0..k summed)"
+    report_role = "simulcast"  # the contract's simulcast anchor
+    list_spec = "simulcast:x265"  # the bare name needs an inner codec
+
+    @classmethod
+    def family_of(cls, arg: str | None) -> str:
+        from bench.registry import codec_family
+
+        return codec_family(arg) if arg else cls.name
+
+    @classmethod
+    def fuzz_setup(cls, workdir: Path, time_limit: float) -> FuzzSetup:
+        from bench.codecs._fuzzing import (
+            pyramid,
+            reseal_container,
+            reseal_tail_crc,
+            test_image,
+            use_tiny_mean_scale_zoo,
+        )
+
+        use_tiny_mean_scale_zoo(workdir)
+        codec = cls("mean-scale")
+        seeds = [codec.encode(pyramid(test_image(48, 64, 2), (0.5, 1)), 2).data,
+                 codec.encode(pyramid(test_image(36, 48, 3), (0.5, 0.75, 1)), 4).data]
+        return FuzzSetup(codec, seeds, layer_choices=(None, None, 1, 2),
+                         reseal=lambda data: reseal_container(data, reseal_tail_crc))
 
     def __init__(self, arg: str | None = None, source: str | None = None, device: str = "cpu") -> None:
         super().__init__(arg, source, device)
@@ -135,3 +161,12 @@ class SimulcastCodec(Codec):
         codec = self._resolve()
         if codec is not None:
             codec.synchronize()
+
+    @property  # type: ignore[override]  # the inner codec's, hence per instance
+    def deterministic(self) -> bool:
+        codec = self._resolve()
+        return codec.deterministic if codec is not None else True
+
+    def fingerprint(self, weights: Mapping[str, str] | None = None) -> dict[str, str]:
+        codec = self._resolve()
+        return codec.fingerprint(weights) if codec is not None else super().fingerprint(weights)

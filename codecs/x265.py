@@ -24,14 +24,16 @@ Pipeline, all explicit so that the numbers are reproducible:
 from __future__ import annotations
 
 import functools
+import re
 import shutil
 import struct
 import subprocess
-from typing import Sequence
+from pathlib import Path
+from typing import Mapping, Sequence
 
 import numpy as np
 
-from bench.codec import Availability, BitstreamError, Codec, CodecError, Encoded, check_image
+from bench.codec import Availability, BitstreamError, Codec, CodecError, Encoded, FuzzSetup, check_image
 from bench.codecs._yuv import YuvFormat, planes_to_rgb, rgb_to_planes
 from bench.registry import register_codec
 
@@ -87,6 +89,28 @@ def _command(stream: object, binary: str) -> list[str]:
     return ffmpeg.compile(quiet, cmd=binary)
 
 
+@functools.lru_cache(maxsize=1)
+def x265_fingerprint() -> dict[str, str]:
+    """ffmpeg's version line and the libx265 version it links (from x265's own banner)."""
+    from bench.fingerprint import first_line
+
+    binary = shutil.which("ffmpeg")
+    if binary is None:
+        return {"ffmpeg": "missing"}
+    info = {"ffmpeg": first_line([binary, "-hide_banner", "-version"]) or "unknown"}
+    # x265 prints "HEVC encoder version X" at log level info; encode one 16x16 grey frame to see it.
+    command = [binary, "-hide_banner", "-nostdin", "-loglevel", "info", "-f", "rawvideo", "-pix_fmt", "yuv444p",
+               "-s", "16x16", "-i", "pipe:", "-frames:v", "1", "-c:v", "libx265", "-x265-params", "log-level=info",
+               "-f", "null", "-"]
+    try:
+        result = subprocess.run(command, input=bytes(16 * 16 * 3), capture_output=True, timeout=60, check=False)
+        match = re.search(rb"HEVC encoder version (\S+)", result.stderr)
+        info["x265"] = match.group(1).decode() if match else "unknown"
+    except (OSError, subprocess.TimeoutExpired):
+        info["x265"] = "unknown"
+    return info
+
+
 @register_codec("x265")
 class X265Codec(Codec):
     """HEVC intra 4:4:4 (libx265 via ffmpeg) at a constant QP; spec ``x265[:PRESET]``."""
@@ -95,6 +119,32 @@ class X265Codec(Codec):
     default_qualities = (22, 27, 32, 37)
     description = "HEVC intra, x265 main444-8 via ffmpeg, BT.601 full-range YCbCr 4:4:4, QP as quality"
     timeout_s: float = 300.0  # per ffmpeg call; a 4K intra frame takes a few seconds
+    fuzz_cap = 500  # ffmpeg starts for every fuzz input
+
+    def fingerprint(self, weights: Mapping[str, str] | None = None) -> dict[str, str]:
+        return dict(x265_fingerprint())
+
+    @classmethod
+    def fuzz_setup(cls, workdir: Path, time_limit: float) -> FuzzSetup:
+        from bench.codecs._fuzzing import test_image
+        from bench.errors import FuzzError
+
+        codec = cls("ultrafast")
+        status = codec.availability()
+        if not status.available:
+            raise FuzzError(f"x265 is unavailable here: {status.reason}")
+        codec.timeout_s = max(1.0, 0.8 * time_limit)  # its own limit ends ffmpeg before the watchdog fires
+        seeds = [codec.encode([test_image(24, 32, 6)], 37).data, codec.encode([test_image(12, 20, 7)], 45).data]
+
+        def decode(data: bytes, num_layers: int | None) -> list[np.ndarray]:
+            try:
+                return codec.decode(data, num_layers)
+            except CodecError as error:
+                if "ran past" in str(error):  # ffmpeg stopped by our limit: the fuzzer's "hang"
+                    raise TimeoutError(str(error)) from error
+                raise
+
+        return FuzzSetup(codec, seeds, decode=decode)
 
     @property
     def preset(self) -> str:

@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from bench import fuzz
 from bench.codec import BitstreamError, CodecError
 from bench.codecs import _container, mean_scale
+from bench.codecs._fuzzing import reseal_container
 from bench.codecs.compass import bitstream as compass_bitstream
 from bench.zoo import QUALITY_LAMBDAS
 
@@ -84,7 +85,7 @@ def test_container_damaged_or_resealed_ends_in_a_clear_error_or_valid_chunks(chu
             damaged[position : position + 4] = b"\xff\xff\xff\x7f"
     candidate = bytes(damaged)
     if data.draw(st.booleans(), label="reseal"):
-        candidate = fuzz._reseal_container(candidate)
+        candidate = reseal_container(candidate)
     count = data.draw(st.sampled_from([None, 1, 2]), label="count")
     try:
         out = _container.unpack(candidate, MAGIC, VERSION, "t", count=count)
@@ -293,7 +294,7 @@ from pathlib import Path
 from bench import fuzz
 from bench.codec import CodecError
 from bench.codecs.compass import bitstream
-target = fuzz.compass_target(Path({str(tmp_path)!r}), 10.0)
+target = fuzz.codec_target("compass", Path({str(tmp_path)!r}), 10.0)
 header, payloads = bitstream.unpack(target.seeds[0])
 giant = bitstream.Header(header.quality, header.model_id, ((8220, 1048), (552, 8248)))
 data, _ = bitstream.pack(giant, payloads[:2])

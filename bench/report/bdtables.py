@@ -12,42 +12,45 @@ from typing import Iterator
 import pandas as pd
 
 from bench.bdrate import bd_rate
-from bench.registry import CodecSpec
+from bench.codec import SCALABLE_ROLE
+from bench.registry import codec_family, declared_class
 
 COMPARISON = ["dataset", "anchor", "scales_label", "layer"]
-
-# The single-layer codec a scalable codec is built on (its BL codec), for the focused pairs.
-FAMILY = {"compass": "mean-scale", "shvc": "x265"}
+SINGLE_LAYER_ROLE = "single-layer"
 
 
 def role(codec: str, mode: str) -> str:
-    """``single-layer``, ``simulcast``, ``shvc`` (the contract's anchors) or ``scalable``."""
+    """``single-layer`` for records of a layer coded alone, else what the codec declares
+    (``Codec.report_role``: one of the contract's anchors, or ``scalable`` for a codec under test)."""
     if mode == "single":
-        return "single-layer"
-    name = CodecSpec.parse(codec).name
-    if name in ("simulcast", "shvc"):
-        return name
-    return "scalable"
+        return SINGLE_LAYER_ROLE
+    cls = declared_class(codec)
+    return cls.report_role if cls is not None else SCALABLE_ROLE
 
 
 def family(codec: str) -> str:
-    """The single-layer codec family: ``simulcast:x265`` -> ``x265``, ``compass`` -> ``mean-scale``."""
-    spec = CodecSpec.parse(codec)
-    if spec.name == "simulcast" and spec.arg:
-        return CodecSpec.parse(spec.arg).name
-    return FAMILY.get(spec.name, spec.name)
+    """The single-layer codec family a codec declares (``Codec.family``): a simulcast spec's is its
+    inner codec's, a scalable codec's its BL codec's; an unregistered codec is a family of its own."""
+    return codec_family(codec)
+
+
+def anchors_every_family(codec: str) -> bool:
+    """Whether the codec is a conventional scalable anchor that every scalable codec is compared with."""
+    cls = declared_class(codec)
+    return cls is not None and cls.anchors_every_family
 
 
 def is_focus_pair(test: str, test_role: str, ref: str, ref_role: str) -> bool:
     """The comparisons harness.md asks for: a layered codec against the anchors of its family.
 
-    simulcast:X vs X; a scalable codec (compass) vs the single-layer and simulcast codecs of its BL
-    family and vs SHVC; SHVC vs x265 and simulcast:x265.
+    A simulcast codec against its inner codec; a scalable codec under test against the single-layer
+    and simulcast codecs of its BL family, and against a conventional scalable anchor (a codec that
+    declares ``anchors_every_family``), which is itself compared with the codecs of its family.
     """
-    if test == ref or test_role == "single-layer" or ref_role == "scalable":
+    if test == ref or test_role == SINGLE_LAYER_ROLE or ref_role == SCALABLE_ROLE:
         return False
-    if ref_role == "shvc":
-        return test_role == "scalable"
+    if anchors_every_family(ref):
+        return test_role == SCALABLE_ROLE
     return family(test) == family(ref)
 
 

@@ -12,10 +12,10 @@ import numpy as np
 import pandas as pd
 
 from bench import bdrate
-from bench.anchors import compass_paper_bdrate, published_curves
+from bench.anchors import paper_bdrate, published_curves
 from bench.report.bdtables import add_full_size_single_layer, bd_long, matrices, published_bd
 from bench.report.load import load_manifests, load_records
-from bench.report.paper import is_compass, model_size_sentence, paper_comparison
+from bench.report.paper import is_paper_codec, model_size_sentence, paper_comparison
 from bench.report.plots import codec_colours, rd_plot, slug
 from bench.report.tables import (
     DECODE_INTERNAL_PREFIX,
@@ -346,10 +346,11 @@ def build_report(run_dirs: Sequence[Path], out_dir: Path) -> Path:
     long[long["focus"].astype(bool) & (long["layer"] >= 1)].to_csv(out_dir / "bdrate_focus.csv", index=False)
     layer_costs.to_csv(out_dir / "cost.csv", index=False)
     costs.to_csv(out_dir / "cost_summary.csv", index=False)
-    has_compass = records["codec"].map(is_compass).any()
-    paper = paper_comparison(long, compared) if has_compass else pd.DataFrame()
-    if has_compass:
-        paper.to_csv(out_dir / "compass_paper.csv", index=False)
+    paper_codec = paper_bdrate().codec  # the codec a published paper's tables are about
+    has_paper_codec = records["codec"].map(is_paper_codec).any()
+    paper = paper_comparison(long, compared) if has_paper_codec else pd.DataFrame()
+    if has_paper_codec:
+        paper.to_csv(out_dir / f"{paper_codec}_paper.csv", index=False)
 
     blocks: list[Block] = [Block("h1", "bench report")]
     blocks.append(Block("p", "Runs: " + ", ".join(str(d) for d in run_dirs) + "."))
@@ -465,13 +466,13 @@ def build_report(run_dirs: Sequence[Path], out_dir: Path) -> Path:
             )
         )
 
-    if has_compass:
+    if has_paper_codec:
         blocks.append(Block("h2", "COMPASS paper (ICCV 2023) vs measured"))
         blocks.append(
             Block(
                 "p",
-                compass_paper_bdrate().citation + ". Published BD-rates of COMPASS at the top "
-                "layer; measured values are this run's compass at its top layer against the "
+                paper_bdrate().citation + ". Published BD-rates of COMPASS at the top "
+                f"layer; measured values are this run's {paper_codec} at its top layer against the "
                 "reference of the same kind. The harness contract says the paper's evaluation "
                 "uses base:0.25 anchoring; a note marks rows measured otherwise. "
                 + model_size_sentence(records),
@@ -481,7 +482,7 @@ def build_report(run_dirs: Sequence[Path], out_dir: Path) -> Path:
             blocks.append(
                 Block(
                     "p",
-                    "None of this run's compass scale combinations is in the paper's tables "
+                    f"None of this run's {paper_codec} scale combinations is in the paper's tables "
                     "(2 layers: scale 1.2–2.8; 3 layers: overall scale 2.4–4.0).",
                 )
             )
@@ -495,7 +496,7 @@ def build_report(run_dirs: Sequence[Path], out_dir: Path) -> Path:
                 )
             )
         blocks.append(Block("h3", "The paper's full tables (BD-rate %, Kodak)"))
-        full = compass_paper_bdrate().frame().reset_index()
+        full = paper_bdrate().frame().reset_index()
         blocks.append(Block("table", table=full.rename(columns={"scale": "overall scale"})))
 
     blocks.append(Block("h2", "Aggregates per codec, scales, quality and layer"))

@@ -1,4 +1,9 @@
-"""The COMPASS paper's published BD-rates beside the ones measured in a run."""
+"""A paper's published BD-rates beside the ones measured in a run.
+
+The paper's tables and the codec they are about come from the anchors package (``index.json``
+names the codec and which report role measures each of the paper's anchors), so nothing here is
+particular to one codec.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +11,16 @@ import math
 
 import pandas as pd
 
-from bench.anchors import compass_paper_bdrate
+from bench.anchors import paper_bdrate
 from bench.registry import CodecSpec
-from bench.report.bdtables import family
+from bench.report.bdtables import anchors_every_family, family
 
-# Paper anchor -> the reference role measured by bench (Mei et al. has no implementation here).
-PAPER_TO_ROLE = {"SHVC": "shvc", "simulcast": "simulcast", "single-layer": "single-layer"}
 PAPER_PROTOCOL = "base:0.25"
 
 
-def is_compass(codec: str) -> bool:
-    return CodecSpec.parse(codec).name == "compass"
+def is_paper_codec(codec: str) -> bool:
+    """Whether ``codec`` (a spec) is the codec the paper's tables are about."""
+    return CodecSpec.parse(codec).name == paper_bdrate().codec
 
 
 def measured_params(rows: pd.DataFrame) -> int | None:
@@ -30,28 +34,30 @@ def measured_params(rows: pd.DataFrame) -> int | None:
 
 def model_size_sentence(records: pd.DataFrame) -> str:
     """How the measured COMPASS's size compares with the paper's model (empty when unknown)."""
-    paper = compass_paper_bdrate()
-    compass = records[records["codec"].map(is_compass)]
-    params = measured_params(compass) if not compass.empty else None
+    paper = paper_bdrate()
+    measured = records[records["codec"].map(is_paper_codec)]
+    params = measured_params(measured) if not measured.empty else None
     if not params or not paper.total_params:
         return ""
     return (
         f"The measured COMPASS has {params / 1e6:.2f}M parameters (BL, LIFF and RC), the paper's "
         f"about {paper.total_params / 1e6:.1f}M: its networks, BL included, are smaller and trained far "
-        "less, which moves both its own curve and the mean-scale anchors built on the same BL."
+        f"less, which moves both its own curve and the {family(paper.codec)} anchors built on the same BL."
     )
 
 
 def paper_comparison(long: pd.DataFrame, records: pd.DataFrame) -> pd.DataFrame:
-    """Rows: each scale combination of a compass run that the paper reports, × each paper anchor.
+    """Rows: each scale combination of a run of the paper's codec that the paper reports, × each
+    paper anchor.
 
-    The measured value is compass at the top layer against the reference of the same role (and of
-    compass's BL family, mean-scale, for simulcast and single-layer); NaN when the run lacks it.
+    The measured value is the codec at the top layer against the reference of the same role (and of
+    the codec's BL family for the family-bound anchors, simulcast and single-layer); NaN when the
+    run lacks it.
     """
-    paper = compass_paper_bdrate()
+    paper = paper_bdrate()
     rows = []
-    compass_rows = records[records["codec"].map(is_compass)]
-    combos = compass_rows.groupby(["codec", "dataset", "anchor", "scales_label"], sort=True)
+    codec_rows = records[records["codec"].map(is_paper_codec)]
+    combos = codec_rows.groupby(["codec", "dataset", "anchor", "scales_label"], sort=True)
     for (codec, dataset, protocol, label), combo in combos:
         layers = int(combo["num_layers"].iloc[0])
         scale = round(math.prod(combo["scales"].iloc[0]), 3)
@@ -64,7 +70,7 @@ def paper_comparison(long: pd.DataFrame, records: pd.DataFrame) -> pd.DataFrame:
         if layers >= 3:
             notes.append("matched by overall scale: the paper does not give its 3-layer ratios")
 
-        for paper_anchor in ("SHVC", "simulcast", "single-layer", "Mei et al. (NN spatially scalable)"):
+        for paper_anchor, role in paper.anchor_roles.items():
             published = paper.lookup(layers, scale, paper_anchor)
             if published is None:
                 continue
@@ -79,7 +85,6 @@ def paper_comparison(long: pd.DataFrame, records: pd.DataFrame) -> pd.DataFrame:
                 paper_anchor=paper_anchor,
                 paper_bd_rate=published,
             )
-            role = PAPER_TO_ROLE.get(paper_anchor)
             measured = pd.DataFrame()
             if role is not None and not long.empty:
                 measured = long[
@@ -90,8 +95,9 @@ def paper_comparison(long: pd.DataFrame, records: pd.DataFrame) -> pd.DataFrame:
                     & (long["layer"] == top)
                     & (long["reference_role"] == role)
                 ]
-                if role != "shvc":
-                    measured = measured[measured["reference"].map(family) == family(codec)]
+                # a family-bound anchor must be of the codec's own family (e.g. its BL codec)
+                keep = [anchors_every_family(ref) or family(ref) == family(codec) for ref in measured["reference"]]
+                measured = measured[keep] if keep else measured
             if measured.empty:
                 why = "no implementation in bench" if role is None else "reference not in this run"
                 note = "; ".join([why, *notes])

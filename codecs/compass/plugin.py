@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bench.codec import Availability, BitstreamError, Codec, CodecError, Encoded, SectionClock, check_image
+from bench.codec import Availability, BitstreamError, Codec, CodecError, Encoded, FuzzSetup, SectionClock, check_image
 from bench.codecs.compass import bitstream, official
 from bench.codecs.compass.model import CompassConfig, CompassModel
 from bench.determinism import NETWORK_THREADS, fixed_network_threads
@@ -129,6 +129,13 @@ class CompassCodec(Codec):
         "(compass@official: the published checkpoints)"
     )
     published_sources = ("official",)  # what `bench list` shows beside the default
+    family = "mean-scale"  # its BL: reports pair it with mean-scale and simulcast:mean-scale
+
+    @classmethod
+    def fuzz_setup(cls, workdir: Path, time_limit: float) -> FuzzSetup:
+        from bench.codecs.compass.fuzzing import fuzz_setup
+
+        return fuzz_setup(cls)
 
     def __init__(
         self,

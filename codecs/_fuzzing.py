@@ -1,0 +1,98 @@
+"""Helpers the codec plugins build their ``bench fuzz`` seeds from (``Codec.fuzz_setup``).
+
+Test images with enough texture that latents and residuals are not all zero, tiny random learned
+models (the parsers and entropy decoders are the production code, only the networks are small, so
+garbage decodes quickly), and CRC reseals for the stream formats several codecs share.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+
+def test_image(height: int, width: int, seed: int) -> np.ndarray:
+    """Gradients plus noise: enough texture that latents and residuals are not all zero."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width]
+    base = np.stack([x * 255 / max(width, 1), y * 255 / max(height, 1), (x + y) % 64 * 4], axis=-1)
+    return np.clip(base + rng.normal(0, 12, base.shape), 0, 255).astype(np.uint8)
+
+
+def pyramid(top: np.ndarray, fractions: Sequence[float]) -> list[np.ndarray]:
+    """Layers of ``top`` at ``fractions`` of its size (bicubic), smallest first."""
+    from bench.pyramid import resize_bicubic
+
+    height, width = top.shape[:2]
+    return [resize_bicubic(top, int(height * f), int(width * f)) if f != 1 else top for f in fractions]
+
+
+def tiny_mean_scale_zoo(folder: Path) -> None:
+    """Mean-scale weights for every quality, from one small random model, as a zoo in ``folder``."""
+    import torch
+
+    from bench import zoo
+
+    if len(zoo.available_qualities("mean-scale", folder)) == len(zoo.QUALITY_LAMBDAS):
+        return
+    torch.manual_seed(0)
+    model = zoo.build_mean_scale(16, 24)
+    with torch.no_grad():  # spread the latents over several integers, as in a trained model
+        model.g_a[6].weight.mul_(100.0)
+        model.h_a[4].weight.mul_(10.0)
+    model.update(force=True)
+    state = zoo.half_precision(model.state_dict(), zoo.precision_keys(model))
+    for quality, lmbda in zoo.QUALITY_LAMBDAS.items():
+        config = {"model": "mean-scale", "N": 16, "M": 24, "quality": quality, "lmbda": lmbda,
+                  "note": "tiny random model for bench fuzz", "format": zoo.FORMAT_VERSION}
+        zoo.write_weights("mean-scale", quality, state, config, folder)
+
+
+def use_tiny_mean_scale_zoo(workdir: Path) -> None:
+    """Point this (fuzz worker) process's zoo at tiny random mean-scale weights under ``workdir``."""
+    from bench import zoo
+
+    folder = workdir / "zoo"
+    tiny_mean_scale_zoo(folder)
+    os.environ[zoo.ENV_VAR] = str(folder)
+
+
+def reseal_tail_crc(data: bytes) -> bytes:
+    """A stream whose last 4 bytes are the CRC32 of everything before them (mean-scale)."""
+    if len(data) < 4:
+        return data
+    return data[:-4] + struct.pack(">I", zlib.crc32(data[:-4]))
+
+
+def reseal_container(data: bytes, inner: Callable[[bytes], bytes] | None = None) -> bytes:
+    """Recompute the CRC of every chunk of a ``_container`` stream that is complete (``inner``
+    reseals each chunk's own stream first)."""
+    from bench.codecs._container import HEADER_SIZE
+
+    out = bytearray(data)
+    pos = HEADER_SIZE
+    while pos < len(out):
+        length = shift = 0
+        for _ in range(5):
+            if pos >= len(out):
+                return bytes(out)
+            byte = out[pos]
+            pos += 1
+            length |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                break
+        start, end = pos + 4, pos + 4 + length
+        if end > len(out):
+            return bytes(out)
+        if inner is not None:
+            payload = inner(bytes(out[start:end]))  # same length: only a CRC inside changes
+            out[start:end] = payload
+        out[pos:start] = struct.pack(">I", zlib.crc32(bytes(out[start:end])))
+        pos = end
+    return bytes(out)
