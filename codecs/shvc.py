@@ -35,7 +35,10 @@ Pipeline of one ``encode`` (all intra, one frame, ``FramesToBeEncoded 1``):
   layers 0..n-1, which writes all n layers (every layer is an output layer).
 
 Spec arguments, ``+``-separated ``key=value`` pairs (commas separate codecs on the command line):
-``shvc:delta=2``, ``shvc:chroma=420+bits=10``, ``shvc:offsets=0/2/3``.
+``shvc:delta=2``, ``shvc:chroma=420+bits=10``, ``shvc:offsets=0/2/3``. A preset name stands for a
+recipe (``PRESETS``): ``shvc:ctc`` is the SHVC common test conditions' all-intra spatial
+scalability (4:2:0 8-bit, EL QP = BL QP + 2, BL QPs 22/26/30/34 by default); options after it
+override it (``shvc:ctc+delta=0``, the CTC's other EL QP set).
 
 The command lines of the last encode/decode are kept in ``last_encode``/``last_decode`` (and logged
 at debug level) so that a report can show exactly what ran.
@@ -166,19 +169,65 @@ class ShvcOptions:
         return [quality + k * self.delta for k in range(num_layers)]
 
 
-def parse_options(arg: str | None) -> ShvcOptions:
-    """Parse ``key=value[+key=value...]``; keys ``chroma`` (444|420), ``bits`` (8|10), ``delta``
-    (int) and ``offsets`` (``/``-separated ints, one per layer). ValueError on anything else."""
-    values: dict[str, object] = {}
+@dataclass(frozen=True)
+class Preset:
+    """A named recipe: the options it stands for, the base-layer QPs a run codes unless told
+    otherwise, and the published conditions it follows."""
+
+    options: str
+    qualities: tuple[int, ...]
+    follows: str
+
+
+PRESETS = {
+    # The SHVC common test conditions (JCT-VC "Common SHM test conditions and software reference
+    # configurations", JCTVC-Q1009 and its earlier revisions) code spatial scalability (x2, x1.5)
+    # 4:2:0 8-bit with BL QP 22/26/30/34 and EL QP = BL QP + dQP, dQP 0 and 2; all-intra is one of
+    # their configurations (SHM's encoder_intra_scalable.cfg, which _ENCODER_CFG reproduces).
+    "ctc": Preset(
+        options="chroma=420+delta=2",
+        qualities=(22, 26, 30, 34),
+        follows="SHVC common test conditions (JCTVC-Q1009), all-intra spatial scalability: 4:2:0 8-bit, "
+        "BL QP 22/26/30/34, EL QP = BL QP + 2 (their other set: shvc:ctc+delta=0)",
+    ),
+}
+OPTION_KEYS = ("chroma", "bits", "delta", "offsets")
+
+
+def preset_in(arg: str | None, presets: Mapping[str, Preset] = PRESETS) -> Preset | None:
+    """The last preset named in a spec argument, or None."""
+    found = None
     for item in (arg or "").split("+"):
+        found = presets.get(item.strip().lower(), found)
+    return found
+
+
+def parse_options(
+    arg: str | None,
+    codec: str = "shvc",
+    keys: Sequence[str] = OPTION_KEYS,
+    presets: Mapping[str, Preset] = PRESETS,
+) -> ShvcOptions:
+    """Parse ``key=value[+key=value...]``; keys ``chroma`` (444|420), ``bits`` (8|10), ``delta``
+    (int) and ``offsets`` (``/``-separated ints, one per layer), or a preset name, which stands for
+    its options (later items override them). ``codec`` names the codec in messages; ``keys`` and
+    ``presets`` are what it accepts. ValueError on anything else."""
+    items: list[str] = []
+    for item in (arg or "").split("+"):
+        preset = presets.get(item.strip().lower())
+        items += preset.options.split("+") if preset else [item]
+    values: dict[str, object] = {}
+    for item in items:
         item = item.strip()
         if not item:
             continue
         key, sep, value = item.partition("=")
         key, value = key.strip().lower(), value.strip()
         if not sep or not value:
-            raise ValueError(f"shvc option {item!r} is not key=value (e.g. shvc:delta=2+chroma=420)")
+            raise ValueError(f"{codec} option {item!r} is not key=value (e.g. {codec}:chroma=420+bits=10)")
         try:
+            if key not in keys:
+                raise KeyError(key)
             if key == "chroma":
                 if value not in ("444", "420"):
                     raise ValueError
@@ -190,9 +239,10 @@ def parse_options(arg: str | None) -> ShvcOptions:
             else:
                 raise KeyError(key)
         except KeyError:
-            raise ValueError(f"unknown shvc option {key!r}; known: chroma, bits, delta, offsets") from None
+            known = ", ".join([*keys, *(f"{name} (preset)" for name in presets)])
+            raise ValueError(f"unknown {codec} option {key!r}; known: {known}") from None
         except ValueError:
-            raise ValueError(f"bad value {value!r} for shvc option {key!r}") from None
+            raise ValueError(f"bad value {value!r} for {codec} option {key!r}") from None
     options = ShvcOptions(**values)  # type: ignore[arg-type]
     if (options.chroma, options.bits) not in _PROFILES:
         raise ValueError(
@@ -621,13 +671,23 @@ class ShvcCodec(Codec):
         super().__init__(arg=arg, source=source, device=device)
         self.last_encode: ShmRun | None = None
         self.last_decode: ShmRun | None = None
+        preset = preset_in(arg)
+        if preset is not None:  # a recipe brings its own QPs (an instance value: the spec decides)
+            self.default_qualities = preset.qualities  # type: ignore[misc]
+
+    # Specs besides the bare name that ``bench list`` shows: the presets.
+    list_variants: tuple[str, ...] = tuple(f"shvc:{name}" for name in PRESETS)
 
     # -- setup -----------------------------------------------------------------------------------
+
+    def _parse_options(self) -> ShvcOptions:
+        """The spec argument's options; ValueError naming the problem (a subclass narrows them)."""
+        return parse_options(self.arg, codec=self.name)
 
     @property
     def options(self) -> ShvcOptions:
         try:
-            return parse_options(self.arg)
+            return self._parse_options()
         except ValueError as error:
             raise CodecError(str(error)) from None
 
@@ -639,7 +699,7 @@ class ShvcCodec(Codec):
         """(encoder, decoder); CodecError saying how to install them when they are missing."""
         status = self.availability()
         if not status.available:
-            raise CodecError(f"shvc is unavailable: {status.reason}")
+            raise CodecError(f"{self.name} is unavailable: {status.reason}")
         folder = self._folder()
         assert folder is not None  # availability() checked it
         encoder, decoder = _find_binary(folder, ENCODER_NAMES), _find_binary(folder, DECODER_NAMES)
@@ -651,13 +711,13 @@ class ShvcCodec(Codec):
 
     def availability(self) -> Availability:
         try:
-            parse_options(self.arg)
+            self._parse_options()
         except ValueError as error:
             return Availability.missing(str(error))
         folder = self._folder()
         how = (
-            "build SHM (the SHVC reference software, e.g. tag SHM-12.1 of a public svn_SHVCSoftware "
-            f"mirror) and `export {ENV_VAR}=/path/to/SHM/bin` (or name it: shvc@/path/to/SHM/bin)"
+            "build SHM (the SHVC reference software, e.g. tag SHM-12.1: `bench shm build SRC`, see the "
+            f"README) and `export {ENV_VAR}=/path/to/SHM/bin` (or name it: {self.name}@/path/to/SHM/bin)"
         )
         if folder is None:
             return Availability.missing(f"SHM binaries not configured: {how}")

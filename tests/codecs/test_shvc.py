@@ -452,3 +452,21 @@ def test_encoder_failure_is_a_codec_error(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setattr(shvc, "_ENCODER_CFG", shvc._ENCODER_CFG + "NoSuchOption : 1\n")
     with pytest.raises(CodecError, match="TAppEncoder failed"):
         codec.encode([make_image(16, 16)], 32)
+
+
+# ---------------------------------------------------------------------------------------------
+# The SHVC common-test-conditions preset
+
+
+def test_ctc_preset_is_the_ctc_options_and_qps() -> None:
+    codec = create_codec("shvc:ctc")
+    assert codec.options == ShvcOptions(chroma="420", bits=8, delta=2)
+    assert codec.options.layer_qps(22, 2) == [22, 24]
+    assert codec.default_qualities == (22, 26, 30, 34)
+    assert create_codec("shvc").default_qualities == (22, 27, 32, 37)  # the preset's QPs stay its own
+    assert "JCTVC-Q1009" in shvc.PRESETS["ctc"].follows
+    # options after the preset override it: the CTC's other EL QP set
+    assert create_codec("shvc:ctc+delta=0").options == ShvcOptions(chroma="420", bits=8, delta=0)
+    assert create_codec("shvc:CTC").default_qualities == (22, 26, 30, 34)
+    assert "shvc:ctc" in ShvcCodec.list_variants
+    assert "ctc (preset)" in ShvcCodec(arg="speed=1", source="/nowhere").availability().reason
