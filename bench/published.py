@@ -7,8 +7,11 @@ pretrained=True)`` downloads: their names come from CompressAI's URL table
 where ``torch.hub.load_state_dict_from_url`` caches them, ``<torch.hub.get_dir()>/checkpoints/``
 (``$TORCH_HOME/hub/checkpoints``, by default ``~/.cache/torch/hub/checkpoints``).
 
-bench never downloads: a file that is not in the cache makes the quality unavailable, with the
-file name, the cache folder and the command that fetches it on a machine with network access.
+bench never downloads on its own: a file that is not in the cache makes the quality unavailable,
+with the file name, the cache folder and the command that fetches it. ``bench weights fetch
+compressai`` (``fetch``) is that command: asked explicitly, it downloads the files through
+CompressAI's own URLs with torch.hub's downloader, which writes to a temporary file, checks it
+against the SHA-256 prefix in the name and only then moves it into the cache.
 A present file is read once, checked against the SHA-256 prefix in its name (torch.hub's naming
 rule, which CompressAI follows), and loaded the way CompressAI's zoo loads it: plain state dict →
 ``load_pretrained`` (old key names) → ``MeanScaleHyperprior.from_state_dict``. CompressAI's files
@@ -21,7 +24,10 @@ from __future__ import annotations
 import hashlib
 import io
 import re
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Sequence
+from urllib.error import URLError
 from urllib.parse import urlparse
 
 import torch
@@ -72,17 +78,17 @@ def present_qualities() -> list[int]:
     return [q for q in qualities() if cached_path(q).is_file()]
 
 
-def fetch_command(quality: int) -> str:
-    return (f'python -c "from compressai.zoo import mbt2018_mean; '
-            f"mbt2018_mean({quality}, metric='{METRIC}', pretrained=True)\"")
+def fetch_command(quality: int | None = None) -> str:
+    """The command that downloads the files (one quality, or all when None)."""
+    return "python -m bench weights fetch compressai" + (f" --qualities {quality}" if quality is not None else "")
 
 
 def missing_message(missing: list[int]) -> str:
     names = ", ".join(file_name(q) for q in missing)
     return (f"CompressAI's pretrained {ARCHITECTURE} weights are not in torch.hub's cache {cache_dir()}: "
-            f"missing {names}; bench does not download. On a machine with network access run "
-            f"`{fetch_command(missing[0])}` (quality {missing[0]}; likewise for the others) with the same "
-            "TORCH_HOME, or copy the files (from the URLs in compressai.zoo.image.model_urls) into that folder")
+            f"missing {names}; bench downloads only when asked: run `{fetch_command()}` (all qualities) on a "
+            "machine with network access and the same TORCH_HOME, or copy the files (from the URLs in "
+            "compressai.zoo.image.model_urls) into that folder")
 
 
 def _check_hash(path: Path, data: bytes) -> str:
@@ -124,3 +130,58 @@ def load_mean_scale(quality: int, device: str = "cpu") -> tuple[torch.nn.Module,
            for m in ("entropy_bottleneck", "gaussian_conditional") for b in CDF_BUFFERS):
         model.update(force=True)
     return model.eval().to(device), path, digest
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """What ``fetch`` did for one quality: ``downloaded`` or ``present`` (already cached and intact)."""
+
+    quality: int
+    path: Path
+    status: str
+    sha256: str
+
+
+def _hash_prefix(name: str) -> str:
+    match = _HASH.search(name)
+    if match is None:
+        raise WeightsError(f"{name} carries no SHA-256 prefix in its name; bench fetches only files it can check")
+    return match.group(1)
+
+
+def fetch(qualities_to_fetch: Sequence[int] | None = None, progress: bool = True,
+          say: Callable[[str], None] = print) -> list[Fetched]:
+    """Download CompressAI's mbt2018-mean (MSE) files into torch.hub's cache, through CompressAI's
+    URLs (all qualities when None). A cached file that passes the hash check is kept; a damaged one
+    is replaced only by a download that passes it. A download whose SHA-256 does not start with the
+    prefix in its name is refused (``WeightsHashError``) and leaves nothing in the cache."""
+    chosen = list(qualities_to_fetch) if qualities_to_fetch is not None else list(qualities())
+    for quality in chosen:
+        url(quality)  # an unknown quality is refused before anything is downloaded
+    results = []
+    for quality in chosen:
+        path = cached_path(quality)
+        if path.is_file():
+            try:
+                results.append(Fetched(quality, path, "present", verify(path)))
+                continue
+            except WeightsHashError:
+                say(f"q{quality}: {path} is damaged; downloading it again")
+        source = url(quality)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        say(f"q{quality}: downloading {source}")
+        try:
+            # torch.hub's own downloader: a temporary file beside the target, hashed while written,
+            # moved into place only when its SHA-256 starts with the prefix, removed otherwise.
+            torch.hub.download_url_to_file(source, str(path), hash_prefix=_hash_prefix(path.name), progress=progress)
+        except RuntimeError as error:
+            if "invalid hash value" not in str(error):
+                raise
+            raise WeightsHashError(
+                f"{source} sent a file that is not the one its name promises ({error}); it was not written to "
+                f"{path.parent}"
+            ) from error
+        except (URLError, OSError) as error:
+            raise WeightsError(f"could not download {source}: {error}") from error
+        results.append(Fetched(quality, path, "downloaded", verify(path)))
+    return results
