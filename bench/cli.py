@@ -4,175 +4,65 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from bench import shm_build, weights_fetch  # stdlib-only imports: cheap
+from bench.config import DEFAULT_RUN_DIR, DEFAULT_SCALES, RunConfig, check_device
 from bench.errors import UsageError, exit_status, is_user_error
 
-DEFAULT_RUN_DIR = Path("runs") / "main"
 DEFAULT_REPORT_DIR = Path("reports")
 
 
 __all__ = ["UsageError", "build_parser", "main"]
 
 
-def _split_codecs(values: Sequence[str]) -> list[str]:
-    codecs: list[str] = []
-    for value in values:
-        for part in value.split(","):
-            if part.strip() and part.strip() not in codecs:
-                codecs.append(part.strip())
-    return codecs
-
-
-def _parse_qualities(values: Sequence[str] | None, codecs: Sequence[str],
-                     defaults: dict[str, Sequence[int]]) -> dict[str, list[int]]:
-    """``--qualities 1,2`` for every codec, or ``--qualities x265=22,27`` per codec (repeatable)."""
-    chosen = {codec: list(defaults[codec]) for codec in codecs}
-    for value in values or []:
-        target, _, numbers = value.rpartition("=")
-        try:
-            qualities = list(dict.fromkeys(int(q) for q in numbers.split(",") if q.strip()))
-        except ValueError:
-            raise UsageError(f"--qualities expects integers, got {value!r}") from None
-        if not qualities:
-            raise UsageError(f"--qualities {value!r} names no quality")
-        if target:
-            if target not in chosen:
-                raise UsageError(f"--qualities names {target!r}, which is not in --codecs")
-            chosen[target] = qualities
-        else:
-            for codec in codecs:
-                chosen[codec] = qualities
-    return chosen
-
-
-def _describe_codecs(specs: Sequence[str], device: str) -> tuple[dict, dict]:
-    """Create every codec; split into available instances and {spec: reason} for the others."""
-    from bench.registry import create_codec
-
-    available, unavailable = {}, {}
-    for spec in specs:
-        codec = create_codec(spec, device=device)
-        status = codec.availability()
-        if status.available:
-            available[spec] = codec
-        else:
-            unavailable[spec] = status.reason
-    return available, unavailable
+def run_config(args: argparse.Namespace) -> RunConfig:
+    """The validated configuration of ``bench run``'s arguments (nothing loads before it is valid)."""
+    return RunConfig(codecs=args.codecs, scales=args.scales or DEFAULT_SCALES, dataset=args.dataset,
+                     data_root=args.data_root, limit=args.limit, qualities=args.qualities, anchor=args.anchor,
+                     device=args.device, threads=args.threads, jobs=args.jobs, repeats=args.repeats, out=args.out,
+                     scheduler=args.scheduler, argv=sys.argv[1:])
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    import os
-
     from tqdm import tqdm
 
-    from bench.datasets import load_dataset
-    from bench.pyramid import Anchoring, format_scales, parse_scales
-    from bench.runner import execute, plan_jobs
-    from bench.store import RunStore
+    from bench import api
 
-    specs = _split_codecs(args.codecs)
-    if not specs:
-        raise UsageError("--codecs names no codec")
-    # the same combination twice is one set of jobs (1.5 and 1.50 are the same ratio)
-    scale_sets = list(dict.fromkeys(parse_scales(text) for text in (args.scales or ["2"])))
-    anchor = str(Anchoring.parse(args.anchor))
-    if args.jobs < 1:
-        raise UsageError("--jobs must be at least 1")
-    if args.threads is not None and args.threads < 1:
-        raise UsageError(f"--threads must be at least 1, got {args.threads}")
-    check_device(args.device)
-    dataset = load_dataset(args.dataset, args.data_root, args.limit)
-    codecs, unavailable = _describe_codecs(specs, args.device)
-    for spec, reason in unavailable.items():
-        print(f"skipping {spec}: unavailable: {reason}", file=sys.stderr)
-    for spec, codec in codecs.items():
-        limit = codec.max_layers()
-        if codec.scalable and limit is not None and any(len(s) + 1 > limit for s in scale_sets):
-            raise UsageError(f"{spec} codes at most {limit} layers; a scale combination asks for more")
-    if not codecs:
-        raise UsageError("none of the requested codecs is available here (see the reasons above)")
-    qualities = _parse_qualities(args.qualities, list(codecs), {s: c.default_qualities for s, c in codecs.items()})
-    for spec, codec in codecs.items():
-        problems = [problem for q in qualities[spec] if (problem := codec.quality_problem(q))]
-        if problems:
-            raise UsageError(problems[0])
-    # On a cluster each worker thread runs one job: one torch thread per job unless asked otherwise.
-    threads = args.threads or (1 if args.scheduler else max(1, (os.cpu_count() or 1) // args.jobs))
-    if args.repeats < 1:
-        raise UsageError("--repeats must be at least 1")
-    jobs = plan_jobs(list(codecs), dataset.name, dataset.images, scale_sets, anchor, qualities, args.device, threads,
-                     repeats=args.repeats)
-
+    config = run_config(args)
     if args.dry_run:  # the plan and an estimate from the run directory's records; nothing is written
-        from bench.planning import format_plan, make_plan
+        from bench.planning import format_plan
 
-        print(format_plan(make_plan(jobs, RunStore(args.out)), args.out, args.jobs))
+        print(format_plan(api.plan(config), config.out, config.jobs))
         return 0
-
-    executor = None
-    if args.scheduler:  # reach the cluster before the run directory is touched
-        from bench.distributed import DaskExecutor, DistributedError
-
-        executor = DaskExecutor(args.scheduler)
-        try:
-            executor.connect()
-        except DistributedError as error:
-            raise UsageError(str(error)) from error
-
-    store = RunStore(args.out)
-    store.open_for_writing()
-    store.write_manifest({
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "argv": sys.argv[1:],
-        "dataset": {"name": dataset.name, "label": dataset.label, "images": len(dataset.images)},
-        "scales": [format_scales(s) for s in scale_sets],
-        "anchor": anchor,
-        "device": args.device,
-        "threads": threads,
-        "repeats": args.repeats,
-        "jobs": args.jobs,
-        "scheduler": args.scheduler,
-        "codecs": {
-            **{spec: {"available": True, "qualities": qualities[spec], "scalable": c.scalable,
-                      "params": c.parameter_counts(), "weights": c.weights_info()} for spec, c in codecs.items()},
-            **{spec: {"available": False, "reason": reason} for spec, reason in unavailable.items()},
-        },
-    })
 
     def progress(todo, total):
         return tqdm(total=total, desc="bench run", unit="job", disable=args.no_progress)
 
-    summary = execute(jobs, store, workers=args.jobs, progress=progress, executor=executor)
-    serial = args.jobs == 1 and not args.scheduler  # overhead is a serial run's figure
+    def unavailable(spec: str, reason: str) -> None:
+        print(f"skipping {spec}: unavailable: {reason}", file=sys.stderr)
+
+    result = api.run(config, progress=progress, on_unavailable=unavailable)
+    summary = result.summary
+    serial = config.jobs == 1 and not config.scheduler  # overhead is a serial run's figure
     overhead = summary.harness_overhead if serial else None
     timing = (f" (codecs {summary.codec_time:.1f} s, warm-up {summary.warmup_time:.1f} s, "
               f"harness overhead {overhead:.1%})" if overhead is not None else "")
     print(f"{summary.done} jobs run, {summary.skipped} already done, {len(summary.failed)} failed "
-          f"in {summary.wall_time:.1f} s{timing}; records in {store.records_path}")
+          f"in {summary.wall_time:.1f} s{timing}; records in {result.records_path}")
     for key, error in summary.failed:
         print(f"failed {key}: {error}", file=sys.stderr)
     return 1 if summary.failed else 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from bench.report import build_report
-    from bench.store import RunStore, export_eval_model
+    from bench import api
 
-    run_dirs = list(dict.fromkeys(args.run_dirs or [DEFAULT_RUN_DIR]))
-    if args.out.exists() and not args.out.is_dir():
-        raise UsageError(f"--out {args.out} is a file; the report needs a folder")
-    for run_dir in run_dirs:
-        if not (run_dir / "records.jsonl").is_file():
-            raise UsageError(f"{run_dir} holds no records.jsonl; run `bench run --out {run_dir} ...` first")
-    page = build_report(list(run_dirs), args.out)
-    print(f"report written to {page}")
+    result = api.report(args.run_dirs or [DEFAULT_RUN_DIR], args.out, eval_model_json=args.eval_model_json)
+    print(f"report written to {result.page}")
     if args.eval_model_json:
-        records = [r for run_dir in run_dirs for r in RunStore(run_dir).records()]
-        files = export_eval_model(records, args.out / "eval_model")
-        print(f"{len(files)} CompressAI eval_model JSON files in {args.out / 'eval_model'}")
+        print(f"{len(result.eval_model)} CompressAI eval_model JSON files in {args.out / 'eval_model'}")
     return 0
 
 
@@ -195,11 +85,13 @@ def cmd_list(args: argparse.Namespace) -> int:
     for name in codec_names():
         cls = codec_class(name)
         base = cls.list_spec or name
-        # learned codecs list each weights source they can use (NAME@SOURCE)
-        for spec in [base, *(f"{base}@{source}" for source in cls.published_sources)]:
+        # learned codecs list each weights source they can use (NAME@SOURCE); some codecs name
+        # further specs worth knowing (presets such as shvc:ctc, the simulcast:hm they make)
+        for spec in [base, *(f"{base}@{source}" for source in cls.published_sources),
+                     *getattr(cls, "list_variants", ())]:
             codec = create_codec(spec)
             status = codec.availability()
-            kind = "scalable" if cls.scalable else "single-layer"
+            kind = "scalable" if codec.scalable else "single-layer"
             state = "available" if status.available else f"unavailable: {status.reason}"
             print(f"  {spec:<22} {kind:<13} {state}{_weights_note(codec, status.available)}")
     print("datasets:")
@@ -254,23 +146,6 @@ def cmd_encode(args: argparse.Namespace) -> int:
               f"{sum(encoded.layer_bytes[: k + 1]) * 8 / (layer.shape[0] * layer.shape[1]):.4f} bpp (cumulative)")
     print(f"wrote {args.output} ({args.output.stat().st_size} bytes)")
     return 0
-
-
-def check_device(device: str) -> None:
-    """``cpu``, or ``cuda``/``cuda:N`` where CUDA is available: one clear line otherwise."""
-    import re
-
-    if device == "cpu":
-        return
-    if not re.fullmatch(r"cuda(:\d+)?", device):
-        raise UsageError(f"--device {device}: use cpu or cuda[:N]")
-    import torch
-
-    if not torch.cuda.is_available():
-        raise UsageError(f"--device {device}: no CUDA device is available here")
-    index = int(device.partition(":")[2] or 0)
-    if index >= torch.cuda.device_count():
-        raise UsageError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
 
 
 def _check_writable(path: Path) -> None:
@@ -390,6 +265,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_check_arguments(sub.add_parser("check", help="rerun a small fixed configuration and compare it with "
                                                      "the committed baseline (CI regression gate)"))
+    shm_build.add_arguments(sub.add_parser("shm", help="SHM, the SHVC reference software: build it from sources"))
+    weights_fetch.add_arguments(sub.add_parser("weights", help="download published weights (the one command "
+                                                              "that downloads)"))
     return parser
 
 
@@ -397,7 +275,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler = {"run": cmd_run, "report": cmd_report, "list": cmd_list, "encode": cmd_encode,
                "decode": cmd_decode, "fuzz": cmd_fuzz,
-               "check": cmd_check}[args.command]
+               "check": cmd_check, "shm": shm_build.run, "weights": weights_fetch.run}[args.command]
     try:
         return handler(args)
     except KeyboardInterrupt:

@@ -29,11 +29,12 @@ import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
-
-import numpy as np
+from typing import TYPE_CHECKING, Callable
 
 from bench.errors import BenchError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 ENCODER = "TAppEncoderStatic"
 DECODER = "TAppDecoderStatic"
@@ -257,6 +258,8 @@ def collect_binaries(root: Path, bin_dir: Path) -> None:
 
 def check_frame(height: int = 48, width: int = 64) -> np.ndarray:
     """A synthetic natural-looking picture: colour gradients, a wave and mild noise (fixed seed)."""
+    import numpy as np  # here, so that the command line imports this module cheaply
+
     rng = np.random.default_rng(12)
     y, x = np.mgrid[0:height, 0:width].astype(np.float64)
     wave = 127.5 + 100 * np.sin(2 * np.pi * x / width) * np.cos(2 * np.pi * y / height)
