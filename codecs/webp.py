@@ -1,0 +1,62 @@
+"""WebP lossy (VP8 intra, libwebp through Pillow): the web's common still-image format.
+
+* Coding: Pillow's WebP writer, i.e. the libwebp bundled with the Pillow wheel (its simple
+  ``WebPEncode`` path for one frame), lossy, ``quality`` = libwebp's quality (0..100, higher is
+  better), ``method=6`` (libwebp's slowest, best-compressing search, as ``cwebp -m 6``; the library
+  default is 4). Lossy WebP is always YUV 4:2:0 (VP8 has no other format); colour is libwebp's own
+  RGB -> YUV conversion (BT.601) and back. libwebp's lossy encoder is deterministic: the same image
+  and quality give the same bytes, and Pillow asks for no multi-threaded analysis.
+* Bitstream: the complete RIFF file (12-byte RIFF/WEBP header, 8-byte ``VP8 `` chunk header, the VP8
+  key frame); every byte is counted. No alpha, EXIF, ICC or XMP chunks are written.
+* Decoding: Pillow's libwebp decoder on those bytes; a truncated or foreign file is a BitstreamError.
+
+Default qualities 0, 10, 30, 50, 75, 90, measured on Kodak kodim01, 03, 07, 13, 19 and 23 (full
+size, 768x512 or 512x768; means over the six): bpp 0.108 / 0.300 / 0.521 / 0.729 / 1.006 / 1.948 and
+PSNR-RGB 25.55 / 29.00 / 31.36 / 33.18 / 35.14 / 39.76 dB. That spans the learned codecs' range
+(about 25-31 dB) and x265's (QP 37..22 gives 32.6 to 42.4 dB on the same images), so BD-rates
+against both are finite.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+
+from bench.codec import Availability
+from bench.codecs._still import (
+    StillImageCodec,
+    pillow_availability,
+    pillow_decode,
+    pillow_encode,
+    pillow_fingerprint,
+)
+from bench.registry import register_codec
+
+METHOD = 6  # 0 (fastest) .. 6 (best compression); see the module docstring
+
+
+@register_codec("webp")
+class WebpCodec(StillImageCodec):
+    """Lossy WebP (libwebp via Pillow, method 6); quality = libwebp quality 0..100."""
+
+    default_qualities = (0, 10, 30, 50, 75, 90)
+    description = (
+        "WebP lossy (VP8 intra, YUV 4:2:0), libwebp via Pillow, method 6, libwebp quality 0..100 as "
+        "quality; rate = whole RIFF file (20 bytes of RIFF/chunk headers included)"
+    )
+    quality_range = (0, 100)
+    quality_meaning = "a libwebp quality (higher is better)"
+    max_side = 16383  # WebP stores each side in 14 bits
+
+    def fingerprint(self, weights: Mapping[str, str] | None = None) -> dict[str, str]:
+        return pillow_fingerprint("webp")
+
+    def availability(self) -> Availability:
+        return pillow_availability("webp", "libwebp")
+
+    def _encode_image(self, image: np.ndarray, quality: int) -> bytes:
+        return pillow_encode(image, "WEBP", quality=quality, method=METHOD, lossless=False)
+
+    def _decode_image(self, data: bytes) -> np.ndarray:
+        return pillow_decode(data, "WEBP")
