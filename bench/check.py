@@ -32,6 +32,8 @@ from typing import Any
 
 from bench.codec import Codec
 from bench.errors import CheckError, UsageError
+from bench.pyramid import format_scales
+from bench.records import Record
 
 DEFAULT_BASELINE = Path(__file__).resolve().parent / "baselines" / "check.json"
 FORMAT = 1
@@ -75,7 +77,7 @@ class CheckConfig:
 
 @dataclass
 class CheckRun:
-    records: list[dict[str, Any]]
+    records: list[Record]
     codecs: dict[str, dict[str, Any]]  # spec -> {"available", "reason", "fingerprint", "deterministic"}
     failed: list[tuple[str, str]]
     wall_time: float
@@ -85,60 +87,49 @@ class CheckRun:
 
 def run_configuration(config: CheckConfig, out: Path, data_root: Path | None = None, jobs: int = 1) -> CheckRun:
     """Run every available codec of ``config`` into the run directory ``out`` (which must be empty)."""
-    from bench.datasets import load_dataset
-    from bench.pyramid import Anchoring, parse_scales
-    from bench.registry import create_codec
-    from bench.runner import execute, plan_jobs
+    from bench.api import RunConfig, execute_prepared, prepare
     from bench.store import RunStore
 
     store = RunStore(out)
     if store.records_path.exists():
         raise CheckError(f"{out} already holds records; `bench check` needs a fresh folder (or no --out)")
-    dataset = load_dataset(config.dataset, data_root, config.limit)
-    scale_sets = [parse_scales(text) for text in config.scales]
-    anchor = str(Anchoring.parse(config.anchor))
+    prepared = prepare(RunConfig(codecs=list(config.qualities), scales=config.scales, dataset=config.dataset,
+                                 data_root=data_root, limit=config.limit, qualities=config.qualities,
+                                 anchor=config.anchor, device="cpu", threads=1, jobs=jobs, out=out),
+                       require_available=False)
     codecs: dict[str, dict[str, Any]] = {}
-    instances = {spec: create_codec(spec) for spec in config.qualities}
-    for spec, codec in instances.items():
-        status = codec.availability()
-        entry: dict[str, Any] = {"available": status.available, "deterministic": codec.deterministic}
-        if status.available:
+    for spec, codec in prepared.codecs.items():
+        entry: dict[str, Any] = {"available": spec not in prepared.unavailable, "deterministic": codec.deterministic}
+        if entry["available"]:
             entry["fingerprint"] = codec.fingerprint()
         else:
-            entry["reason"] = status.reason
+            entry["reason"] = prepared.unavailable[spec]
         codecs[spec] = entry
-    available = [spec for spec, entry in codecs.items() if entry["available"]]
-    planned = plan_jobs(available, dataset.name, dataset.images, scale_sets, anchor,
-                        {spec: list(config.qualities[spec]) for spec in available}, "cpu", 1)
-    store.open_for_writing()
-    store.write_manifest({"check": config.describe(), "codecs": codecs,
-                          "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
-    summary = execute(planned, store, workers=jobs)
-    for spec in available:  # weights are known only once a model is loaded: refresh the fingerprint
-        codecs[spec]["fingerprint"] = _fingerprint_after_run(instances[spec], store.records(),
-                                                             codecs[spec]["fingerprint"])
-    return CheckRun(store.records(), codecs, summary.failed, summary.wall_time, summary.codec_time,
-                    summary.warmup_time)
+    summary = execute_prepared(prepared, manifest={"check": config.describe(), "codecs": codecs,
+                                                   "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+    records = store.typed_records()
+    for spec, codec in prepared.available.items():  # weights are known once a model is loaded: refresh
+        codecs[spec]["fingerprint"] = _fingerprint_after_run(codec, records, codecs[spec]["fingerprint"])
+    return CheckRun(records, codecs, summary.failed, summary.wall_time, summary.codec_time, summary.warmup_time)
 
 
-def _fingerprint_after_run(codec: Codec, records: list[dict[str, Any]], before: dict[str, str]) -> dict[str, str]:
-    weights = next((r["extra"].get("weights") for r in records
-                    if r["codec"] == codec.spec and r["extra"].get("weights")), None)
+def _fingerprint_after_run(codec: Codec, records: list[Record], before: dict[str, str]) -> dict[str, str]:
+    weights = next((r.extra.get("weights") for r in records if r.codec == codec.spec and r.extra.get("weights")),
+                   None)
     return codec.fingerprint(weights) if weights else before
 
 
 # --- summarising and comparing -------------------------------------------------------------------
 
-def _row_key(record: dict[str, Any]) -> str:
-    scales = ",".join(f"{s:g}" for s in record["scales"])
-    return f"{record['codec']}|{record['image']}|{scales}|{record['quality']}|{record['layer']}"
+def _row_key(record: Record) -> str:
+    return f"{record.codec}|{record.image}|{format_scales(record.scales)}|{record.quality}|{record.layer}"
 
 
 def summarise(run: CheckRun, config: CheckConfig) -> dict[str, Any]:
     """The baseline document for a run: per-record values, BD-rates, codec fingerprints."""
     rows = {}
     for r in sorted(run.records, key=_row_key):
-        rows[_row_key(r)] = {"bits": r["bits_layer"], "psnr": r["psnr-rgb"], "ms_ssim": r["ms-ssim-rgb"]}
+        rows[_row_key(r)] = {"bits": r.bits_layer, "psnr": r.psnr_rgb, "ms_ssim": r.ms_ssim_rgb}
     return {
         "format": FORMAT,
         "config": config.describe(),
@@ -149,15 +140,14 @@ def summarise(run: CheckRun, config: CheckConfig) -> dict[str, Any]:
     }
 
 
-def bd_rates(records: list[dict[str, Any]], config: CheckConfig) -> dict[str, float | None]:
+def bd_rates(records: list[Record], config: CheckConfig) -> dict[str, float | None]:
     """BD-rate (percent) of every configured pair, per scale combination and layer >= 1."""
     from bench.bdrate import bd_rate
 
     curves: dict[tuple[str, str, int], dict[int, list[tuple[float, float]]]] = {}
     for r in records:
-        scales = ",".join(f"{s:g}" for s in r["scales"])
-        curves.setdefault((r["codec"], scales, r["layer"]), {}).setdefault(r["quality"], []).append(
-            (r["bpp"], r["psnr-rgb"]))
+        curves.setdefault((r.codec, format_scales(r.scales), r.layer), {}).setdefault(r.quality, []).append(
+            (r.bpp, r.psnr_rgb))
     out: dict[str, float | None] = {}
     for test, anchor in config.bd_pairs:
         for (codec, scales, layer), points in sorted(curves.items()):

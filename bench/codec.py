@@ -182,6 +182,10 @@ class Codec(ABC):
     list_spec: ClassVar[str | None] = None
     # Most ``bench fuzz`` inputs per run unless ``--uncapped`` (a decoder that starts a process per input).
     fuzz_cap: ClassVar[int | None] = None
+    # False for a format that cannot tell a cut stream from a whole one (no length or CRC): decoding
+    # a truncated stream then gives a damaged picture instead of a BitstreamError (the contract
+    # tests hold every other codec to the error).
+    detects_truncation: ClassVar[bool] = True
 
     @classmethod
     def family_of(cls, arg: str | None) -> str:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.pyramid import layer_sizes
+from bench.pyramid import format_scales, layer_sizes
 from bench.runner import Job
 from bench.store import RunStore, job_key
 
@@ -161,7 +161,7 @@ def format_plan(plan: Plan, run_dir: Path, workers: int = 1) -> str:
             estimate = "-"
         else:
             estimate = "unknown" if row.estimate_s is None else format_seconds(row.estimate_s)
-        table.append([row.codec, ",".join(f"{s:g}" for s in row.scales) or "1", row.quality, row.jobs,
+        table.append([row.codec, format_scales(row.scales) or "1", row.quality, row.jobs,
                       row.done, row.todo, estimate])
     lines = [tabulate(table, headers=["codec", "scales", "quality", "jobs", "done", "to run", "est. time"],
                       tablefmt="simple", disable_numparse=True)]

@@ -2,7 +2,9 @@
 
 Each finished job's records are appended with a single ``write`` and ``fsync``, so a killed run
 loses at most the job in flight; a torn last line (a kill mid-write) is cut off when the store is
-reopened. Only the parent process writes, so parallel workers never interleave records.
+reopened. Only the parent process writes, so parallel workers never interleave records, and only
+one process writes to a run folder at a time: ``open_for_writing`` takes the folder's writer lock
+(``bench.runlock``) before it touches anything, and ``close`` gives it up.
 """
 
 from __future__ import annotations
@@ -14,11 +16,15 @@ import platform
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from bench.errors import StoreError
+from bench.pyramid import format_scales
+from bench.records import FLOAT_KEYS, Record
+from bench.runlock import RunLock
 
 RECORDS_FILE = "records.jsonl"
 MANIFEST_FILE = "manifest.json"
@@ -28,7 +34,7 @@ JOB_KEY_FIELDS = ("codec", "dataset", "image", "scales", "anchor", "quality")
 def job_key(record_or_job: dict[str, Any]) -> str:
     """The identity of the job that produced a record: codec × dataset × image × scales × anchor × quality."""
     values = [record_or_job[field] for field in JOB_KEY_FIELDS]
-    values[3] = ",".join(f"{s:g}" for s in values[3])
+    values[3] = format_scales(values[3])
     return "|".join(str(v) for v in values)
 
 
@@ -50,7 +56,7 @@ def _encode_float(value: Any) -> Any:
 
 
 # Fields that _encode_float may have written as "inf"/"-inf" strings.
-FLOAT_FIELDS = ("psnr-rgb", "ms-ssim-rgb", "bpp", "encode_time", "decode_time")
+FLOAT_FIELDS = FLOAT_KEYS
 
 
 def _decode_floats(record: dict[str, Any]) -> dict[str, Any]:
@@ -82,21 +88,70 @@ def _record_problem(record: Any) -> str | None:
     return None
 
 
+# Writer locks this process holds, per run folder, with how many open stores share each: a process
+# may open its own folder twice (a resume in the same interpreter), another process may not.
+_held_locks: dict[Path, list[Any]] = {}
+
+
 class RunStore:
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = Path(run_dir)
         self.records_path = self.run_dir / RECORDS_FILE
         self.manifest_path = self.run_dir / MANIFEST_FILE
+        self._writing = False
 
     def open_for_writing(self) -> None:
+        """Take the folder's writer lock (RunFolderBusyError when another run holds it), then cut a
+        torn tail left by a killed run and check that the folder can be written."""
         try:
             self.run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise StoreError(f"cannot write results to {self.run_dir}: {error.strerror or error}") from error
+        if not self._writing:
+            self._lock()
+        try:
             self._repair_torn_tail()
             probe = self.run_dir / f".write-probe-{os.getpid()}"
             probe.write_bytes(b"")
             probe.unlink()
         except OSError as error:
+            self.close()
             raise StoreError(f"cannot write results to {self.run_dir}: {error.strerror or error}") from error
+
+    def _lock(self) -> None:
+        key = self.run_dir.resolve()
+        entry = _held_locks.get(key)
+        if entry is None:
+            lock = RunLock(self.run_dir)
+            try:
+                lock.acquire()
+            except OSError as error:
+                raise StoreError(f"cannot lock {lock.path}: {error.strerror or error}") from error
+            entry = _held_locks[key] = [lock, 0]
+        entry[1] += 1
+        self._writing = True
+
+    def close(self) -> None:
+        """Give up this store's share of the writer lock (the lock goes when no store holds it)."""
+        if not self._writing:
+            return
+        self._writing = False
+        key = self.run_dir.resolve()
+        entry = _held_locks.get(key)
+        if entry is not None:
+            entry[1] -= 1
+            if entry[1] <= 0:
+                del _held_locks[key]
+                entry[0].release()
+
+    @contextmanager
+    def writing(self) -> Iterator["RunStore"]:
+        """``open_for_writing`` for the duration of a ``with`` block, then ``close``."""
+        self.open_for_writing()
+        try:
+            yield self
+        finally:
+            self.close()
 
     def _repair_torn_tail(self) -> None:
         """Cut a torn last write (a killed run) back to the last whole job.
@@ -169,6 +224,16 @@ class RunStore:
                 if problem:
                     raise StoreError(f"{self.records_path}:{number}: not a bench record ({problem})")
                 out.append(_decode_floats(record))
+        return out
+
+    def typed_records(self) -> list[Record]:
+        """``records()`` as ``Record`` objects (StoreError for a record that lacks a field)."""
+        out = []
+        for number, record in enumerate(self.records(), 1):
+            try:
+                out.append(Record.from_json(record))
+            except TypeError as error:
+                raise StoreError(f"{self.records_path}:{number}: not a bench record ({error})") from error
         return out
 
     def completed_jobs(self) -> set[str]:
@@ -245,34 +310,35 @@ def environment_info() -> dict[str, Any]:
     }
 
 
-def _means_by_quality(by_quality: dict[int, list[dict[str, Any]]], field: str) -> list[float | None]:
+def _means_by_quality(by_quality: dict[int, list[Record]], field: str) -> list[float | None]:
     """Mean over images of ``field`` at each quality (ascending), None where no record has it."""
     values = []
     for quality in sorted(by_quality):
-        xs = [r[field] for r in by_quality[quality] if r.get(field) is not None]
+        xs = [getattr(r, field) for r in by_quality[quality] if getattr(r, field) is not None]
         values.append(sum(xs) / len(xs) if xs else None)
     return values
 
 
-def export_eval_model(records: list[dict[str, Any]], out_dir: Path) -> list[Path]:
+def export_eval_model(records: Iterable[Record | dict[str, Any]], out_dir: Path) -> list[Path]:
     """CompressAI ``eval_model`` JSON per (codec, dataset, scales, anchor, layer): mean over images."""
-    groups: dict[tuple, dict[int, list[dict[str, Any]]]] = {}
-    for r in records:
-        key = (r["codec"], r["dataset"], tuple(r["scales"]), r["anchor"], r["layer"])
-        groups.setdefault(key, {}).setdefault(r["quality"], []).append(r)
+    groups: dict[tuple, dict[int, list[Record]]] = {}
+    for item in records:
+        r = item if isinstance(item, Record) else Record.from_json(item)
+        key = (r.codec, r.dataset, tuple(r.scales), r.anchor, r.layer)
+        groups.setdefault(key, {}).setdefault(r.quality, []).append(r)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for (codec, dataset, scales, anchor, layer), by_quality in sorted(groups.items(), key=str):
         qualities = sorted(by_quality)
 
-        scale_text = ",".join(f"{s:g}" for s in scales) or "1"
+        scale_text = format_scales(scales) or "1"
         doc = {
             "name": codec,
             "description": f"bench: {codec} on {Path(dataset).name}, scales {scale_text} ({anchor}), layer {layer}",
             "quality": qualities,
-            "results": {
-                "psnr-rgb": _means_by_quality(by_quality, "psnr-rgb"),
-                "ms-ssim-rgb": _means_by_quality(by_quality, "ms-ssim-rgb"),
+            "results": {  # CompressAI's keys
+                "psnr-rgb": _means_by_quality(by_quality, "psnr_rgb"),
+                "ms-ssim-rgb": _means_by_quality(by_quality, "ms_ssim_rgb"),
                 "bpp": _means_by_quality(by_quality, "bpp"),
                 "encoding_time": _means_by_quality(by_quality, "encode_time"),
                 "decoding_time": _means_by_quality(by_quality, "decode_time"),

@@ -120,6 +120,9 @@ class X265Codec(Codec):
     description = "HEVC intra, x265 main444-8 via ffmpeg, BT.601 full-range YCbCr 4:4:4, QP as quality"
     timeout_s: float = 300.0  # per ffmpeg call; a 4K intra frame takes a few seconds
     fuzz_cap = 500  # ffmpeg starts for every fuzz input
+    # The 4-byte header carries no length and HEVC's arithmetic-coded slice cannot tell where it was
+    # cut: ffmpeg conceals a cut stream (adding a length would change every bitstream's size).
+    detects_truncation = False
 
     def fingerprint(self, weights: Mapping[str, str] | None = None) -> dict[str, str]:
         return dict(x265_fingerprint())

@@ -9,46 +9,19 @@ from typing import Any, Sequence
 import pandas as pd
 
 from bench.errors import ReportError
+from bench.pyramid import format_scales
+from bench.records import NUMERIC_FIELDS, REQUIRED_KEYS, python_keys
 from bench.store import RunStore
 
-REQUIRED = (
-    "codec",
-    "dataset",
-    "image",
-    "scales",
-    "anchor",
-    "quality",
-    "layer",
-    "num_layers",
-    "height",
-    "width",
-    "bits_layer",
-    "bits_cum",
-    "bpp",
-    "psnr-rgb",
-    "ms-ssim-rgb",
-    "encode_time",
-    "decode_time",
-    "mode",
-)
+REQUIRED = REQUIRED_KEYS
 # A record is identified by these; a later run directory's record replaces an earlier one.
 RECORD_KEY = ("codec", "dataset", "image", "scales_label", "anchor", "quality", "layer")
-NUMERIC = (
-    "bpp",
-    "psnr_rgb",
-    "ms_ssim_rgb",
-    "encode_time",
-    "decode_time",
-    "height",
-    "width",
-    "bits_layer",
-    "bits_cum",
-)
+NUMERIC = NUMERIC_FIELDS
 
 
 def scales_label(scales: Sequence[float]) -> str:
     """``[1.33, 1.5]`` -> ``"1.33,1.5"``; a single layer (no ratios) -> ``"1 layer"``."""
-    return ",".join(f"{s:g}" for s in scales) or "1 layer"
+    return format_scales(scales) or "1 layer"
 
 
 def _number(value: Any) -> float:
@@ -69,9 +42,7 @@ def load_records(run_dirs: Sequence[Path]) -> pd.DataFrame:
             missing = [name for name in REQUIRED if name not in record]
             if missing:
                 raise ReportError(f"{run_dir}/records.jsonl record {number} lacks {', '.join(missing)}")
-            row = dict(record)
-            row["psnr_rgb"] = row.pop("psnr-rgb")
-            row["ms_ssim_rgb"] = row.pop("ms-ssim-rgb")
+            row = python_keys(record)
             row["scales"] = tuple(float(s) for s in row["scales"])
             row["scales_label"] = scales_label(row["scales"])
             row["run"] = str(run_dir)

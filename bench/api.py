@@ -1,0 +1,192 @@
+"""bench from Python: the command line's ``run`` and ``report`` as functions.
+
+```python
+from bench.api import RunConfig, report, run
+
+result = run(RunConfig(codecs=["mean-scale", "x265", "simulcast:x265"], scales=["1.5"], limit=2))
+print(result.summary.done, "jobs;", len(result.records()), "records in", result.out)
+print(report([result.out], "reports").page)  # reports/report.md
+```
+
+``run`` validates the configuration (``RunConfig``) before any dataset or codec loads, then loads,
+plans, writes the manifest and executes, holding the run folder's writer lock
+(``RunStore.writing``); ``prepare`` and ``plan`` are its first steps on their own (what ``bench run
+--dry-run`` prints). Errors are ``bench.errors.BenchError``s; nothing here prints or exits.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+from bench.codec import Codec
+from bench.config import RunConfig
+from bench.errors import UsageError
+from bench.pyramid import format_scales
+from bench.records import Record
+from bench.runner import Executor, Job, RunSummary, execute, plan_jobs
+from bench.store import RunStore
+
+__all__ = ["PreparedRun", "ReportResult", "RunConfig", "RunResult", "plan", "prepare", "report", "run"]
+
+ProgressFactory = Callable[[Iterable[Job], int], Any]
+
+
+@dataclass
+class PreparedRun:
+    """A run's dataset, codecs and job list: everything ``run`` needs before it writes anything."""
+
+    config: RunConfig
+    dataset: Any  # bench.datasets.Dataset
+    codecs: dict[str, Codec]  # every requested spec -> its instance, available or not
+    unavailable: dict[str, str]  # spec -> why it cannot run here
+    qualities: dict[str, list[int]]  # available spec -> the qualities it codes
+    jobs: list[Job] = field(default_factory=list)
+
+    @property
+    def available(self) -> dict[str, Codec]:
+        return {spec: codec for spec, codec in self.codecs.items() if spec not in self.unavailable}
+
+    def manifest(self) -> dict[str, Any]:
+        """This invocation's entry in the run folder's manifest."""
+        config = self.config
+        return {
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "argv": list(config.argv),
+            "dataset": {"name": self.dataset.name, "label": self.dataset.label, "images": len(self.dataset.images)},
+            "scales": [format_scales(s) for s in config.scales],
+            "anchor": config.anchor,
+            "device": config.device,
+            "threads": config.coding_threads,
+            "repeats": config.repeats,
+            "jobs": config.jobs,
+            "scheduler": config.scheduler,
+            "codecs": {
+                **{spec: {"available": True, "qualities": self.qualities[spec], "scalable": c.scalable,
+                          "params": c.parameter_counts(), "weights": c.weights_info()}
+                   for spec, c in self.available.items()},
+                **{spec: {"available": False, "reason": reason} for spec, reason in self.unavailable.items()},
+            },
+        }
+
+
+@dataclass
+class RunResult:
+    """What a run did: its summary (jobs run, skipped, failed, seconds) and where its records are."""
+
+    summary: RunSummary
+    out: Path
+    unavailable: dict[str, str]
+
+    @property
+    def records_path(self) -> Path:
+        return RunStore(self.out).records_path
+
+    def records(self) -> list[Record]:
+        """Every record of the run folder (earlier invocations included), typed."""
+        return RunStore(self.out).typed_records()
+
+
+def prepare(config: RunConfig, on_unavailable: Callable[[str, str], None] | None = None,
+            require_available: bool = True) -> PreparedRun:
+    """Load the dataset, create the codecs, check them against the configuration and plan the jobs.
+
+    ``on_unavailable(spec, reason)`` hears about each codec that cannot run here as it is found (the
+    command line prints it); with ``require_available`` a configuration none of whose codecs can
+    run is an error."""
+    from bench.datasets import load_dataset
+    from bench.registry import create_codec
+
+    dataset = load_dataset(config.dataset, config.data_root, config.limit)
+    codecs: dict[str, Codec] = {}
+    unavailable: dict[str, str] = {}
+    for spec in config.codecs:
+        codec = codecs[spec] = create_codec(spec, device=config.device)
+        status = codec.availability()
+        if not status.available:
+            unavailable[spec] = status.reason
+            if on_unavailable is not None:
+                on_unavailable(spec, status.reason)
+    available = {spec: codec for spec, codec in codecs.items() if spec not in unavailable}
+    for spec, codec in available.items():
+        limit = codec.max_layers()
+        if codec.scalable and limit is not None and any(len(s) + 1 > limit for s in config.scales):
+            raise UsageError(f"{spec} codes at most {limit} layers; a scale combination asks for more")
+    if require_available and not available:
+        raise UsageError("none of the requested codecs is available here (see the reasons above)")
+    qualities = {spec: config.qualities_for(spec, codec.default_qualities) for spec, codec in available.items()}
+    for spec, codec in available.items():
+        problems = [problem for q in qualities[spec] if (problem := codec.quality_problem(q))]
+        if problems:
+            raise UsageError(problems[0])
+    jobs = plan_jobs(list(available), dataset.name, dataset.images, list(config.scales), config.anchor, qualities,
+                     config.device, config.coding_threads, repeats=config.repeats)
+    return PreparedRun(config, dataset, codecs, unavailable, qualities, jobs)
+
+
+def plan(config: RunConfig) -> Any:
+    """The job plan and a time estimate from the run folder's records (``bench.planning.Plan``);
+    nothing is written."""
+    from bench.planning import make_plan
+
+    return make_plan(prepare(config).jobs, RunStore(config.out))
+
+
+def execute_prepared(prepared: PreparedRun, manifest: dict[str, Any] | None = None,
+                     progress: ProgressFactory | None = None, executor: Executor | None = None) -> RunSummary:
+    """Write the manifest entry (``prepared.manifest()`` unless given) and run the jobs not yet in
+    the run folder, holding its writer lock throughout."""
+    store = RunStore(prepared.config.out)
+    with store.writing():
+        store.write_manifest(manifest if manifest is not None else prepared.manifest())
+        return execute(prepared.jobs, store, workers=prepared.config.jobs, progress=progress, executor=executor)
+
+
+def run(config: RunConfig, progress: ProgressFactory | None = None, executor: Executor | None = None,
+        on_unavailable: Callable[[str, str], None] | None = None) -> RunResult:
+    """Run ``config`` (resuming: jobs whose records the folder holds are skipped) and say what happened.
+
+    ``progress(todo, total)`` may return a progress bar (``update``/``close``); ``executor`` runs the
+    jobs elsewhere (default: local processes, or the Dask cluster ``config.scheduler`` names)."""
+    prepared = prepare(config, on_unavailable)
+    if executor is None and config.scheduler:  # reach the cluster before the run folder is touched
+        from bench.distributed import DaskExecutor
+
+        executor = DaskExecutor(config.scheduler)
+        executor.connect()
+    summary = execute_prepared(prepared, progress=progress, executor=executor)
+    return RunResult(summary, config.out, prepared.unavailable)
+
+
+@dataclass
+class ReportResult:
+    """Where a report was written: its page (Markdown; the HTML page is beside it) and any
+    CompressAI ``eval_model`` files."""
+
+    page: Path
+    eval_model: list[Path] = field(default_factory=list)
+
+
+def report(run_dirs: Sequence[Path | str], out: Path | str = Path("reports"),
+           eval_model_json: bool = False) -> ReportResult:
+    """Tables, BD-rate tables and RD plots of ``run_dirs`` into ``out``. With ``eval_model_json`` also
+    CompressAI ``eval_model`` JSON files into ``out/eval_model``."""
+    from bench.errors import ReportError
+    from bench.report import build_report
+    from bench.store import export_eval_model
+
+    run_dirs = [Path(d) for d in dict.fromkeys(run_dirs)]
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ReportError(f"--out {out} is a file; the report needs a folder")
+    for run_dir in run_dirs:
+        if not (run_dir / "records.jsonl").is_file():
+            raise ReportError(f"{run_dir} holds no records.jsonl; run `bench run --out {run_dir} ...` first")
+    page = build_report(run_dirs, out)
+    files: list[Path] = []
+    if eval_model_json:
+        records = [r for run_dir in run_dirs for r in RunStore(run_dir).typed_records()]
+        files = export_eval_model(records, out / "eval_model")
+    return ReportResult(page, files)
