@@ -88,7 +88,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         # learned codecs list each weights source they can use (NAME@SOURCE); some codecs name
         # further specs worth knowing (presets such as shvc:ctc, the simulcast:hm they make)
         for spec in [base, *(f"{base}@{source}" for source in cls.published_sources),
-                     *getattr(cls, "list_variants", ())]:
+                     *cls.list_variants]:
             codec = create_codec(spec)
             status = codec.availability()
             kind = "scalable" if codec.scalable else "single-layer"

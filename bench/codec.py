@@ -180,6 +180,8 @@ class Codec(ABC):
     published_sources: ClassVar[tuple[str, ...]] = ()
     # The spec ``bench list`` shows when the bare name is not a complete spec (``simulcast:x265``).
     list_spec: ClassVar[str | None] = None
+    # Further specs ``bench list`` shows (presets, the simulcast a codec makes).
+    list_variants: ClassVar[tuple[str, ...]] = ()
     # Most ``bench fuzz`` inputs per run unless ``--uncapped`` (a decoder that starts a process per input).
     fuzz_cap: ClassVar[int | None] = None
     # False for a format that cannot tell a cut stream from a whole one (no length or CRC): decoding

@@ -1,0 +1,68 @@
+"""bench.api: the README's default job from Python, the same records as the command line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench import api
+from bench.cli import main
+from bench.errors import ReportError, UsageError
+from bench.records import Record
+from bench.store import RunStore
+
+MEASURED = ("encode_time", "decode_time", "extra")  # seconds and memory differ between runs
+
+
+def _essentials(records: list[dict]) -> list[str]:
+    return sorted(json.dumps({k: v for k, v in r.items() if k not in MEASURED}, sort_keys=True) for r in records)
+
+
+def test_run_and_report_from_python_match_the_command_line(tmp_path: Path, make_image_folder, x265_ready) -> None:
+    folder = make_image_folder(2)
+    config = api.RunConfig(codecs=["x265", "simulcast:x265"], scales=["1.5"], dataset=str(folder),
+                           qualities=["32,37"], out=tmp_path / "api")
+    result = api.run(config)
+    assert (result.summary.done, result.summary.skipped, result.summary.failed) == (8, 0, [])
+    records = result.records()
+    assert len(records) == 16 and all(isinstance(r, Record) for r in records)
+    assert {r.codec for r in records} == {"x265", "simulcast:x265"}
+    assert api.run(config).summary.skipped == 8  # a rerun resumes
+
+    assert main(["run", "--codecs", "x265,simulcast:x265", "--scales", "1.5", "--dataset", str(folder),
+                 "--qualities", "32,37", "--out", str(tmp_path / "cli"), "--no-progress"]) == 0
+    assert _essentials(RunStore(tmp_path / "api").records()) == _essentials(RunStore(tmp_path / "cli").records())
+    manifest = RunStore(tmp_path / "api").manifest()["invocations"][0]
+    assert manifest["codecs"]["x265"]["qualities"] == [32, 37] and manifest["scales"] == ["1.5"]
+
+    report = api.report([result.out], tmp_path / "report", eval_model_json=True)
+    assert report.page == tmp_path / "report" / "report.md" and report.page.is_file()
+    assert len(report.eval_model) == 4  # 2 codecs x 2 layers
+
+
+def test_prepare_checks_codecs_against_the_configuration(tmp_path: Path, make_image_folder) -> None:
+    folder = make_image_folder(1)
+    heard = []
+    config = api.RunConfig(codecs=["simulcast"], dataset=str(folder), out=tmp_path / "run")
+    with pytest.raises(UsageError, match="none of the requested codecs is available"):
+        api.prepare(config, on_unavailable=lambda spec, reason: heard.append((spec, reason)))
+    assert heard and heard[0][0] == "simulcast" and "inner codec" in heard[0][1]
+    prepared = api.prepare(config, require_available=False)
+    assert prepared.jobs == [] and list(prepared.unavailable) == ["simulcast"]
+    with pytest.raises(UsageError, match="quality must be one of"):
+        api.prepare(api.RunConfig(codecs=["mean-scale"], dataset=str(folder), qualities=["9"]))
+    assert not (tmp_path / "run").exists()  # nothing was written
+
+
+def test_plan_writes_nothing(tmp_path: Path, make_image_folder, x265_ready) -> None:
+    folder = make_image_folder(2)
+    plan = api.plan(api.RunConfig(codecs=["x265"], dataset=str(folder), qualities=["32"], out=tmp_path / "run"))
+    assert (plan.jobs, plan.done) == (2, 0)
+    assert not (tmp_path / "run").exists()
+
+
+def test_report_refuses_a_folder_without_records(tmp_path: Path) -> None:
+    with pytest.raises(ReportError, match="holds no records.jsonl"):
+        api.report([tmp_path], tmp_path / "report")

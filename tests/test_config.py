@@ -1,0 +1,69 @@
+"""RunConfig: normalised and validated on construction, before any dataset or codec loads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench.config import DEFAULT_RUN_DIR, RunConfig
+from bench.errors import ConfigError, PyramidError, UsageError
+
+
+def test_fields_are_normalised() -> None:
+    config = RunConfig(codecs=["x265,simulcast:x265", "x265"], scales=["1.5", "1.50", (1.33, 1.5)],
+                       anchor="base", qualities=["1,2", "x265=22,27,22"], out="runs/x")
+    assert config.codecs == ("x265", "simulcast:x265")
+    assert config.scales == ((1.5,), (1.33, 1.5))  # 1.5 and 1.50 are one combination
+    assert config.anchor == "base:0.25"
+    assert config.qualities == ((None, (1, 2)), ("x265", (22, 27)))
+    assert config.out == Path("runs/x")
+    assert config.qualities_for("x265", (32,)) == [22, 27]
+    assert config.qualities_for("simulcast:x265", (32,)) == [1, 2]
+    assert RunConfig(codecs="x265").out == DEFAULT_RUN_DIR and RunConfig(codecs="x265").scales == ((2.0,),)
+
+
+def test_a_mapping_of_qualities_is_per_codec() -> None:
+    config = RunConfig(codecs=["x265", "mean-scale"], qualities={"x265": [37, 32, 37]})
+    assert config.qualities_for("x265", (22,)) == [37, 32]
+    assert config.qualities_for("mean-scale", (1, 2)) == [1, 2]
+    with pytest.raises(ConfigError, match="'compass', which is not in codecs"):
+        RunConfig(codecs=["x265"], qualities={"compass": [1]})
+
+
+@pytest.mark.parametrize("changes,message", [
+    ({"codecs": [" , "]}, "--codecs names no codec"),
+    ({"jobs": 0}, "--jobs must be at least 1"),
+    ({"threads": 0}, "--threads must be at least 1"),
+    ({"repeats": 0}, "--repeats must be at least 1"),
+    ({"limit": 0}, "--limit must be at least 1"),
+    ({"device": "gpu"}, "use cpu or cuda"),
+    ({"qualities": ["a,b"]}, "--qualities expects integers"),
+    ({"qualities": ["compass=1"]}, "'compass', which is not in --codecs"),
+])
+def test_bad_values_are_refused_before_anything_loads(changes: dict, message: str, monkeypatch) -> None:
+    import bench.datasets
+    import bench.registry
+
+    def must_not_load(*args, **kwargs):
+        raise AssertionError("loaded before the configuration was valid")
+
+    monkeypatch.setattr(bench.datasets, "load_dataset", must_not_load)
+    monkeypatch.setattr(bench.registry, "create_codec", must_not_load)
+    with pytest.raises(UsageError, match=message):
+        RunConfig(**{"codecs": ["x265"], **changes})
+
+
+def test_scale_and_anchor_syntax_is_checked_at_once() -> None:
+    with pytest.raises(PyramidError):
+        RunConfig(codecs=["x265"], scales=["0.5"])
+    with pytest.raises(PyramidError):
+        RunConfig(codecs=["x265"], anchor="middle")
+
+
+def test_coding_threads_follow_jobs_and_scheduler(monkeypatch) -> None:
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    assert RunConfig(codecs=["x265"], jobs=2).coding_threads == 4
+    assert RunConfig(codecs=["x265"], jobs=16).coding_threads == 1
+    assert RunConfig(codecs=["x265"], scheduler="tcp://h:1").coding_threads == 1
+    assert RunConfig(codecs=["x265"], threads=3, jobs=2).coding_threads == 3
