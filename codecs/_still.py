@@ -20,6 +20,7 @@ import functools
 import io
 import shutil
 import subprocess
+import warnings
 from abc import abstractmethod
 from pathlib import Path
 from typing import ClassVar, Sequence
@@ -172,19 +173,23 @@ def pillow_decode(data: bytes, format: str) -> np.ndarray:
     """Decode ``data`` with Pillow's ``format`` decoder only; an RGB uint8 array.
 
     Anything but a complete RGB file of that format is a BitstreamError: Pillow refuses truncated
-    files by default, and a file that decodes to another mode is not one this codec wrote.
+    files by default, and a file that decodes to another mode is not one this codec wrote. So is a
+    header claiming more pixels than Pillow's decompression-bomb limit (about 89 million), which
+    Pillow itself would only warn about before allocating them: no benchmark image is that large.
     """
     from PIL import Image
 
     try:
-        with Image.open(io.BytesIO(data), formats=[format]) as picture:
-            picture.load()
-            if picture.mode != "RGB":
-                raise BitstreamError(f"{format} file decodes to mode {picture.mode}, not RGB")
-            return np.asarray(picture, dtype=np.uint8).copy()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data), formats=[format]) as picture:
+                picture.load()
+                if picture.mode != "RGB":
+                    raise BitstreamError(f"{format} file decodes to mode {picture.mode}, not RGB")
+                return np.asarray(picture, dtype=np.uint8).copy()
     except BitstreamError:
         raise
-    except Exception as error:  # Pillow raises OSError, SyntaxError, ValueError, ... on bad input
+    except Exception as error:  # OSError, SyntaxError, ValueError, the bomb warning, ... on bad input
         raise BitstreamError(f"Pillow cannot decode the {format} bitstream: {error}") from error
 
 

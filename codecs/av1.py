@@ -112,6 +112,7 @@ class Av1Codec(StillImageCodec):
     quality_range = (0, 63)
     quality_meaning = "a libaom crf (cq-level, lower is better)"
     max_side = 65535  # AV1 codes each side in up to 16 bits
+    fuzz_cap = 500  # ffmpeg starts for every fuzz input
 
     def fingerprint(self, weights: Mapping[str, str] | None = None) -> dict[str, str]:
         # the decoder is not listed: AV1 decoding is bit-exact by specification

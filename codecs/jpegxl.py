@@ -100,6 +100,7 @@ class JpegXlCodec(StillImageCodec):
     quality_range = (9, 100)
     quality_meaning = "a cjxl quality (higher is better; 100 is lossless)"
     max_side = 65535
+    fuzz_cap = 500  # ffmpeg starts for every fuzz input
 
     def fingerprint(self, weights: Mapping[str, str] | None = None) -> dict[str, str]:
         from bench.fingerprint import cpu_model

@@ -5,8 +5,10 @@ from __future__ import annotations
 import io
 
 import numpy as np
+import pytest
 from PIL import Image
 
+from bench.codec import BitstreamError
 from bench.codecs.jpeg import JpegCodec
 from tests.codecs.still_contract import MissingPillowLibrary, StillCodecContract, smooth_image
 
@@ -61,3 +63,11 @@ def test_quality_100_is_close_to_lossless() -> None:
     image = smooth_image(32, 32)
     (decoded,) = JpegCodec().decode(JpegCodec().encode([image], 100).data)
     assert np.abs(decoded.astype(int) - image).max() <= 4
+
+
+def test_a_header_claiming_a_giant_image_is_refused_before_decoding() -> None:
+    data = bytearray(JpegCodec().encode([smooth_image(48, 64)], 40).data)
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5 : sof + 9] = (10000).to_bytes(2, "big") * 2  # 10000x10000: 100 M pixels
+    with pytest.raises(BitstreamError, match="decompression bomb"):
+        JpegCodec().decode(bytes(data))
