@@ -12,6 +12,7 @@ TRAINERS = {
     "compass": "bench.train.compass",
     "export": "bench.train.export",
     "crops": "bench.train.crops",
+    "curve": "bench.train.curve",
 }
 
 

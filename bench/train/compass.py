@@ -26,6 +26,7 @@ RC), so a new zoo file differs from the old one only in LIFF's bytes.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import random
 import time
@@ -45,6 +46,7 @@ from bench.hashing import sha256_file
 from bench.train.checkpoint import load_if_present, read_init_source, save_atomic, saved_arguments
 from bench.train.common import add_common_arguments
 from bench.train.data import CropSampler, list_training_images
+from bench.train.precision import add_precision_argument, autocast, memory_format, resolve_precision
 from bench.train.schedule import (
     PrefetchedBatches,
     Schedule,
@@ -138,16 +140,17 @@ def el_rd_loss(outputs: list[dict], targets: list[torch.Tensor], lmbda: float) -
 
 
 def rc_stage_forward(
-    bl: torch.nn.Module, rc: torch.nn.Module, layers: list[torch.Tensor], bl_padding: str = "whole"
+    bl: torch.nn.Module, rc: torch.nn.Module, layers: list[torch.Tensor], bl_padding: str = "whole",
+    cast: residual.Cast = contextlib.nullcontext,
 ) -> list[dict]:
     """The EL recursion with bicubic prediction in place of LIFF (RC pre-training); the BL is padded
-    as ``CompassModel`` pads it (``bl_padding``)."""
+    as ``CompassModel`` pads it (``bl_padding``); ``cast`` as in ``CompassModel.forward``."""
     with torch.no_grad():
         recon = base_layer_forward(bl, layers[0], bl_padding)["x_hat"]
     outputs = []
     for target in layers[1:]:
         pred = bicubic_predict(recon, tuple(target.shape[-2:]))
-        out = residual.forward(rc, target - pred)
+        out = residual.forward(rc, target - pred, cast=cast)
         recon = pred + out["x_hat"]
         outputs.append({"pred": pred, "x_hat": recon, "likelihoods": out["likelihoods"]})
     return outputs
@@ -348,6 +351,12 @@ def train(args: argparse.Namespace) -> Path:
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
     device = torch.device(args.device)
+    precision = resolve_precision(args.precision, device)
+    channels = memory_format(precision)
+
+    def cast() -> Any:
+        return autocast(precision, device)
+
     stage = args.stage
     cfg: CompassConfig = CONFIGS[args.config]
     run_dir = Path(args.out)
@@ -371,7 +380,7 @@ def train(args: argparse.Namespace) -> Path:
     else:
         modules["model"] = CompassModel(bl, liff, rc, cfg)
     for module in modules.values():
-        module.to(device).train()
+        module.to(device, memory_format=channels).train()
     if args.freeze_rc:  # LIFF alone learns; the RD gradient still reaches it through the fixed RC
         rc.requires_grad_(False)
     trainable = [(n, p) for m in (liff, rc) if m is not None for n, p in m.named_parameters() if p.requires_grad]
@@ -436,6 +445,7 @@ def train(args: argparse.Namespace) -> Path:
                 "quality": args.quality,
                 "bl_sha256": bl_sha256,
                 "init_source": init_source,
+                "precision": precision,
                 "args": saved_arguments(args),
             },
             checkpoint_path,
@@ -471,13 +481,15 @@ def train(args: argparse.Namespace) -> Path:
         for group in optimizer.param_groups:
             group["lr"] = lr
         x, scale, drawn = prefetch.next() if prefetch is not None else draw()
-        x = x.to(device, non_blocking=True)
+        x = x.to(device, non_blocking=True).contiguous(memory_format=channels)
         optimizer.zero_grad()
         if aux_optimizer is not None:
             aux_optimizer.zero_grad()
         if stage == "liff":
-            low = drawn.to(device, non_blocking=True)
-            pred = liff(low, (args.crop, args.crop))
+            low = drawn.to(device, non_blocking=True).contiguous(memory_format=channels)
+            with cast():
+                pred = liff(low, (args.crop, args.crop))
+            pred = pred.float()
             loss = F.l1_loss(pred, x)
             postfix = {
                 "l1": f"{loss.item():.4f}",
@@ -485,11 +497,11 @@ def train(args: argparse.Namespace) -> Path:
                 "x": f"{scale:.2f}",
             }
         else:
-            layers = [layer.to(device, non_blocking=True) for layer in drawn]
+            layers = [layer.to(device, non_blocking=True).contiguous(memory_format=channels) for layer in drawn]
             if stage == "rc":
-                outputs = rc_stage_forward(bl, rc, layers, cfg.bl_padding)
+                outputs = rc_stage_forward(bl, rc, layers, cfg.bl_padding, cast)
             else:
-                outputs = modules["model"](layers)["el"]
+                outputs = modules["model"](layers, cast)["el"]
             stats = el_rd_loss(outputs, layers[1:], lmbda)
             loss = stats["loss"]
             postfix = {
@@ -578,6 +590,7 @@ def export(args: argparse.Namespace) -> Path:
                 if key in saved_args
             },
             "init_source": state.get("init_source"),  # the file --init-from resolved to ('zoo' names no file)
+            "precision": state.get("precision", "fp32"),  # of the last training run (older ones: fp32)
         },
         "float32_keys": sorted(k for k, v in exported.items() if v.dtype == torch.float32),
         "format": zoo.FORMAT_VERSION,
@@ -635,6 +648,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scale-min", type=float, default=1.0, help="liff stage: smallest SR factor")
     parser.add_argument("--scale-max", type=float, default=4.0, help="liff stage: largest SR factor")
     parser.add_argument("--out", help="run folder; last.pt there is resumed")
+    add_precision_argument(parser)
     parser.add_argument("--from", dest="source", help="export: the joint checkpoint to export")
     parser.add_argument(
         "--export-dir", default=None, help="export: zoo folder (default: $BENCH_WEIGHTS or bench/weights)"

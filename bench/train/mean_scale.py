@@ -17,6 +17,7 @@ from tqdm import tqdm
 from bench._compressai import import_compressai
 from bench.train.checkpoint import load_if_present, read_init_source, save_atomic, saved_arguments
 from bench.train.common import add_common_arguments
+from bench.train.precision import add_precision_argument, autocast, memory_format, resolve_precision
 from bench.train.data import CropSampler, list_training_images
 from bench.train.schedule import (
     PrefetchedBatches,
@@ -33,6 +34,25 @@ def build_model(n: int, m: int) -> torch.nn.Module:
     from compressai.models import MeanScaleHyperprior
 
     return MeanScaleHyperprior(N=n, M=m)
+
+
+def forward_mixed(model: torch.nn.Module, x: torch.Tensor, precision: str) -> dict:
+    """``MeanScaleHyperprior.forward`` with the four transforms in ``precision`` and the entropy
+    models in fp32 (see ``bench.train.precision``); under fp32 it computes what ``model(x)`` does."""
+    cast = autocast(precision, x.device)
+    with cast:
+        y = model.g_a(x)
+    y = y.float()
+    with cast:
+        z = model.h_a(y)
+    z_hat, z_likelihoods = model.entropy_bottleneck(z.float())
+    with cast:
+        gaussian_params = model.h_s(z_hat)
+    scales_hat, means_hat = gaussian_params.float().chunk(2, 1)
+    y_hat, y_likelihoods = model.gaussian_conditional(y, scales_hat, means=means_hat)
+    with cast:
+        x_hat = model.g_s(y_hat)
+    return {"x_hat": x_hat.float(), "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}}
 
 
 def rate_distortion_loss(out: dict, target: torch.Tensor, lmbda: float) -> dict[str, torch.Tensor]:
@@ -69,6 +89,15 @@ def validate(model: torch.nn.Module, images: list[torch.Tensor], lmbda: float) -
     return {"bpp": float(np.mean(bpps)), "psnr": float(np.mean(psnrs))}
 
 
+def append_curve_point(path: Path, point: dict) -> None:
+    """One validation point per line (the learning curve: Kodak rate and PSNR against training time)."""
+    import json
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        handle.write(json.dumps(point) + "\n")
+
+
 def load_validation_images(folder: Path, count: int) -> list[torch.Tensor]:
     paths = sorted(folder.glob("*.png"))[:count]
     tensors = []
@@ -101,6 +130,7 @@ def train(args: argparse.Namespace) -> Path:
     run_dir = Path(args.out)
     checkpoint_path = run_dir / "last.pt"
 
+    precision = resolve_precision(args.precision, device)
     model = build_model(args.N, args.M).to(device)
     main_params = [p for n, p in model.named_parameters() if not n.endswith(".quantiles")]
     aux_params = [p for n, p in model.named_parameters() if n.endswith(".quantiles")]
@@ -128,6 +158,10 @@ def train(args: argparse.Namespace) -> Path:
                 f"not {args.init_from}: initial weights only apply to a fresh run; use another --out"
             )
         check_schedule_on_resume(saved_args, args, checkpoint_path)
+        saved_precision = state.get("config", {}).get("precision", "fp32")
+        if saved_precision != precision:
+            print(f"note: {checkpoint_path} trained in {saved_precision} so far; continuing in {precision}",
+                  flush=True)
         print(f"resumed {checkpoint_path} at step {step}", flush=True)
     elif args.init_from:
         weights, path = _initial_weights(args.init_from, args.quality)
@@ -151,7 +185,8 @@ def train(args: argparse.Namespace) -> Path:
                 "trained_seconds": trained_seconds,
                 "init_source": init_source,
                 "config": {"N": args.N, "M": args.M, "lmbda": args.lmbda, "crop": args.crop,
-                           "batch": args.batch, "lr": args.lr, "steps": args.steps, "minutes": args.minutes},
+                           "batch": args.batch, "lr": args.lr, "steps": args.steps, "minutes": args.minutes,
+                           "precision": precision},
                 "args": saved_arguments(args),
             },
             checkpoint_path,
@@ -160,6 +195,8 @@ def train(args: argparse.Namespace) -> Path:
     val_images = load_validation_images(Path(args.data_root) / "kodak", args.val_images)
     schedule = Schedule(args.steps, args.minutes, args.decay_fraction)
     last_save, saved_step = time.monotonic(), step
+    model = model.to(memory_format=memory_format(precision))
+    curve_path = run_dir / "curve.jsonl"
     bar = tqdm(total=args.steps if args.minutes is None else None, initial=step,
                desc=f"mean-scale λ={args.lmbda}", mininterval=5)
     model.train()
@@ -176,9 +213,10 @@ def train(args: argparse.Namespace) -> Path:
             for group in optimizer.param_groups:
                 group["lr"] = lr
             x = (prefetch.next() if prefetch is not None else draw()).to(device, non_blocking=True)
+            x = x.contiguous(memory_format=memory_format(precision))
             optimizer.zero_grad()
             aux_optimizer.zero_grad()
-            out = model(x)
+            out = forward_mixed(model, x, precision)
             losses = rate_distortion_loss(out, x, args.lmbda)
             losses["loss"].backward()
             torch.nn.utils.clip_grad_norm_(main_params, 1.0)
@@ -199,6 +237,9 @@ def train(args: argparse.Namespace) -> Path:
                 metrics = validate(model, [v.to(device) for v in val_images], args.lmbda)
                 tqdm.write(f"step {step}: kodak[:{len(val_images)}] {metrics['bpp']:.4f} bpp "
                            f"{metrics['psnr']:.2f} dB (likelihood estimate)")
+                append_curve_point(curve_path, {"step": step, "trained_seconds": round(trained_seconds, 1),
+                                                "precision": precision, "threads": args.threads,
+                                                "images": len(val_images), **metrics})
     finally:
         close_loop(bar, prefetch)
     if step != saved_step or not checkpoint_path.exists():
@@ -226,6 +267,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="fine-tune from a checkpoint (e.g. of a neighbouring λ), a zoo file, or 'zoo' "
                              "(the zoo's file at --quality); applies to a fresh run (a rerun resumes last.pt)")
     parser.add_argument("--out", required=True, help="run folder; last.pt there is resumed")
+    add_precision_argument(parser)
     add_common_arguments(parser)
 
 

@@ -18,6 +18,8 @@ Both take an optional ``SectionClock`` that receives seconds per module and kind
 
 from __future__ import annotations
 
+import contextlib
+
 import struct
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
@@ -211,19 +213,23 @@ class CompassModel(nn.Module):
         return counts
 
     # --------------------------------------------------------------------------- training
-    def forward(self, layers: Sequence[torch.Tensor]) -> dict:
+    def forward(self, layers: Sequence[torch.Tensor], cast: residual.Cast = contextlib.nullcontext) -> dict:
         """Differentiable pass over layers 0..K (smallest first, each Bx3xHxW in [0, 1]).
 
-        The BL is run frozen under no_grad (its rounded reconstruction, as the decoder sees it);
-        each EL returns its prediction, reconstruction and RC likelihoods for the RD loss.
+        The BL is run frozen under no_grad (its rounded reconstruction, as the decoder sees it, in
+        fp32 whatever ``cast``); each EL returns its prediction, reconstruction and RC likelihoods
+        for the RD loss. ``cast`` makes the context LIFF and the RC's transforms run in (training's
+        bf16 autocast); LIFF's prediction is made fp32 before it meets the RC.
         """
         with torch.no_grad():
             bl_out = base_layer_forward(self.bl, layers[0], self.bl_padding, self.padding)
         recon = bl_out["x_hat"]
         outputs = {"bl": bl_out, "el": []}
         for target in layers[1:]:
-            pred = self.liff(recon, (target.shape[-2], target.shape[-1]))
-            rc_out = residual.forward(self.rc, target - pred, self.padding)
+            with cast():
+                pred = self.liff(recon, (target.shape[-2], target.shape[-1]))
+            pred = pred.float()
+            rc_out = residual.forward(self.rc, target - pred, self.padding, cast)
             recon = pred + rc_out["x_hat"]
             outputs["el"].append({"pred": pred, "x_hat": recon, "likelihoods": rc_out["likelihoods"]})
         return outputs

@@ -27,7 +27,9 @@ and a decoder must use the encoder's.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
+from typing import Callable, ContextManager
 
 import torch
 import torch.nn.functional as F
@@ -36,6 +38,7 @@ from torch import nn
 from bench._compressai import import_compressai
 
 Size = tuple[int, int]
+Cast = Callable[[], ContextManager]  # makes the context a training pass runs its transforms in
 
 
 @dataclass(frozen=True)
@@ -185,21 +188,33 @@ class _RoundSTE(torch.autograd.Function):
         return grad
 
 
-def forward(model: nn.Module, x: torch.Tensor, padding: Padding = BENCH_PADDING) -> dict:
+def forward(
+    model: nn.Module, x: torch.Tensor, padding: Padding = BENCH_PADDING, cast: Cast = contextlib.nullcontext
+) -> dict:
     """Training/validation pass with layer-wise padding.
+
+    ``cast`` makes the context the four transforms run in (training passes bf16 autocast, see
+    ``bench.train.precision``); their outputs are made fp32 before any entropy model sees them.
 
     The decoder always receives ŷ = round(y − μ) + μ (straight-through gradient), exactly what
     ``decompress`` reconstructs, so there is no train/test mismatch to propagate to the next layer;
     the likelihoods come from CompressAI's modules (noisy latents in train mode, rounded in eval).
     ``x_hat`` is not clamped: it is a residual for RC, and the recursion never clamps (spec §3.3).
     """
-    y, g_sizes = analysis(model, x, padding)
-    z, h_sizes = _run_down(model.h_a, y, padding)
-    z_hat, z_likelihoods = model.entropy_bottleneck(z)
-    scales, means = hyper_params(model, z_hat, h_sizes, padding)
+    with cast():
+        y, g_sizes = analysis(model, x, padding)
+    y = y.float()
+    with cast():
+        z, h_sizes = _run_down(model.h_a, y, padding)
+    z_hat, z_likelihoods = model.entropy_bottleneck(z.float())
+    with cast():
+        scales, means = hyper_params(model, z_hat, h_sizes, padding)
+    scales, means = scales.float(), means.float()
     _, y_likelihoods = model.gaussian_conditional(y, scales, means=means)
     y_hat = _RoundSTE.apply(y - means) + means
-    x_hat = synthesis(model, y_hat, g_sizes, padding)
+    with cast():
+        x_hat = synthesis(model, y_hat, g_sizes, padding)
+    x_hat = x_hat.float()
     return {
         "x_hat": x_hat,
         "likelihoods": {"y": y_likelihoods, "z": z_likelihoods},

@@ -102,3 +102,21 @@ def test_init_from_the_zoo_file_and_no_silent_switch_on_resume(data_root, tmp_pa
     log = train(data_root, tuned, 1, "--init-from", str(first / "last.pt"), env=env, ok=False)
     assert "initial weights only apply to a fresh run" in log and "Traceback" not in log
     assert "needs --quality" in train(data_root, tmp_path / "x", 1, "--init-from", "zoo", ok=False)
+
+
+def test_precision_is_recorded_in_the_checkpoint_and_the_exported_file(data_root, tmp_path):
+    from bench.train.precision import bf16_problem
+
+    run = tmp_path / "bf16"
+    log = train(data_root, run, 2, "--precision", "bf16")
+    expected = "fp32" if bf16_problem(torch.device("cpu")) else "bf16"
+    assert load(run)["config"]["precision"] == expected
+    assert ("falls back to fp32" in log) == (expected == "fp32")
+    curve = [line for line in (run / "curve.jsonl").read_text().splitlines() if line]
+    assert len(curve) == 1 and f'"precision": "{expected}"' in curve[0] and '"step": 2' in curve[0]
+    from bench import zoo
+    from bench.train.export import export_checkpoint
+
+    exported = export_checkpoint(run / "last.pt", 3, tmp_path / "zoo", force_lambda=False)
+    contents, _, _ = zoo.load_weights("mean-scale", 3, exported.parent)
+    assert contents["config"]["train"]["precision"] == expected

@@ -297,6 +297,18 @@ def test_freeze_rc_fine_tunes_liff_only_and_export_records_it(setup):
     assert contents["config"]["train"]["freeze_rc"] is True
     assert contents["config"]["train"]["el1_range"] == [0.25, 0.75]
     assert contents["config"]["train"]["init_source"].startswith("compass-q2-")
+    assert contents["config"]["train"]["precision"] == "fp32"  # the trainer's default
+
+
+def test_bf16_training_is_recorded_in_the_checkpoint_and_the_export(setup):
+    from bench.train.precision import bf16_problem
+
+    root = setup
+    _run(*_common(root, "joint", "bf16", 1), "--quality", "2", "--precision", "bf16")
+    expected = "fp32" if bf16_problem(torch.device("cpu")) else "bf16"
+    assert torch.load(root / "bf16" / "last.pt", weights_only=False)["precision"] == expected
+    _run("--stage", "export", "--from", str(root / "bf16" / "last.pt"))
+    assert zoo.load_weights("compass", 2)[0]["config"]["train"]["precision"] == expected
 
     with pytest.raises(SystemExit, match="--freeze-rc applies to --stage joint only"):
         _run(*_common(root, "rc", "rc", 1), "--quality", "2", "--freeze-rc")
