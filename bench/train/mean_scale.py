@@ -17,8 +17,8 @@ from tqdm import tqdm
 from bench._compressai import import_compressai
 from bench.train.checkpoint import load_if_present, read_init_source, save_atomic, saved_arguments
 from bench.train.common import add_common_arguments
-from bench.train.precision import add_precision_argument, autocast, memory_format, resolve_precision
 from bench.train.data import CropSampler, list_training_images
+from bench.train.precision import add_precision_argument, autocast, memory_format, resolve_precision
 from bench.train.schedule import (
     PrefetchedBatches,
     Schedule,

@@ -19,7 +19,6 @@ Both take an optional ``SectionClock`` that receives seconds per module and kind
 from __future__ import annotations
 
 import contextlib
-
 import struct
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
