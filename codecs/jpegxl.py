@@ -4,24 +4,28 @@
   lossy VarDCT in libjxl's XYB colour space from the 8-bit sRGB input (``rgb24``; no conversion by
   ffmpeg), effort 7 (libjxl's and ``cjxl``'s default), one thread (``-threads 1``). ``quality`` is
   ``cjxl``'s quality scale (higher is better), turned into libjxl's Butteraugli distance here with
-  the mapping of ``cjxl -q`` / ``JxlEncoderDistanceFromQuality``: ``distance = 0.1 + (100 - q) *
-  0.09`` for q >= 30 (q 90 is distance 1, "visually lossless"), ``6.4 + 2.5 ** ((30 - q) / 5) /
-  6.25`` below, 0 (lossless, modular) at q 100. ffmpeg's wrapper accepts distances up to 15, so
-  the lowest quality is 9 (distance 13.9). The distance is passed explicitly (``-distance``), so the
-  result does not depend on how an ffmpeg version maps its own ``-q:v``.
+  libjxl's own mapping (``JxlEncoderDistanceFromQuality``, what ``cjxl -q`` uses since libjxl 0.9;
+  the 0.7 library here predates that function): ``distance = 0.1 + (100 - q) * 0.09`` for q >= 30
+  (q 90 is distance 1, "visually lossless"), ``53/3000 q^2 - 23/20 q + 25`` below, 0 (lossless,
+  modular) at q 100. ffmpeg's wrapper accepts distances up to 15, so the lowest quality is 11
+  (distance 14.5). The distance is passed explicitly (``-distance``), so the result does not depend
+  on how an ffmpeg version maps its own ``-q:v``.
 * Bitstream: the bare JPEG XL codestream (starts ``FF 0A``; no ISOBMFF container boxes, no EXIF/ICC):
   every byte is counted, its size header included.
 * Decoding: libjxl's decoder via ffmpeg on those bytes (through a temporary file: ffmpeg 5.1 has no
   JPEG XL pipe demuxer) to 8-bit RGB ``pam``, whose header states the decoded size. libjxl
-  reconstructs in floating point, so pixels are reproducible on one machine and CPU feature set;
-  another CPU's SIMD path may differ in rare last-bit roundings.
+  encodes and reconstructs in floating point with CPU-specific SIMD code, so the codec's fingerprint
+  (what ``bench check`` needs to match before it compares bytes exactly) names the CPU as well as
+  ffmpeg and libjxl.
 
-Default qualities 9, 40, 62, 78, 88, 94, measured on Kodak kodim01, 03, 07, 13, 19 and 23 (full
-size, 768x512 or 512x768; means over the six): bpp 0.199 / 0.473 / 0.692 / 1.048 / 1.560 / 2.328 and
-PSNR-RGB 26.76 / 30.19 / 32.53 / 34.98 / 37.43 / 40.20 dB. Quality 9 is the lowest ffmpeg allows
-(see above), so the curve starts near 27 dB / 0.2 bpp: it still overlaps the learned codecs' range
-(about 25-31 dB), and reaches past x265's low end (QP 37 gives 32.6 dB on the same images), so BD-
-rates against both are finite.
+Default qualities 11, 40, 62, 78, 88, 94, measured on Kodak kodim01, 03, 07, 13, 19 and 23 (full
+size, 768x512 or 512x768; means over the six): bpp 0.195 / 0.473 / 0.692 / 1.048 / 1.560 / 2.328 and
+PSNR-RGB 26.63 / 30.19 / 32.53 / 34.98 / 37.43 / 40.20 dB. Quality 11 is the lowest ffmpeg allows
+(see above), so the curve starts near 26.6 dB / 0.2 bpp: it still overlaps the learned codecs' range
+(about 25-31 dB) and covers x265's low end (QP 37..22 gives 32.6 to 42.4 dB on the same images), so
+BD-rates against both are finite. libjxl optimises Butteraugli, not PSNR (XYB, adaptive
+quantisation; ffmpeg's wrapper exposes no PSNR tuning), so its PSNR-RGB curves sit below WebP's and
+JPEG 2000's.
 """
 
 from __future__ import annotations
@@ -47,12 +51,13 @@ _PAM_HEADER = re.compile(rb"P7\n((?:[A-Z]+ [^\n]*\n)*)ENDHDR\n")
 
 
 def quality_to_distance(quality: int) -> float:
-    """cjxl's quality (0..100, higher is better) as a Butteraugli distance (lower is better)."""
+    """cjxl's quality (0..100, higher is better) as a Butteraugli distance (lower is better), as
+    libjxl's ``JxlEncoderDistanceFromQuality`` computes it."""
     if quality >= 100:
         return 0.0
     if quality >= 30:
         return 0.1 + (100 - quality) * 0.09
-    return 6.4 + 2.5 ** ((30 - quality) / 5.0) / 6.25
+    return 53.0 / 3000.0 * quality * quality - 23.0 / 20.0 * quality + 25.0
 
 
 def parse_pam_rgb(stream: bytes) -> np.ndarray:
@@ -90,14 +95,14 @@ def libjxl_version() -> str:
 
 @register_codec("jpegxl")
 class JpegXlCodec(StillImageCodec):
-    """Lossy JPEG XL (libjxl via ffmpeg, effort 7); quality = cjxl quality 9..100."""
+    """Lossy JPEG XL (libjxl via ffmpeg, effort 7); quality = cjxl quality 11..100."""
 
-    default_qualities = (9, 40, 62, 78, 88, 94)
+    default_qualities = (11, 40, 62, 78, 88, 94)
     description = (
-        "JPEG XL lossy (VarDCT, XYB), libjxl via ffmpeg, effort 7, cjxl quality 9..100 as quality "
+        "JPEG XL lossy (VarDCT, XYB), libjxl via ffmpeg, effort 7, cjxl quality 11..100 as quality "
         "(mapped to a Butteraugli distance); rate = bare JPEG XL codestream (no container boxes)"
     )
-    quality_range = (9, 100)
+    quality_range = (11, 100)
     quality_meaning = "a cjxl quality (higher is better; 100 is lossless)"
     max_side = 65535
     fuzz_cap = 500  # ffmpeg starts for every fuzz input

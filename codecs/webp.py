@@ -4,8 +4,9 @@
   ``WebPEncode`` path for one frame), lossy, ``quality`` = libwebp's quality (0..100, higher is
   better), ``method=6`` (libwebp's slowest, best-compressing search, as ``cwebp -m 6``; the library
   default is 4). Lossy WebP is always YUV 4:2:0 (VP8 has no other format); colour is libwebp's own
-  RGB -> YUV conversion (BT.601) and back. libwebp's lossy encoder is deterministic: the same image
-  and quality give the same bytes, and Pillow asks for no multi-threaded analysis.
+  RGB -> YUV conversion (BT.601, limited range as VP8 defines it) and back. Pillow leaves libwebp's
+  ``thread_level`` at 0 (one thread), and the lossy encoder has no randomness: the same image and
+  quality give the same bytes.
 * Bitstream: the complete RIFF file (12-byte RIFF/WEBP header, 8-byte ``VP8 `` chunk header, the VP8
   key frame); every byte is counted. No alpha, EXIF, ICC or XMP chunks are written.
 * Decoding: Pillow's libwebp decoder on those bytes; a truncated or foreign file is a BitstreamError.

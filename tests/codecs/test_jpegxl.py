@@ -23,8 +23,8 @@ needs_jpegxl = pytest.mark.skipif(not AVAILABILITY.available, reason=f"jpegxl un
 class TestJpegXlContract(StillCodecContract, MissingFfmpegEncoder):
     name = "jpegxl"
     codec_class = JpegXlCodec
-    default_qualities = (9, 40, 62, 78, 88, 94)
-    quality_range = (9, 100)
+    default_qualities = (11, 40, 62, 78, 88, 94)
+    quality_range = (11, 100)
     higher_is_better = True
     magic = b"\xff\x0a"  # the bare codestream's signature
     ffmpeg_encoder = "libjxl"
@@ -46,10 +46,10 @@ def test_quality_maps_to_cjxl_distances() -> None:
     assert quality_to_distance(100) == 0.0  # lossless
     assert quality_to_distance(90) == pytest.approx(1.0)  # "visually lossless"
     assert quality_to_distance(30) == pytest.approx(6.4)  # where the two pieces meet
-    assert quality_to_distance(29) == pytest.approx(6.4 + 2.5**0.2 / 6.25)
+    assert quality_to_distance(0) == 25.0 and quality_to_distance(20) == pytest.approx(9.0667, abs=1e-4)
     # the lowest quality is the last whose distance ffmpeg's wrapper accepts
-    assert quality_to_distance(9) <= MAX_DISTANCE < quality_to_distance(8)
-    assert JpegXlCodec.quality_range == (9, 100)
+    assert quality_to_distance(11) <= MAX_DISTANCE < quality_to_distance(10)
+    assert JpegXlCodec.quality_range == (11, 100)
 
 
 @needs_jpegxl
