@@ -126,12 +126,12 @@ def prepare(config: RunConfig, on_unavailable: Callable[[str, str], None] | None
     return PreparedRun(config, dataset, codecs, unavailable, qualities, jobs)
 
 
-def plan(config: RunConfig) -> Any:
+def plan(config: RunConfig, on_unavailable: Callable[[str, str], None] | None = None) -> Any:
     """The job plan and a time estimate from the run folder's records (``bench.planning.Plan``);
     nothing is written."""
     from bench.planning import make_plan
 
-    return make_plan(prepare(config).jobs, RunStore(config.out))
+    return make_plan(prepare(config, on_unavailable).jobs, RunStore(config.out))
 
 
 def execute_prepared(prepared: PreparedRun, manifest: dict[str, Any] | None = None,

@@ -31,17 +31,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bench import api
 
     config = run_config(args)
+
+    def unavailable(spec: str, reason: str) -> None:
+        print(f"skipping {spec}: unavailable: {reason}", file=sys.stderr)
+
     if args.dry_run:  # the plan and an estimate from the run directory's records; nothing is written
         from bench.planning import format_plan
 
-        print(format_plan(api.plan(config), config.out, config.jobs))
+        print(format_plan(api.plan(config, unavailable), config.out, config.jobs))
         return 0
 
     def progress(todo, total):
         return tqdm(total=total, desc="bench run", unit="job", disable=args.no_progress)
-
-    def unavailable(spec: str, reason: str) -> None:
-        print(f"skipping {spec}: unavailable: {reason}", file=sys.stderr)
 
     result = api.run(config, progress=progress, on_unavailable=unavailable)
     summary = result.summary
