@@ -126,6 +126,7 @@ def compass_paper_bdrate() -> PaperBDRate:
     return paper_bdrate("compass-iccv2023")
 
 
+@lru_cache(maxsize=None)  # read once: reports ask per record whether it is the paper's codec
 def paper_bdrate(key: str | None = None) -> PaperBDRate:
     """A paper's published BD-rate tables by key in ``index.json`` (default: the first table); the
     index entry names the codec they are about (``codec``) and which report role measures each of
