@@ -26,6 +26,22 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_flags_digest() -> str:
+    """A short hash of the CPU's feature flags: hosts that report the same model name (a virtual
+    "Intel(R) Xeon(R) Processor") can still expose different instruction sets, and SIMD code paths
+    (x265's assembly, oneDNN's kernels) give different bits on different sets."""
+    import hashlib
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = " ".join(sorted(line.split(":", 1)[1].split()))
+                return hashlib.sha256(flags.encode()).hexdigest()[:12]
+    except OSError:
+        pass
+    return platform.machine()
+
+
 def numeric_stack(weights: Mapping[str, str] | None = None) -> dict[str, str]:
     """Versions of torch, CompressAI and numpy, the CPU, and the weights' SHA-256 when there are weights."""
     versions = {}

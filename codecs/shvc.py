@@ -651,7 +651,8 @@ class ShvcCodec(Codec):
     """SHVC all-intra through SHM; spec ``shvc[:key=value+...][@SHM_FOLDER]``."""
 
     scalable = True
-    default_qualities = (22, 27, 32, 37)
+    # BL QPs: JCT-VC's 22-37 plus 42 and 47, which reach the learned codecs' PSNR range (as x265's)
+    default_qualities = (22, 27, 32, 37, 42, 47)
     description = (
         "SHVC all-intra via the SHM reference binaries, BT.601 full-range YCbCr (4:4:4 8-bit unless "
         "chroma=420[+bits=10]), base-layer QP as quality"
@@ -660,7 +661,9 @@ class ShvcCodec(Codec):
     decode_timeout_s: float = 300.0
     slow = True  # minutes per job: the runner starts these first
     deterministic = False  # external reference software: `bench check` compares with a tolerance
-    family = "x265"  # the HEVC family: reports pair it with x265 and simulcast:x265
+    # SHVC's single-layer anchor is its own encoder alone (SHVC CTC practice: HM and HM simulcast),
+    # so that "against single-layer" measures the cost of scalability, not encoder differences
+    family = "hm"
     report_role = "shvc"  # the contract's SHVC anchor
     anchors_every_family = True  # every scalable codec is compared with SHVC
 

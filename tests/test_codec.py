@@ -51,7 +51,7 @@ def test_builtin_codecs_are_every_public_module_of_the_package() -> None:
 
 def test_declarations_of_the_builtin_codecs() -> None:
     assert is_slow("shvc") and not is_slow("x265") and not is_slow("unregistered")
-    assert codec_family("compass") == "mean-scale" and codec_family("shvc") == "x265"
+    assert codec_family("compass") == "mean-scale" and codec_family("shvc") == "hm"
     assert codec_family("simulcast:mean-scale@compressai") == "mean-scale" and codec_family("x265:slow") == "x265"
     assert codec_family("someone-elses") == "someone-elses"
     assert (role("shvc", "scalable"), role("simulcast:x265", "scalable"), role("compass", "scalable"),

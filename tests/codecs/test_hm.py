@@ -32,7 +32,7 @@ def test_registered_as_single_layer() -> None:
     codec = create_codec("hm:chroma=420@/nowhere")
     assert isinstance(codec, HmCodec)
     assert not codec.scalable and codec.max_layers() == 1
-    assert codec.default_qualities == (22, 27, 32, 37)
+    assert codec.default_qualities == (22, 27, 32, 37, 42, 47)
     assert codec.spec == "hm:chroma=420@/nowhere"
     assert codec.family_of(None) == "hm"  # its own family, not shvc's
     assert not codec.anchors_every_family
@@ -90,7 +90,7 @@ def test_simulcast_hm_delegates() -> None:
     codec = create_codec("simulcast:hm:chroma=420@/nowhere")
     assert isinstance(codec, SimulcastCodec) and codec.scalable
     assert isinstance(codec.inner, HmCodec) and codec.inner.spec == "hm:chroma=420@/nowhere"
-    assert codec.default_qualities == (22, 27, 32, 37)
+    assert codec.default_qualities == (22, 27, 32, 37, 42, 47)
     assert codec.coding_threads(8) == 1  # SHM is single-threaded
 
 

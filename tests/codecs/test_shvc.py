@@ -63,7 +63,7 @@ def test_registered_as_scalable() -> None:
     codec = create_codec("shvc:delta=2@/nowhere")
     assert isinstance(codec, ShvcCodec)
     assert codec.scalable and codec.max_layers() == 8
-    assert codec.default_qualities == (22, 27, 32, 37)
+    assert codec.default_qualities == (22, 27, 32, 37, 42, 47)
     assert codec.spec == "shvc:delta=2@/nowhere"
 
 
@@ -463,7 +463,7 @@ def test_ctc_preset_is_the_ctc_options_and_qps() -> None:
     assert codec.options == ShvcOptions(chroma="420", bits=8, delta=2)
     assert codec.options.layer_qps(22, 2) == [22, 24]
     assert codec.default_qualities == (22, 26, 30, 34)
-    assert create_codec("shvc").default_qualities == (22, 27, 32, 37)  # the preset's QPs stay its own
+    assert create_codec("shvc").default_qualities == (22, 27, 32, 37, 42, 47)  # the preset's QPs stay its own
     assert "JCTVC-Q1009" in shvc.PRESETS["ctc"].follows
     # options after the preset override it: the CTC's other EL QP set
     assert create_codec("shvc:ctc+delta=0").options == ShvcOptions(chroma="420", bits=8, delta=0)

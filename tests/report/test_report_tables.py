@@ -152,13 +152,14 @@ def test_roles_families_and_focus_pairs():
     assert role("shvc", "scalable") == "shvc"
     assert role("compass@official", "scalable") == "scalable"
     assert family("simulcast:mean-scale@compressai") == "mean-scale"
-    assert family("compass") == "mean-scale" and family("shvc") == "x265"
+    assert family("compass") == "mean-scale" and family("shvc") == "hm"
     assert is_focus_pair("simulcast:x265", "simulcast", "x265", "single-layer")
     assert is_focus_pair("compass", "scalable", "mean-scale", "single-layer")
     assert is_focus_pair("compass", "scalable", "simulcast:mean-scale", "simulcast")
     assert is_focus_pair("compass", "scalable", "shvc", "shvc")
-    assert is_focus_pair("shvc", "shvc", "x265", "single-layer")
-    assert is_focus_pair("shvc", "shvc", "simulcast:x265", "simulcast")
+    assert is_focus_pair("shvc", "shvc", "hm", "single-layer")  # SHVC against its own encoder alone
+    assert is_focus_pair("shvc", "shvc", "simulcast:hm", "simulcast")
+    assert not is_focus_pair("shvc", "shvc", "x265", "single-layer")
     assert not is_focus_pair("compass", "scalable", "x265", "single-layer")
     assert not is_focus_pair("x265", "single-layer", "simulcast:x265", "simulcast")
     assert not is_focus_pair("simulcast:x265", "simulcast", "shvc", "shvc")
