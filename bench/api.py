@@ -63,6 +63,7 @@ class PreparedRun:
             "repeats": config.repeats,
             "jobs": config.jobs,
             "scheduler": config.scheduler,
+            "yuv_matrix": config.yuv_matrix,
             "codecs": {
                 **{spec: {"available": True, "qualities": self.qualities[spec], "scalable": c.scalable,
                           "params": c.parameter_counts(), "weights": c.weights_info()}
@@ -121,9 +122,19 @@ def prepare(config: RunConfig, on_unavailable: Callable[[str, str], None] | None
         problems = [problem for q in qualities[spec] if (problem := codec.quality_problem(q))]
         if problems:
             raise UsageError(problems[0])
+    _check_yuv_matrix(config)
     jobs = plan_jobs(list(available), dataset.name, dataset.images, list(config.scales), config.anchor, qualities,
-                     config.device, config.coding_threads, repeats=config.repeats)
+                     config.device, config.coding_threads, repeats=config.repeats, yuv_matrix=config.yuv_matrix)
     return PreparedRun(config, dataset, codecs, unavailable, qualities, jobs)
+
+
+def _check_yuv_matrix(config: RunConfig) -> None:
+    """A run folder measures PSNR-Y/YUV with one matrix: a resume skips finished jobs, so another
+    matrix would leave records that cannot be compared with each other."""
+    found = {r.get("yuv_matrix") for r in RunStore(config.out).records()} - {None, config.yuv_matrix}
+    if found:
+        raise UsageError(f"{config.out} holds records with PSNR-YUV in {', '.join(sorted(found))}; "
+                         f"--yuv-matrix {config.yuv_matrix} needs another --out")
 
 
 def plan(config: RunConfig, on_unavailable: Callable[[str, str], None] | None = None) -> Any:
@@ -170,9 +181,10 @@ class ReportResult:
 
 
 def report(run_dirs: Sequence[Path | str], out: Path | str = Path("reports"),
-           eval_model_json: bool = False) -> ReportResult:
-    """Tables, BD-rate tables and RD plots of ``run_dirs`` into ``out``. With ``eval_model_json`` also
-    CompressAI ``eval_model`` JSON files into ``out/eval_model``."""
+           eval_model_json: bool = False, metric: str = "psnr-rgb") -> ReportResult:
+    """Tables, BD-rate tables and RD plots of ``run_dirs`` into ``out``, BD-rates and RD plots on the
+    quality ``metric`` (``bench.rd_metrics``: psnr-rgb, psnr-y, psnr-yuv, ms-ssim-db). With
+    ``eval_model_json`` also CompressAI ``eval_model`` JSON files into ``out/eval_model``."""
     from bench.errors import ReportError
     from bench.report import build_report
     from bench.store import export_eval_model
@@ -184,7 +196,7 @@ def report(run_dirs: Sequence[Path | str], out: Path | str = Path("reports"),
     for run_dir in run_dirs:
         if not (run_dir / "records.jsonl").is_file():
             raise ReportError(f"{run_dir} holds no records.jsonl; run `bench run --out {run_dir} ...` first")
-    page = build_report(run_dirs, out)
+    page = build_report(run_dirs, out, metric)
     files: list[Path] = []
     if eval_model_json:
         records = [r for run_dir in run_dirs for r in RunStore(run_dir).typed_records()]

@@ -10,6 +10,8 @@ from typing import Any, Callable, Sequence
 from bench import shm_build, weights_fetch  # stdlib-only imports: cheap
 from bench.config import DEFAULT_RUN_DIR, DEFAULT_SCALES, RunConfig, check_device
 from bench.errors import UsageError, exit_status, is_user_error
+from bench.rd_metrics import DEFAULT_METRIC, METRICS
+from bench.ycbcr import DEFAULT_YUV_MATRIX, YUV_MATRICES
 
 DEFAULT_REPORT_DIR = Path("reports")
 
@@ -22,7 +24,7 @@ def run_config(args: argparse.Namespace) -> RunConfig:
     return RunConfig(codecs=args.codecs, scales=args.scales or DEFAULT_SCALES, dataset=args.dataset,
                      data_root=args.data_root, limit=args.limit, qualities=args.qualities, anchor=args.anchor,
                      device=args.device, threads=args.threads, jobs=args.jobs, repeats=args.repeats, out=args.out,
-                     scheduler=args.scheduler, argv=sys.argv[1:])
+                     scheduler=args.scheduler, yuv_matrix=args.yuv_matrix, argv=sys.argv[1:])
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -60,7 +62,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from bench import api
 
-    result = api.report(args.run_dirs or [DEFAULT_RUN_DIR], args.out, eval_model_json=args.eval_model_json)
+    result = api.report(args.run_dirs or [DEFAULT_RUN_DIR], args.out, eval_model_json=args.eval_model_json,
+                        metric=args.metric)
     print(f"report written to {result.page}")
     if args.eval_model_json:
         print(f"{len(result.eval_model)} CompressAI eval_model JSON files in {args.out / 'eval_model'}")
@@ -229,6 +232,9 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scheduler", metavar="ADDRESS",
                         help="run the jobs on a Dask distributed cluster (e.g. tcp://127.0.0.1:8786) "
                              "instead of local worker processes; records are still written here only")
+    parser.add_argument("--yuv-matrix", choices=list(YUV_MATRICES), default=DEFAULT_YUV_MATRIX,
+                        help=f"YCbCr matrix of PSNR-Y and PSNR-YUV (full range, 8-bit, float; default "
+                             f"{DEFAULT_YUV_MATRIX}, as CompressAI and JPEG AI; bt601: what x265 and SHVC code in)")
     parser.add_argument("--dry-run", action="store_true",
                         help="print the plan (jobs per codec, scales and quality, how many are already done) "
                              "and a time estimate from the run directory's records, then exit")
@@ -243,6 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", type=Path, default=DEFAULT_REPORT_DIR,
                         help=f"report folder (default {DEFAULT_REPORT_DIR})")
     report.add_argument("--eval-model-json", action="store_true", help="also export CompressAI eval_model JSON files")
+    report.add_argument("--metric", choices=list(METRICS), default=DEFAULT_METRIC,
+                        help=f"quality metric of the BD-rate tables and RD plots (default {DEFAULT_METRIC})")
     listing = sub.add_parser("list", help="registered codecs (with availability), datasets, anchors")
     listing.add_argument("--data-root", type=Path)
     encode = sub.add_parser("encode", help="encode one image with a codec into a bench bitstream file")

@@ -14,11 +14,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Callable, ClassVar, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterator, Mapping, Sequence
 
 import numpy as np
 
 from bench.errors import BitstreamError, CodecError
+
+if TYPE_CHECKING:
+    from bench.complexity import LayerComplexity
 
 __all__ = ["Availability", "BitstreamError", "Codec", "CodecError", "Encoded", "FuzzSetup", "SectionClock",
            "check_image"]
@@ -143,6 +146,14 @@ class Codec(ABC):
         say), or ``[]`` when the codec has none. The runner calls it after the timed encode, so a
         codec keeps what it needs during ``encode`` and computes the numbers here, off the clock."""
         return []
+
+    def complexity(self, sizes: Sequence[tuple[int, int]], quality: int) -> "list[LayerComplexity] | None":
+        """kMAC per pixel of every layer of one bitstream of layers of ``sizes`` (height, width;
+        smallest first; one size for a single-layer codec) at ``quality``, encoder and decoder apart
+        (``bench.complexity``): what this codec's encoder and decoder run for each layer, counted with
+        torch's FlopCounterMode. None for codecs whose operations torch cannot count (external
+        encoders). The runner caches the answer per (codec, quality, sizes)."""
+        return None
 
     def parameter_counts(self) -> dict[str, int]:
         """Learned parameters per module (e.g. ``{"bl": …, "liff": …}``); empty for classic codecs."""

@@ -17,6 +17,7 @@ from typing import Mapping, Sequence
 
 from bench.errors import ConfigError
 from bench.pyramid import Anchoring, parse_scales
+from bench.ycbcr import DEFAULT_YUV_MATRIX, YUV_MATRICES
 
 DEFAULT_RUN_DIR = Path("runs") / "main"
 DEFAULT_SCALES = ("2",)
@@ -89,7 +90,8 @@ class RunConfig:
     ``scales``: one scale combination per entry, as text (``"1.33,1.5"``) or ratios (``(1.33, 1.5)``);
     ``qualities``: ``None`` (each codec's own), ``--qualities``-style texts (``["1,2"]``,
     ``["x265=22,27"]``) or a mapping spec -> qualities; ``threads``: torch threads per job (None:
-    cores / jobs, or 1 per job on a cluster); ``argv``: the command line the manifest records.
+    cores / jobs, or 1 per job on a cluster); ``yuv_matrix``: the YCbCr matrix of PSNR-Y/YUV
+    (``bench.ycbcr``); ``argv``: the command line the manifest records.
     After construction every field is normalised: ``codecs`` a tuple of specs, ``scales`` a tuple of
     ratio tuples (duplicates dropped), ``anchor`` its canonical text, ``qualities`` a tuple of
     ``(spec or None, qualities)`` choices, ``out`` a Path.
@@ -108,6 +110,7 @@ class RunConfig:
     repeats: int = 1
     out: Path = DEFAULT_RUN_DIR
     scheduler: str | None = None
+    yuv_matrix: str = DEFAULT_YUV_MATRIX
     argv: Sequence[str] = field(default=())
 
     def __post_init__(self) -> None:
@@ -128,6 +131,8 @@ class RunConfig:
         if self.limit is not None and self.limit < 1:
             raise ConfigError(f"--limit must be at least 1, got {self.limit}")
         check_device(self.device)
+        if self.yuv_matrix not in YUV_MATRICES:
+            raise ConfigError(f"--yuv-matrix {self.yuv_matrix}: use one of {', '.join(YUV_MATRICES)}")
         if isinstance(self.qualities, Mapping):
             choices = quality_mapping(self.qualities, specs)
         else:

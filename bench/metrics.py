@@ -1,11 +1,15 @@
-"""Distortion metrics on 8-bit RGB images (harness.md): PSNR-RGB and MS-SSIM-RGB."""
+"""Distortion metrics on 8-bit RGB images (harness.md): PSNR-RGB, MS-SSIM-RGB and its dB form, and
+PSNR-Y/U/V/YUV through a float YCbCr conversion (``bench.ycbcr``)."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+from bench.ycbcr import DEFAULT_YUV_MATRIX, rgb_to_ycbcr
 
 # pytorch-msssim's 5-scale MS-SSIM with an 11-pixel window needs the smaller side > (11 - 1) * 2**4.
 MS_SSIM_MIN_SIDE = 161
@@ -15,8 +19,43 @@ MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)  # pytorch-msssim's (
 def psnr_rgb(reference: np.ndarray, reconstruction: np.ndarray) -> float:
     """10·log10(255² / MSE) over R, G, B of two uint8 images (inf when identical)."""
     _check_pair(reference, reconstruction)
-    mse = np.mean((reference.astype(np.float64) - reconstruction.astype(np.float64)) ** 2)
+    return _psnr(float(np.mean((reference.astype(np.float64) - reconstruction.astype(np.float64)) ** 2)))
+
+
+# PSNR-YUV weights of Y, Cb, Cr (JVET/JCT-VC practice): PSNR_YUV = (6·PSNR_Y + PSNR_U + PSNR_V) / 8
+YUV_WEIGHTS = (6, 1, 1)
+
+
+@dataclass(frozen=True)
+class YuvPsnr:
+    """PSNR (dB, peak 255) of each plane and their 6:1:1 weighted mean; inf where a plane is exact."""
+
+    y: float
+    u: float
+    v: float
+    yuv: float
+
+
+def _psnr(mse: float) -> float:
     return math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)
+
+
+def psnr_yuv(reference: np.ndarray, reconstruction: np.ndarray, matrix: str = DEFAULT_YUV_MATRIX) -> YuvPsnr:
+    """PSNR-Y, -U, -V and PSNR-YUV = (6·Y + U + V) / 8 of two uint8 RGB images, both converted with the
+    same unrounded full-range ``matrix`` (``bench.ycbcr``)."""
+    _check_pair(reference, reconstruction)
+    error = rgb_to_ycbcr(reference, matrix) - rgb_to_ycbcr(reconstruction, matrix)
+    y, u, v = (_psnr(float(np.mean(error[..., c] ** 2))) for c in range(3))
+    weighted = (YUV_WEIGHTS[0] * y + YUV_WEIGHTS[1] * u + YUV_WEIGHTS[2] * v) / sum(YUV_WEIGHTS)
+    return YuvPsnr(y, u, v, weighted)
+
+
+def ms_ssim_db(ms_ssim: float | None) -> float | None:
+    """MS-SSIM in dB, −10·log10(1 − MS-SSIM) (the usual log scale for RD curves; inf for 1, None
+    where MS-SSIM is None, i.e. the layer is too small)."""
+    if ms_ssim is None or (isinstance(ms_ssim, float) and math.isnan(ms_ssim)):
+        return None
+    return math.inf if ms_ssim >= 1.0 else -10 * math.log10(1.0 - ms_ssim)
 
 
 def ms_ssim_rgb(reference: np.ndarray, reconstruction: np.ndarray) -> tuple[float | None, str]:

@@ -47,6 +47,18 @@ class Record:
     mode: str  # "scalable" (one bitstream), "single" (this layer coded alone)
     device: str = "cpu"
     threads: int = 1
+    # YUV metrics (bench.metrics.psnr_yuv) through the float full-range matrix ``yuv_matrix``
+    # (bench.ycbcr: "bt709" or "bt601"); None in records written before they existed
+    psnr_y: float | None = field(default=None, metadata=disk("psnr-y"))
+    psnr_u: float | None = field(default=None, metadata=disk("psnr-u"))
+    psnr_v: float | None = field(default=None, metadata=disk("psnr-v"))
+    psnr_yuv: float | None = field(default=None, metadata=disk("psnr-yuv"))  # (6·Y + U + V) / 8
+    yuv_matrix: str | None = None
+    # −10·log10(1 − ms_ssim_rgb) (bench.metrics.ms_ssim_db); the report derives it for older records
+    ms_ssim_db: float | None = field(default=None, metadata=disk("ms-ssim-db"))
+    # kMAC per pixel of this layer's own networks (Codec.complexity; None: the codec cannot count)
+    encode_kmac_per_pixel: float | None = None
+    decode_kmac_per_pixel: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # codec timings, weights, notes
 
     def to_json(self) -> dict[str, Any]:

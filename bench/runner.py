@@ -20,14 +20,16 @@ from typing import Any, Callable, Iterable, Iterator, Protocol, Sequence
 import numpy as np
 
 from bench.codec import Codec, Encoded
+from bench.complexity import LayerComplexity
 from bench.cost import ResourceProbe, model_bytes, parameter_summary
 from bench.images import load_rgb
-from bench.metrics import ms_ssim_rgb, psnr_rgb
+from bench.metrics import ms_ssim_db, ms_ssim_rgb, psnr_rgb, psnr_yuv
 from bench.pyramid import Anchoring, cached_pyramid
 from bench.records import Record
 from bench.registry import create_codec, is_slow
 from bench.store import RunStore, job_key
 from bench.timing import Repeated, repeat, spread, timed
+from bench.ycbcr import DEFAULT_YUV_MATRIX
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,7 @@ class Job:
     device: str = "cpu"
     threads: int = 1
     repeats: int = 1  # timed runs of every codec call; records keep the median
+    yuv_matrix: str = DEFAULT_YUV_MATRIX  # of PSNR-Y/YUV (bench.ycbcr); not part of the job's identity
 
     @property
     def key(self) -> str:
@@ -50,12 +53,12 @@ class Job:
 
 def plan_jobs(codecs: Sequence[str], dataset_name: str, images: Sequence[Path],
               scale_sets: Sequence[tuple[float, ...]], anchor: str, qualities: dict[str, Sequence[int]],
-              device: str, threads: int, repeats: int = 1) -> list[Job]:
+              device: str, threads: int, repeats: int = 1, yuv_matrix: str = DEFAULT_YUV_MATRIX) -> list[Job]:
     if repeats < 1:
         raise ValueError(f"repeats must be at least 1, got {repeats}")
     jobs = [
         Job(codec, dataset_name, path.name, str(path), tuple(scales), anchor, int(quality), device, threads,
-            repeats)
+            repeats, yuv_matrix)
         for codec in codecs
         for scales in scale_sets
         for quality in qualities[codec]
@@ -68,6 +71,8 @@ def plan_jobs(codecs: Sequence[str], dataset_name: str, images: Sequence[Path],
 
 
 _codec_cache: dict[tuple[str, str], Codec] = {}
+# Codec.complexity per (codec spec, device, quality, layer sizes): counted once per process
+_complexity_cache: dict[tuple, "list[LayerComplexity] | None"] = {}
 _warmed_up: set[tuple[str, str, int]] = set()
 
 # Layer images of recent jobs, so that the qualities of one image do not decode its PNG again.
@@ -200,6 +205,22 @@ def _code_single(codec: Codec, layers: list[np.ndarray], job: Job) -> tuple[list
     return coded, seconds
 
 
+def _complexity(codec: Codec, job: Job, layers: list[np.ndarray]) -> list[LayerComplexity | None]:
+    """kMAC/pixel per layer as the codec counts it (None per layer where it cannot), from the cache
+    after the first job with these sizes: a scalable codec counts its layers together, a
+    single-layer codec each layer on its own (as the runner codes them)."""
+    sizes = [(int(layer.shape[0]), int(layer.shape[1])) for layer in layers]
+    streams = [sizes] if codec.scalable else [[size] for size in sizes]
+    out: list[LayerComplexity | None] = []
+    for stream in streams:
+        key = (codec.spec, codec.device, job.quality, tuple(stream))
+        if key not in _complexity_cache:
+            _complexity_cache[key] = codec.complexity(stream, job.quality)
+        counted = _complexity_cache[key]
+        out.extend(counted if counted is not None else [None] * len(stream))
+    return out
+
+
 @contextmanager
 def _metric_threads() -> Iterator[None]:
     """Metrics run on one torch thread: their values then do not depend on ``--threads`` (float
@@ -240,6 +261,7 @@ def run_job(job: Job) -> list[dict[str, Any]]:
         if size is not None:
             extra_common["model_bytes"] = size
 
+    complexity = _complexity(codec, job, layers)
     records = []
     with _metric_threads():
         for item in coded:
@@ -250,6 +272,8 @@ def run_job(job: Job) -> list[dict[str, Any]]:
                                    f"expected {target.shape} uint8")
             height, width = target.shape[:2]
             ms_ssim, ms_ssim_note = ms_ssim_rgb(target, recon)
+            yuv = psnr_yuv(target, recon, job.yuv_matrix)
+            kmac = complexity[item.layer]
             extra = dict(extra_common, timings=item.encode.internal_median(), **item.resources)
             decode_timings = item.decode.internal_median()  # of the decode of layers 0..k (scalable)
             if decode_timings:
@@ -267,7 +291,12 @@ def run_job(job: Job) -> list[dict[str, Any]]:
                 height=height, width=width, bits_layer=item.bits_layer, bits_cum=item.bits_cum,
                 bpp=item.bits_cum / (height * width), psnr_rgb=psnr_rgb(target, recon), ms_ssim_rgb=ms_ssim,
                 encode_time=item.encode.median, decode_time=item.decode.median, mode=item.mode,
-                device=job.device, threads=codec.coding_threads(job.threads), extra=extra,
+                device=job.device, threads=codec.coding_threads(job.threads),
+                psnr_y=yuv.y, psnr_u=yuv.u, psnr_v=yuv.v, psnr_yuv=yuv.yuv, yuv_matrix=job.yuv_matrix,
+                ms_ssim_db=ms_ssim_db(ms_ssim),
+                encode_kmac_per_pixel=kmac.encode_kmac_per_pixel if kmac is not None else None,
+                decode_kmac_per_pixel=kmac.decode_kmac_per_pixel if kmac is not None else None,
+                extra=extra,
             ).to_json())
     return records
 

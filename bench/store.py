@@ -319,6 +319,11 @@ def _means_by_quality(by_quality: dict[int, list[Record]], field: str) -> list[f
     return values
 
 
+# eval_model keys of the YUV metrics and MS-SSIM dB -> Record attributes (present when measured)
+YUV_EXPORT = {"psnr-y": "psnr_y", "psnr-u": "psnr_u", "psnr-v": "psnr_v", "psnr-yuv": "psnr_yuv",
+              "ms-ssim-db": "ms_ssim_db"}
+
+
 def export_eval_model(records: Iterable[Record | dict[str, Any]], out_dir: Path) -> list[Path]:
     """CompressAI ``eval_model`` JSON per (codec, dataset, scales, anchor, layer): mean over images."""
     groups: dict[tuple, dict[int, list[Record]]] = {}
@@ -344,6 +349,10 @@ def export_eval_model(records: Iterable[Record | dict[str, Any]], out_dir: Path)
                 "decoding_time": _means_by_quality(by_quality, "decode_time"),
             },
         }
+        if any(r.psnr_yuv is not None for rs in by_quality.values() for r in rs):
+            # CompressAI's video evaluation spells its YUV metrics so; MS-SSIM dB as bench report --metric
+            doc["results"].update({key: _means_by_quality(by_quality, name) for key, name in YUV_EXPORT.items()})
+            doc["yuv_matrix"] = next(r.yuv_matrix for rs in by_quality.values() for r in rs if r.yuv_matrix)
         safe = f"{codec}_{Path(dataset).name}_s{scale_text}_{anchor}_L{layer}".replace(":", "-").replace("/", "-")
         path = out_dir / f"{safe}.json"
         path.write_text(json.dumps(_encode_float(doc), indent=1))

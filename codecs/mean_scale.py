@@ -46,6 +46,7 @@ import torch.nn.functional as F
 
 from bench import published, zoo
 from bench.codec import Availability, BitstreamError, Codec, CodecError, Encoded, FuzzSetup, SectionClock, check_image
+from bench.complexity import LayerComplexity, count_macs, kmac_per_pixel, meta_input, on_meta
 from bench.determinism import NETWORK_THREADS, fixed_network_threads
 from bench.registry import register_codec
 
@@ -93,6 +94,7 @@ class MeanScaleCodec(Codec):
     def __init__(self, arg: str | None = None, source: str | None = None, device: str = "cpu") -> None:
         super().__init__(arg, source, device)
         self._models: dict[int, tuple[torch.nn.Module, Path, str]] = {}
+        self._meta_models: dict[int, torch.nn.Module] = {}  # shapes only, for ``complexity``
         if source == "compressai":
             self.default_qualities = published.qualities()
 
@@ -189,6 +191,22 @@ class MeanScaleCodec(Codec):
                 model = zoo.mean_scale_from_weights(contents, path).to(self.device)
                 self._models[quality] = (model, path, digest)
         return self._models[quality]
+
+    def complexity(self, sizes: Sequence[tuple[int, int]], quality: int) -> list[LayerComplexity]:
+        """kMAC/pixel of one layer: the encoder runs g_a, h_a and h_s (its scales and means for the
+        rANS coder), the decoder h_s and g_s, all on the image padded to multiples of 64."""
+        if len(sizes) != 1:
+            raise CodecError(f"mean-scale is single-layer: got {len(sizes)} layer sizes")
+        (height, width), = sizes
+        if quality not in self._meta_models:
+            self._meta_models[quality] = on_meta(self._model(quality)[0])
+        model = self._meta_models[quality]
+        analysis, y = count_macs(lambda: model.g_a(meta_input(padded(height), padded(width))))
+        hyper_analysis, z = count_macs(lambda: model.h_a(y))
+        hyper_synthesis, _ = count_macs(lambda: model.h_s(z))
+        synthesis, _ = count_macs(lambda: model.g_s(y))
+        return [LayerComplexity(kmac_per_pixel(analysis + hyper_analysis + hyper_synthesis, height, width),
+                                kmac_per_pixel(hyper_synthesis + synthesis, height, width))]
 
     # --- coding ---------------------------------------------------------------------------------
     def encode(self, layers: Sequence[np.ndarray], quality: int) -> Encoded:

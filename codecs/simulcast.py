@@ -11,13 +11,16 @@ layer; the header is attributed to the base layer.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 
 from bench.codec import Availability, BitstreamError, Codec, CodecError, Encoded, FuzzSetup
 from bench.codecs import _container
 from bench.registry import UnknownCodecError, create_codec, register_codec
+
+if TYPE_CHECKING:
+    from bench.complexity import LayerComplexity
 
 MAGIC = b"SIMC"
 VERSION = 1
@@ -140,6 +143,12 @@ class SimulcastCodec(Codec):
                 timings[key] = timings.get(key, 0.0) + seconds
         self.last_decode_timings = timings
         return images
+
+    def complexity(self, sizes: Sequence[tuple[int, int]], quality: int) -> list[LayerComplexity] | None:
+        """The inner codec's count for each layer on its own (None when it cannot count)."""
+        codec = self._available_inner()
+        layers = [codec.complexity([size], quality) for size in sizes]
+        return None if any(layer is None for layer in layers) else [layer[0] for layer in layers]  # type: ignore[index]
 
     def parameter_counts(self) -> dict[str, int]:
         codec = self._resolve()

@@ -113,6 +113,17 @@ def axis_geometry(n_prev: int, n: int, device: torch.device | str = "cpu") -> Qu
     return QueryGeometry(index, offset, 2.0 * n_prev / n)
 
 
+def _previous_rows(r0: int, r1: int, n_prev: int, n: int) -> tuple[int, int]:
+    """The previous-layer rows [lo, hi) that target rows r0..r1-1 look up: ``axis_geometry``'s index
+    of the first and last row (it never decreases), in Python integers, so that no tensor is read
+    back (no device sync; LIFF also runs on the meta device, where operations are counted)."""
+
+    def index(i: int) -> int:
+        return min((2 * i + 1) * n_prev // (2 * n), n_prev - 1)
+
+    return index(r0), index(r1 - 1) + 1
+
+
 class LIFF(nn.Module):
     def __init__(self, cfg: LiffConfig | None = None) -> None:
         super().__init__()
@@ -209,7 +220,7 @@ class LIFF(nn.Module):
         out = []
         for r0, r1 in self._bands(*size):
             iy = gy.index[r0:r1]
-            lo, hi = int(iy.min()), int(iy.max()) + 1
+            lo, hi = _previous_rows(r0, r1, hp, size[0])
             band = padded[:, :, lo : hi + 2].contiguous(memory_format=torch.channels_last)
             # channels-last output: every previous-layer pixel's values are one contiguous row
             per_pixel = F.conv2d(band, weight, bias).permute(0, 2, 3, 1).reshape(b, -1, weight.shape[0])

@@ -27,7 +27,9 @@ import torch.nn.functional as F
 
 from bench.codec import Availability, BitstreamError, Codec, CodecError, Encoded, FuzzSetup, SectionClock, check_image
 from bench.codecs.compass import bitstream, official
+from bench.codecs.compass.complexity import layer_macs
 from bench.codecs.compass.model import CompassConfig, CompassModel
+from bench.complexity import LayerComplexity, kmac_per_pixel, on_meta
 from bench.determinism import NETWORK_THREADS, fixed_network_threads
 from bench.registry import register_codec
 
@@ -149,6 +151,7 @@ class CompassCodec(Codec):
         self._models: dict[int, CompassModel] = dict(models or {})
         self._injected = models is not None
         self._info: dict[int, dict[str, str]] = {}
+        self._meta_models: dict[int, torch.nn.Module] = {}  # shapes only, for ``complexity``
         # the last encode's layers, reconstructions and LIFF predictions, for ``encode_diagnostics``
         self._last_encode: tuple[list[np.ndarray], list[torch.Tensor], list[torch.Tensor]] | None = None
 
@@ -234,6 +237,15 @@ class CompassCodec(Codec):
             key: ", ".join(f"q{q}: {info[key]}" for q, info in sorted(self._info.items()) if key in info)
             for key in keys
         }
+
+    def complexity(self, sizes: Sequence[tuple[int, int]], quality: int) -> list[LayerComplexity]:
+        """kMAC/pixel per layer: the BL's hyperprior, or LIFF and the RC's for an EL; the encoder
+        also decodes every layer it codes (``complexity.layer_macs``)."""
+        if quality not in self._meta_models:
+            self._meta_models[quality] = on_meta(self._model(quality))
+        macs = layer_macs(self._meta_models[quality], sizes)  # type: ignore[arg-type]
+        return [LayerComplexity(kmac_per_pixel(encoder, *size), kmac_per_pixel(decoder, *size))
+                for (encoder, decoder), size in zip(macs, sizes, strict=True)]
 
     # ----------------------------------------------------------------------------- coding
     def encode(self, layers: Sequence[np.ndarray], quality: int) -> Encoded:

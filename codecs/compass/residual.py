@@ -163,6 +163,12 @@ def analysis(
     return _run_down(model.g_a, x, padding)
 
 
+def hyper_analysis(
+    model: nn.Module, y: torch.Tensor, padding: Padding = BENCH_PADDING
+) -> tuple[torch.Tensor, list[Size]]:
+    return _run_down(model.h_a, y, padding)
+
+
 def synthesis(
     model: nn.Module, y_hat: torch.Tensor, g_sizes: list[Size], padding: Padding = BENCH_PADDING
 ) -> torch.Tensor:
