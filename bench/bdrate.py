@@ -141,13 +141,18 @@ def bd_rate(
     anchor_psnr: Sequence[float],
     test_rate: Sequence[float],
     test_psnr: Sequence[float],
+    quality: str = "PSNR",
 ) -> BDResult:
-    """BD-rate and BD-PSNR of the test curve against the anchor curve (PCHIP; see module doc)."""
+    """BD-rate and BD-PSNR of the test curve against the anchor curve (PCHIP; see module doc).
+
+    The quality axis may be any dB-like metric (PSNR-Y, PSNR-YUV, MS-SSIM dB): the overlap rules are
+    fractions of the curves' own ranges, so they do not depend on its scale; ``quality`` names it in
+    the reasons, and ``bd_psnr`` is then the BD of that metric."""
     log_ra, psnr_a, dropped_a = _clean(anchor_rate, anchor_psnr, "anchor")
     log_rt, psnr_t, dropped_t = _clean(test_rate, test_psnr, "test")
 
     # BD-rate: log-rate as a function of PSNR, averaged over the common PSNR range.
-    log_delta, reason, interval, fraction, union_fraction = _delta(psnr_a, log_ra, psnr_t, log_rt, "PSNR")
+    log_delta, reason, interval, fraction, union_fraction = _delta(psnr_a, log_ra, psnr_t, log_rt, quality)
     rate = (10.0**log_delta - 1.0) * 100.0 if not math.isnan(log_delta) else math.nan
     # BD-PSNR: PSNR as a function of log-rate, averaged over the common rate range.
     psnr_delta, psnr_reason, _, _, _ = _delta(log_ra, psnr_a, log_rt, psnr_t, "rate")
@@ -156,7 +161,7 @@ def bd_rate(
     if dropped_a or dropped_t:
         notes.append(f"dropped non-finite or non-positive points (anchor {dropped_a}, test {dropped_t})")
     if not math.isnan(rate) and union_fraction < UNION_NOTE_THRESHOLD:
-        notes.append(f"overlap covers {union_fraction:.0%} of the union of the PSNR ranges")
+        notes.append(f"overlap covers {union_fraction:.0%} of the union of the {quality} ranges")
     return BDResult(
         bd_rate=rate,
         bd_psnr=psnr_delta,

@@ -4,11 +4,13 @@ report on a fresh run."""
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
@@ -292,8 +294,38 @@ def test_report_on_a_fresh_small_run(capsys, tmp_path: Path, make_image_folder, 
     exported = sorted(p.name for p in (report / "eval_model").glob("*.json"))
     assert len(exported) == 4  # 2 codecs x 2 layers
     doc = json.loads((report / "eval_model" / exported[0]).read_text())
-    assert set(doc["results"]) == {"psnr-rgb", "ms-ssim-rgb", "bpp", "encoding_time", "decoding_time"}
+    assert set(doc["results"]) == {"psnr-rgb", "ms-ssim-rgb", "bpp", "encoding_time", "decoding_time",
+                                   "psnr-y", "psnr-u", "psnr-v", "psnr-yuv", "ms-ssim-db"}
+    assert doc["yuv_matrix"] == "bt709"
     assert len(doc["results"]["bpp"]) == 3
+
+
+def test_report_metric_gives_finite_bd_rates_on_that_metric(capsys, tmp_path: Path, make_image_folder,
+                                                           x265_ready) -> None:
+    folder = make_image_folder(1, 180, 240)  # MS-SSIM needs a side of 161 at the top layer
+    run = tmp_path / "run"
+    assert main(["run", "--codecs", "x265,simulcast:x265", "--dataset", str(folder), "--scales", "1.5",
+                 "--qualities", "27,32,37", "--out", str(run), "--no-progress"]) == 0
+    records = RunStore(run).records()
+    for r in records:
+        assert r["yuv_matrix"] == "bt709" and r["psnr-y"] > 20 and r["psnr-yuv"] > 20
+        assert r["encode_kmac_per_pixel"] is None  # x265: torch cannot count it
+    top = [r for r in records if r["layer"] == 1]
+    assert all(r["ms-ssim-db"] == pytest.approx(-10 * math.log10(1 - r["ms-ssim-rgb"])) for r in top)
+    values = {}
+    for metric in ("psnr-rgb", "psnr-yuv", "ms-ssim-db"):
+        out = tmp_path / metric
+        assert main(["report", str(run), "--out", str(out), "--metric", metric]) == 0
+        capsys.readouterr()
+        bd = pd.read_csv(out / "bdrate.csv")
+        row = bd[(bd["codec"] == "simulcast:x265") & (bd["reference"] == "x265") & (bd["layer"] == 1)].iloc[0]
+        assert math.isfinite(row["bd_rate"]) and row["bd_rate"] > 0 and row["metric"] == metric
+        values[metric] = row["bd_rate"]
+        page = (out / "report.md").read_text()
+        if metric != "psnr-rgb":
+            assert f"--metric {metric}" in page
+    assert "BT.709 matrix (Kr 0.2126, Kb 0.0722), full range, 8-bit" in page
+    assert len(set(values.values())) == 3  # each metric its own curves
 
 
 def test_report_without_records_is_a_usage_error(capsys, tmp_path: Path) -> None:

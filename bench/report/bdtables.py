@@ -13,6 +13,7 @@ import pandas as pd
 
 from bench.bdrate import bd_rate
 from bench.codec import SCALABLE_ROLE
+from bench.rd_metrics import DEFAULT_METRIC, METRICS
 from bench.registry import codec_family, declared_class
 
 COMPARISON = ["dataset", "anchor", "scales_label", "layer"]
@@ -95,16 +96,19 @@ def _complete_images(rows: pd.DataFrame) -> set[str]:
     return set(counts[counts == qualities].index)
 
 
-def _curve(rows: pd.DataFrame, images: set[str]) -> pd.DataFrame:
-    return rows[rows["image"].isin(images)].groupby("quality")[["bpp", "psnr_rgb"]].mean()
+def _curve(rows: pd.DataFrame, images: set[str], column: str = "psnr_rgb") -> pd.DataFrame:
+    """(mean bpp, mean ``column``) per quality over ``images``."""
+    return rows[rows["image"].isin(images)].groupby("quality")[["bpp", column]].mean()
 
 
 def comparison_groups(records: pd.DataFrame) -> Iterator[tuple[tuple, pd.DataFrame]]:
     yield from records.groupby(COMPARISON, sort=True)
 
 
-def bd_long(records: pd.DataFrame) -> pd.DataFrame:
-    """BD-rate of every ordered codec pair in every comparison group (one row per pair)."""
+def bd_long(records: pd.DataFrame, metric: str = DEFAULT_METRIC) -> pd.DataFrame:
+    """BD-rate of every ordered codec pair in every comparison group (one row per pair), on the
+    quality metric ``metric`` (``bench.rd_metrics``; ``bd_psnr`` is then the BD of that metric)."""
+    column = METRICS[metric].column
     rows = []
     for key, group in comparison_groups(records):
         by_codec = {codec: g for codec, g in group.groupby("codec")}
@@ -135,10 +139,9 @@ def bd_long(records: pd.DataFrame) -> pd.DataFrame:
                         )
                     )
                     continue
-                ref_curve, test_curve = _curve(ref_rows, images), _curve(test_rows, images)
-                result = bd_rate(
-                    ref_curve["bpp"], ref_curve["psnr_rgb"], test_curve["bpp"], test_curve["psnr_rgb"]
-                )
+                ref_curve, test_curve = _curve(ref_rows, images, column), _curve(test_rows, images, column)
+                result = bd_rate(ref_curve["bpp"], ref_curve[column], test_curve["bpp"], test_curve[column],
+                                 METRICS[metric].axis)
                 notes = [result.note] if result.note else []
                 if result.psnr_reason and pd.notna(result.bd_rate):
                     notes.append(f"BD-PSNR NaN: {result.psnr_reason}")

@@ -9,6 +9,7 @@ from typing import Any, Sequence
 import pandas as pd
 
 from bench.errors import ReportError
+from bench.metrics import ms_ssim_db
 from bench.pyramid import format_scales
 from bench.records import NUMERIC_FIELDS, REQUIRED_KEYS, python_keys
 from bench.store import RunStore
@@ -53,8 +54,13 @@ def load_records(run_dirs: Sequence[Path]) -> pd.DataFrame:
     if not rows:
         raise ReportError(f"no records in {', '.join(str(d) for d in run_dirs)}")
     frame = pd.DataFrame(rows)
-    for name in NUMERIC:
-        frame[name] = frame[name].map(_number).astype(float)
+    for name in NUMERIC:  # a field newer than some records: NaN there (all of them for older runs)
+        frame[name] = frame[name].map(_number).astype(float) if name in frame else math.nan
+    if "yuv_matrix" not in frame:
+        frame["yuv_matrix"] = None
+    # MS-SSIM dB follows from MS-SSIM: records written before the field get it from the one definition
+    derived = frame["ms_ssim_rgb"].map(lambda v: _number(ms_ssim_db(None if math.isnan(v) else v)))
+    frame["ms_ssim_db"] = frame["ms_ssim_db"].where(frame["ms_ssim_db"].notna(), derived)
     frame["quality"] = frame["quality"].astype(int)
     frame["layer"] = frame["layer"].astype(int)
     frame["num_layers"] = frame["num_layers"].astype(int)

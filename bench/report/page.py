@@ -11,8 +11,10 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from bench import bdrate
+from bench import bdrate, ycbcr
 from bench.anchors import paper_bdrate, published_curves
+from bench.errors import ReportError
+from bench.rd_metrics import DEFAULT_METRIC, METRICS, RDMetric
 from bench.report.bdtables import add_full_size_single_layer, bd_long, matrices, published_bd
 from bench.report.load import load_manifests, load_records
 from bench.report.paper import is_paper_codec, model_size_sentence, paper_comparison
@@ -20,6 +22,8 @@ from bench.report.plots import codec_colours, rd_plot, slug
 from bench.report.tables import (
     DECODE_INTERNAL_PREFIX,
     INTERNAL_PREFIX,
+    KMAC_COLUMNS,
+    YUV_AND_DB_COLUMNS,
     aggregate,
     cost_by_layer,
     cost_table,
@@ -42,6 +46,9 @@ NICE = {
     "bd_rate": "BD-rate %",
     "bd_psnr": "BD-PSNR dB",
     "overlap_fraction": "overlap",
+    "psnr_y": "PSNR-Y dB",
+    "psnr_yuv": "PSNR-YUV dB",
+    "ms_ssim_db": "MS-SSIM dB",
 }
 
 
@@ -55,13 +62,14 @@ class Block:
     index: bool = False
 
 
-def _fmt(frame: pd.DataFrame, formats: dict[str, str]) -> pd.DataFrame:
-    """Format numeric columns as text so both renderings show the same digits; NaN stays "NaN"."""
+def _fmt(frame: pd.DataFrame, formats: dict[str, str], names: dict[str, str] | None = None) -> pd.DataFrame:
+    """Format numeric columns as text so both renderings show the same digits; NaN stays "NaN".
+    ``names`` overrides column labels of ``NICE``."""
     out = frame.copy()
     for column, spec in formats.items():
         if column in out:
             out[column] = out[column].map(lambda v, spec=spec: "NaN" if pd.isna(v) else format(v, spec))
-    return out.rename(columns=NICE)
+    return out.rename(columns=NICE | (names or {}))
 
 
 def _markdown_table(table: pd.DataFrame, index: bool) -> str:
@@ -138,30 +146,49 @@ SUMMARY_FORMATS = {
     "ms_ssim_rgb": ".4f",
     "encode_time": ".3g",
     "decode_time": ".3g",
+    "psnr_y": ".2f",
+    "psnr_yuv": ".2f",
+    "ms_ssim_db": ".2f",
 }
 BD_FORMATS = {"bd_rate": "+.2f", "bd_psnr": "+.3f", "overlap_fraction": ".0%"}
 
 
-def _method_text() -> list[Block]:
-    return [
+def _method_text(metric: RDMetric, yuv_matrices: list[str], yuv_measured: bool) -> list[Block]:
+    """The method; what is said about the quality metrics appears only where a run measured the YUV
+    metrics or ``--metric`` chose one (the page of an older run stays as it was)."""
+    blocks = [
         Block("h2", "Method"),
         Block(
             "p",
             "Rates are bits of all layers needed to decode the layer shown, per pixel of that layer "
-            "(bits_cum / (H·W)). Each curve point is the mean over images of bpp and of PSNR-RGB at one "
+            f"(bits_cum / (H·W)). Each curve point is the mean over images of bpp and of {metric.label} at one "
             "quality (CompressAI's convention); 'PSNR std' is the sample standard deviation over images.",
         ),
         Block(
             "p",
             f"BD-rate: Bjøntegaard delta with PCHIP interpolation (bjontegaard package, method "
-            f"'{bdrate.METHOD}') of log-rate over the common PSNR range, test codec (row) against "
+            f"'{bdrate.METHOD}') of log-rate over the common {metric.axis} range, test codec (row) against "
             f"reference (column); negative means the test codec needs fewer bits. A value is given only "
-            f"when each curve has at least {bdrate.MIN_POINTS} distinct points and the common PSNR range "
-            f"covers at least {bdrate.MIN_OVERLAP:.0%} of the shorter curve's range; otherwise the cell "
+            f"when each curve has at least {bdrate.MIN_POINTS} distinct points and the common {metric.axis} "
+            f"range covers at least {bdrate.MIN_OVERLAP:.0%} of the shorter curve's range; otherwise the cell "
             f"is NaN with the reason (no extrapolation). A pair uses only images both codecs coded at all "
             f"their qualities.",
         ),
     ]
+    if metric.name == DEFAULT_METRIC and not yuv_measured:
+        return blocks
+    text = (f"Quality metric of every BD-rate table and RD plot of this report (bench report --metric "
+            f"{metric.name}): {metric.definition}.")
+    if metric.name != DEFAULT_METRIC:
+        text += (f" BD-PSNR columns are the BD of {metric.label}. The comparisons with the COMPASS paper and "
+                 "the published curves stay on PSNR-RGB, as published.")
+    if yuv_matrices:
+        text += (" PSNR-Y, PSNR-U, PSNR-V and PSNR-YUV = (6·PSNR-Y + PSNR-U + PSNR-V) / 8: RGB to YCbCr with the "
+                 + "; ".join(ycbcr.describe(m) for m in yuv_matrices) + ".")
+    elif metric.yuv:
+        text += f" No record of these runs carries {metric.label} (records written before it): its BD-rates are NaN."
+    text += " MS-SSIM dB: −10·log10(1 − MS-SSIM-RGB) per image, then the mean over images."
+    return [*blocks, Block("p", text)]
 
 
 COST_SUMMARY_COLUMNS = {
@@ -176,6 +203,8 @@ COST_SUMMARY_COLUMNS = {
     "bitstreams": "images × qualities",
     "encode_s": "encode s (all layers)",
     "decode_s": "decode s (all layers)",
+    "encode_kmac_per_pixel": "encode kMAC/px (all layers)",
+    "decode_kmac_per_pixel": "decode kMAC/px (all layers)",
     "warmup_s": "warm-up s",
     "params": "params",
     "params_modules": "params per module",
@@ -197,11 +226,14 @@ COST_LAYER_COLUMNS = {
     "repeats": "repeats",
     "encode_s": "encode s",
     "decode_s": "decode s",
+    "encode_kmac_per_pixel": "encode kMAC/px",
+    "decode_kmac_per_pixel": "decode kMAC/px",
     "encode_split": "encode split (codec-internal)",
     "decode_split": "decode split (codec-internal)",
 }
 # Columns a run may not have at all (no learned codec, no GPU, single repeats): left out when empty.
-OPTIONAL_COST = {"warmup_s", "params", "params_modules", "cuda_peak_mib", "model_mb", "encode_split", "decode_split"}
+OPTIONAL_COST = {"warmup_s", "params", "params_modules", "cuda_peak_mib", "model_mb", "encode_split", "decode_split",
+                 *KMAC_COLUMNS}
 
 
 def _split(row: pd.Series, prefix: str, total_column: str) -> str:
@@ -268,12 +300,28 @@ def _cost_view(frame: pd.DataFrame, columns: dict[str, str], shared: dict[str, s
         "cuda_peak_mib": ".0f",
         "model_mb": ".2f",
         "kpixels": ".0f",
+        "encode_kmac_per_pixel": ".1f",
+        "decode_kmac_per_pixel": ".1f",
     }
     shown = view[keep].copy()
     for column, spec in formats.items():
         if column in shown:
             shown[column] = shown[column].map(lambda v, spec=spec: "" if pd.isna(v) else format(v, spec))
     return shown.rename(columns=columns)
+
+
+_KMAC_TEXT = (
+    "kMAC/px: thousands of multiply-accumulates per pixel of convolutions and matrix products (torch's "
+    "FlopCounterMode, whose FLOPs are 2 MACs; elementwise operations and entropy coding not counted), "
+    "as the codec declares what its encoder and decoder run (Codec.complexity; counted once per "
+    "quality and layer sizes on the meta device); per codec: all layers of one image per pixel of the "
+    "top layer, median over images and qualities; per layer: that layer's own networks per pixel of "
+    "the layer. Empty for codecs torch cannot count (external encoders). "
+)
+
+
+def _has_kmac(frame: pd.DataFrame) -> bool:
+    return any(column in frame and frame[column].notna().any() for column in KMAC_COLUMNS)
 
 
 def _cost_blocks(costs: pd.DataFrame, layer_costs: pd.DataFrame) -> list[Block]:
@@ -301,8 +349,9 @@ def _cost_blocks(costs: pd.DataFrame, layer_costs: pd.DataFrame) -> list[Block]:
             + ". Warm-up: the untimed first call of a codec at a quality (model loading). Params: total "
             "and per module. Peak RSS: the largest growth of resident memory during one job's codec "
             "calls, child processes included (their shared libraries count: an ffmpeg process is a few "
-            "hundred MiB). CUDA peak: max allocated. Model MB: weights on disk for one quality. All "
-            "values are in cost_summary.csv.",
+            "hundred MiB). CUDA peak: max allocated. Model MB: weights on disk for one quality. "
+            + (_KMAC_TEXT if _has_kmac(costs) else "")
+            + "All values are in cost_summary.csv.",
         ),
         Block("table", table=_cost_view(costs, COST_SUMMARY_COLUMNS, shared)),
         Block("h3", "Median time per layer"),
@@ -324,31 +373,59 @@ def _cost_blocks(costs: pd.DataFrame, layer_costs: pd.DataFrame) -> list[Block]:
     ]
 
 
-def build_report(run_dirs: Sequence[Path], out_dir: Path) -> Path:
+def _yuv_matrices(records: pd.DataFrame, metric: RDMetric) -> list[str]:
+    """The YCbCr matrices the records' YUV metrics were measured with; ReportError when a YUV metric
+    is asked of records measured with more than one (their curves would not be comparable)."""
+    matrices = sorted({str(m) for m in records["yuv_matrix"] if isinstance(m, str)})
+    if metric.yuv and len(matrices) > 1:
+        raise ReportError(f"these runs measured {metric.label} with different YCbCr matrices ({', '.join(matrices)}); "
+                          "report them apart")
+    return matrices
+
+
+def _hidden_metric_columns(summary: pd.DataFrame, metric: str, yuv_measured: bool) -> list[str]:
+    """The YUV and MS-SSIM dB columns the aggregates table leaves out: all of them for runs that did
+    not measure the YUV metrics (unless ``--metric`` asks for one), else those without a value."""
+    if metric == DEFAULT_METRIC and not yuv_measured:
+        return list(YUV_AND_DB_COLUMNS)
+    return [column for column in YUV_AND_DB_COLUMNS if summary[column].isna().all()]
+
+
+def build_report(run_dirs: Sequence[Path], out_dir: Path, metric: str = DEFAULT_METRIC) -> Path:
     """Write tables (CSV), BD-rate tables, RD plots (PNG, SVG), report.md and report.html to
-    ``out_dir``; return the path of ``report.md``."""
+    ``out_dir``; return the path of ``report.md``. ``metric`` (``bench.rd_metrics``) is the quality
+    axis of the BD-rate tables and RD plots."""
+    if metric not in METRICS:
+        raise ReportError(f"unknown metric {metric!r}; known: {', '.join(METRICS)}")
+    chosen = METRICS[metric]
     run_dirs = [Path(d) for d in run_dirs]
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     records = load_records(run_dirs)
+    yuv_matrices = _yuv_matrices(records, chosen)
+    out_dir.mkdir(parents=True, exist_ok=True)
     manifests = load_manifests(run_dirs)
     compared = add_full_size_single_layer(records)
+    yuv_measured = bool(records["psnr_yuv"].notna().any())
 
     summary = aggregate(records)
     curves = aggregate(compared)
-    long = bd_long(compared)
+    long = bd_long(compared, metric)
+    # the paper's tables and the published curves are PSNR-RGB: those comparisons stay on it
+    long_rgb = long if metric == DEFAULT_METRIC else bd_long(compared)
+    bd_names = {} if metric == DEFAULT_METRIC else {"bd_psnr": f"BD-{chosen.with_unit}"}
     costs = cost_table(records)
     layer_costs = cost_by_layer(records)
     summary.to_csv(out_dir / "summary.csv", index=False)
-    long.to_csv(out_dir / "bdrate.csv", index=False)
+    long.assign(metric=metric).to_csv(out_dir / "bdrate.csv", index=False)
     # the contract's BD-rates are per layer k ≥ 1 (layer 0 of a scalable codec is its BL plus
     # framing: that row stays in bdrate.csv)
-    long[long["focus"].astype(bool) & (long["layer"] >= 1)].to_csv(out_dir / "bdrate_focus.csv", index=False)
+    long[long["focus"].astype(bool) & (long["layer"] >= 1)].assign(metric=metric).to_csv(
+        out_dir / "bdrate_focus.csv", index=False)
     layer_costs.to_csv(out_dir / "cost.csv", index=False)
     costs.to_csv(out_dir / "cost_summary.csv", index=False)
     paper_codec = paper_bdrate().codec  # the codec a published paper's tables are about
     has_paper_codec = records["codec"].map(is_paper_codec).any()
-    paper = paper_comparison(long, compared) if has_paper_codec else pd.DataFrame()
+    paper = paper_comparison(long_rgb, compared) if has_paper_codec else pd.DataFrame()
     if has_paper_codec:
         paper.to_csv(out_dir / f"{paper_codec}_paper.csv", index=False)
 
@@ -373,7 +450,7 @@ def build_report(run_dirs: Sequence[Path], out_dir: Path) -> Path:
                 "since that layer is the source image itself.",
             )
         )
-    blocks += _method_text()
+    blocks += _method_text(chosen, yuv_matrices, yuv_measured)
 
     colours = codec_colours(sorted(compared["codec"].unique()))
     group_keys = ["dataset", "anchor", "scales_label"]
@@ -392,13 +469,14 @@ def build_report(run_dirs: Sequence[Path], out_dir: Path) -> Path:
         name = f"rd_{slug(Path(dataset).name)}_{slug(protocol)}_{slug(label)}"
         stem = out_dir / (name if name not in stems else f"{name}_{len(stems)}")
         stems.add(stem.name)
-        drawable = group[np.isfinite(group["bpp"]) & np.isfinite(group["psnr_rgb"])]
+        drawable = group[np.isfinite(group["bpp"]) & np.isfinite(group[chosen.column])]
+        published = is_kodak(dataset) and metric == DEFAULT_METRIC  # the published curves are PSNR-RGB
         if drawable.empty:
-            blocks.append(Block("p", "No finite (bpp, PSNR) point to plot."))
+            blocks.append(Block("p", f"No finite (bpp, {chosen.axis}) point to plot."))
         else:
-            rd_plot(drawable, title, stem, colours, published=is_kodak(dataset))
+            rd_plot(drawable, title, stem, colours, published=published, metric=chosen)
             blocks.append(Block("img", f"{stem.name}.png"))
-        if is_kodak(dataset):
+        if published:
             blocks.append(
                 Block(
                     "p",
@@ -411,7 +489,8 @@ def build_report(run_dirs: Sequence[Path], out_dir: Path) -> Path:
             (long["dataset"] == dataset) & (long["anchor"] == protocol) & (long["scales_label"] == label)
         ]
         focus = in_group[in_group["focus"].astype(bool) & (in_group["layer"] >= 1)]
-        blocks.append(Block("h3", "BD-rate against the contract's anchors"))
+        on_metric = "" if metric == DEFAULT_METRIC else f" ({chosen.label})"
+        blocks.append(Block("h3", "BD-rate against the contract's anchors" + on_metric))
         blocks.append(
             Block(
                 "table",
@@ -431,6 +510,7 @@ def build_report(run_dirs: Sequence[Path], out_dir: Path) -> Path:
                         ]
                     ],
                     BD_FORMATS,
+                    bd_names,
                 ),
             )
         )
@@ -438,7 +518,8 @@ def build_report(run_dirs: Sequence[Path], out_dir: Path) -> Path:
             key = (dataset, protocol, label, layer)
             if key in all_matrices:
                 blocks.append(
-                    Block("h4", f"Layer {layer}: BD-rate % of every codec (row) against every other (column)")
+                    Block("h4", f"Layer {layer}: BD-rate % of every codec (row) against every other (column)"
+                          + on_metric)
                 )
                 blocks.append(Block("table", table=all_matrices[key], index=True))
 
@@ -506,6 +587,7 @@ def build_report(run_dirs: Sequence[Path], out_dir: Path) -> Path:
             table=_fmt(
                 summary.assign(dataset=summary["dataset"].map(lambda d: Path(d).name)).drop(
                     columns=["height", "width"]  # means; ``size`` names the real sizes
+                    + _hidden_metric_columns(summary, metric, yuv_measured)
                 ),
                 SUMMARY_FORMATS,
             ),

@@ -1,4 +1,5 @@
-"""RD plots: bpp vs PSNR-RGB, one figure per (dataset, pyramid protocol, scale combination)."""
+"""RD plots: bpp vs a quality metric (PSNR-RGB unless ``bench report --metric`` says otherwise), one
+figure per (dataset, pyramid protocol, scale combination)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
 from bench.anchors import published_curves  # noqa: E402
+from bench.rd_metrics import DEFAULT_METRIC, METRICS, RDMetric  # noqa: E402
 
 # Marker and line style per layer; colour per codec.
 LAYER_STYLES = [("o", ":"), ("s", "--"), ("^", "-"), ("D", "-."), ("v", (0, (5, 1))), ("P", (0, (1, 1)))]
@@ -34,8 +36,11 @@ def rd_plot(
     out_stem: Path,
     colours: dict[str, tuple],
     published: bool,
+    metric: RDMetric = METRICS[DEFAULT_METRIC],
 ) -> list[Path]:
-    """Draw ``summary`` rows (one comparison: all codecs and layers) to ``out_stem``.png/.svg."""
+    """Draw ``summary`` rows (one comparison: all codecs and layers) to ``out_stem``.png/.svg, the
+    quality axis ``metric``'s column; ``published`` adds the published PSNR-RGB curves."""
+    column = metric.column
     fig, ax = plt.subplots(figsize=(10, 6.2), dpi=110)
     layers = sorted(summary["layer"].unique())
     for (codec, layer), rows in summary.groupby(["codec", "layer"], sort=True):
@@ -44,7 +49,7 @@ def rd_plot(
         # Slightly transparent so that identical curves (simulcast's BL is its inner codec's) both show.
         ax.plot(
             rows["bpp"],
-            rows["psnr_rgb"],
+            rows[column],
             color=colours[codec],
             alpha=0.8,
             marker=marker,
@@ -54,7 +59,7 @@ def rd_plot(
         )
 
     xmax = summary["bpp"].max() * 1.08
-    ymin, ymax = summary["psnr_rgb"].min(), summary["psnr_rgb"].max()
+    ymin, ymax = summary[column].min(), summary[column].max()
     published_handles = []
     if published:
         for name, curve in published_curves().items():
@@ -84,7 +89,7 @@ def rd_plot(
     pad = max(0.5, 0.05 * (ymax - ymin))
     ax.set_ylim(ymin - pad, ymax + pad)
     ax.set_xlabel("bits per pixel of the layer shown (all layers needed to decode it)")
-    ax.set_ylabel("PSNR-RGB (dB)")
+    ax.set_ylabel(metric.with_unit.replace(" dB", " (dB)"))
     ax.set_title(title, fontsize=11)
     ax.grid(True, alpha=0.3)
 

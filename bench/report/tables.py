@@ -9,6 +9,8 @@ from typing import Any
 import pandas as pd
 
 GROUP = ["codec", "dataset", "scales_label", "anchor", "quality", "layer"]
+# per-image metrics averaged beside PSNR-RGB (bench.rd_metrics)
+YUV_AND_DB_COLUMNS = ("psnr_y", "psnr_yuv", "ms_ssim_db")
 
 DATASET_LABELS = {
     "kodak": "Kodak Lossless True Color Image Suite",
@@ -31,10 +33,13 @@ def aggregate(records: pd.DataFrame) -> pd.DataFrame:
     bpp and PSNR are averaged over images (CompressAI's convention: the mean of per-image PSNR, not
     the PSNR of the mean MSE). MS-SSIM ignores images where it is NaN (layer too small);
     ``ms_ssim_images`` says how many had one. ``psnr_std`` and ``bpp_std`` are the sample std over
-    images (NaN for one image). ``size`` names the layer size(s) the images really have: ``height``
-    and ``width`` are means, which for a mix of portrait and landscape images is no image's size.
+    images (NaN for one image). ``psnr_y``, ``psnr_yuv`` and ``ms_ssim_db`` are means over images like
+    PSNR-RGB (NaN for records written before the YUV metrics). ``size`` names the layer size(s) the
+    images really have: ``height`` and ``width`` are means, which for a mix of portrait and landscape
+    images is no image's size.
     """
-    grouped = records.groupby(GROUP, sort=True, dropna=False)
+    missing = {column: math.nan for column in YUV_AND_DB_COLUMNS if column not in records}
+    grouped = records.assign(**missing).groupby(GROUP, sort=True, dropna=False)
     sizes = grouped.apply(lambda g: size_label(g["width"], g["height"]), include_groups=False).rename("size")
     summary = grouped.agg(
         mode=("mode", "first"),
@@ -50,6 +55,7 @@ def aggregate(records: pd.DataFrame) -> pd.DataFrame:
         ms_ssim_images=("ms_ssim_rgb", "count"),
         encode_time=("encode_time", "mean"),
         decode_time=("decode_time", "mean"),
+        **{column: (column, "mean") for column in YUV_AND_DB_COLUMNS},
     )
     return summary.join(sizes).reset_index()
 
@@ -71,6 +77,8 @@ def size_label(widths: pd.Series, heights: pd.Series) -> str:
 # every time.
 COST_KEYS = ["codec", "dataset", "scales_label", "anchor", "device", "threads"]
 INTERNAL_PREFIX = "encode_internal_"
+# Codec.complexity's counts in records (bench.complexity)
+KMAC_COLUMNS = ("encode_kmac_per_pixel", "decode_kmac_per_pixel")
 DECODE_INTERNAL_PREFIX = "decode_internal_"
 
 
@@ -189,6 +197,7 @@ def cost_by_layer(records: pd.DataFrame) -> pd.DataFrame:
             repeats=max(_repeats(e) for e in group["extra"]),
             encode_s=float(group["encode_time"].median()),
             decode_s=float(group["decode_time"].median()),
+            **{column: _median(group, column) for column in KMAC_COLUMNS},
         )
         for prefix, internal in splits.items():
             for name in sorted({name for timings in internal for name in timings}):
@@ -214,6 +223,7 @@ def cost_table(records: pd.DataFrame) -> pd.DataFrame:
     for key, group in records.groupby(COST_KEYS, sort=True, dropna=False):
         streams = [_stream_cost(stream) for _, stream in group.groupby(["image", "quality"], sort=True)]
         encode, decode, warmup = (pd.Series(column, dtype=float) for column in zip(*streams))
+        kmacs = [_stream_kmac(stream) for _, stream in group.groupby(["image", "quality"], sort=True)]
         row = dict(zip(COST_KEYS, key))
         row.update(
             mode=group["mode"].iloc[0],
@@ -222,10 +232,26 @@ def cost_table(records: pd.DataFrame) -> pd.DataFrame:
             encode_s=float(encode.median()),
             decode_s=float(decode.median()),
             warmup_s=float(warmup.median()),
+            **{column: float(pd.Series([k[column] for k in kmacs], dtype=float).median())
+               for column in KMAC_COLUMNS},
         )
         row.update(_cost_columns(group))
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _median(rows: pd.DataFrame, column: str) -> float:
+    return float(rows[column].median()) if column in rows else math.nan
+
+
+def _stream_kmac(rows: pd.DataFrame) -> dict[str, float]:
+    """kMAC per pixel of the top layer to code (decode) all layers of one image at one quality: each
+    layer's own kMAC/pixel times its pixels, summed, over the top layer's pixels (NaN when a layer
+    has no count)."""
+    top = rows.loc[rows["layer"].idxmax()]
+    pixels = rows["height"] * rows["width"]
+    return {column: float((rows[column] * pixels).sum(min_count=len(rows)) / (top["height"] * top["width"]))
+            if column in rows else math.nan for column in KMAC_COLUMNS}
 
 
 def _stream_cost(rows: pd.DataFrame) -> tuple[float, float, float]:
