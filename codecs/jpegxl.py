@@ -15,14 +15,14 @@
 * Decoding: libjxl's decoder via ffmpeg on those bytes (through a temporary file: ffmpeg 5.1 has no
   JPEG XL pipe demuxer) to 8-bit RGB ``pam``, whose header states the decoded size. libjxl
   encodes and reconstructs in floating point with CPU-specific SIMD code, so the codec's fingerprint
-  (what ``bench check`` needs to match before it compares bytes exactly) names the CPU as well as
-  ffmpeg and libjxl.
+  (what ``bench check`` needs to match before it compares bytes exactly) names the CPU and its
+  feature flags as well as ffmpeg and libjxl.
 
 Default qualities 11, 40, 62, 78, 88, 94, measured on Kodak kodim01, 03, 07, 13, 19 and 23 (full
 size, 768x512 or 512x768; means over the six): bpp 0.195 / 0.473 / 0.692 / 1.048 / 1.560 / 2.328 and
 PSNR-RGB 26.63 / 30.19 / 32.53 / 34.98 / 37.43 / 40.20 dB. Quality 11 is the lowest ffmpeg allows
 (see above), so the curve starts near 26.6 dB / 0.2 bpp: it still overlaps the learned codecs' range
-(about 25-31 dB) and covers x265's low end (QP 37..22 gives 32.6 to 42.4 dB on the same images), so
+(about 25-31 dB) and x265's (its default QPs 47..22 give 27.0 to 42.4 dB on the same images), so
 BD-rates against both are finite. libjxl optimises Butteraugli, not PSNR (XYB, adaptive
 quantisation; ffmpeg's wrapper exposes no PSNR tuning), so its PSNR-RGB curves sit below WebP's and
 JPEG 2000's.
@@ -108,10 +108,11 @@ class JpegXlCodec(StillImageCodec):
     fuzz_cap = 500  # ffmpeg starts for every fuzz input
 
     def fingerprint(self, weights: Mapping[str, str] | None = None) -> dict[str, str]:
-        from bench.fingerprint import cpu_model
+        from bench.fingerprint import cpu_flags_digest, cpu_model
 
-        # libjxl computes in floating point with CPU-specific SIMD paths, hence the CPU
-        return {"ffmpeg": ffmpeg_version(), "libjxl": libjxl_version(), "cpu": cpu_model()}
+        # libjxl computes in floating point with CPU-specific SIMD paths, hence the CPU and its flags
+        return {"ffmpeg": ffmpeg_version(), "libjxl": libjxl_version(), "cpu": cpu_model(),
+                "cpu_flags": cpu_flags_digest()}
 
     def availability(self) -> Availability:
         return ffmpeg_availability([CODEC], [CODEC])
