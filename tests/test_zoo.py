@@ -143,9 +143,8 @@ def test_two_files_for_one_quality_are_ambiguous(checkpoint, tmp_path):
 def test_export_refuses_a_checkpoint_of_another_lambda(checkpoint, tmp_path, capsys):
     with pytest.raises(ValueError, match="--quality 3"):
         export_checkpoint(checkpoint, 1, tmp_path)
-    with pytest.raises(SystemExit) as caught:
-        train_main(["export", "--checkpoint", str(checkpoint), "--quality", "1", "--out-dir", str(tmp_path)])
-    assert caught.value.code == 2 and "λ=0.0067" in capsys.readouterr().err
+    status = train_main(["export", "--checkpoint", str(checkpoint), "--quality", "1", "--out-dir", str(tmp_path)])
+    assert status == 2 and "λ=0.0067" in capsys.readouterr().err
     assert not list(tmp_path.glob("*.pth.tar"))
 
 

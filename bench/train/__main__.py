@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import sys
+
+from bench.errors import BenchError
 
 # One module per subcommand (a trainable model, export, the crop bank): add_arguments(parser), run(args).
 TRAINERS = {
@@ -25,7 +28,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if getattr(args, "data_root", "unset") is None:
         args.data_root = os.environ.get("BENCH_DATA", os.path.join("..", "shared", "datasets"))
-    modules[args.model].run(args)
+    try:
+        modules[args.model].run(args)
+    except BenchError as error:  # the user's to fix: one line, no traceback (as bench's own CLI does)
+        print(f"python -m bench.train {args.model}: {error}", file=sys.stderr)
+        return 2
     return 0
 
 

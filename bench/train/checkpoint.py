@@ -9,6 +9,8 @@ from typing import Any
 
 import torch
 
+from bench.errors import TrainingError
+
 
 def save_atomic(state: dict[str, Any], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -42,10 +44,10 @@ def read_init_source(model: str, source: str, quality: int | None) -> tuple[dict
         from bench import zoo
 
         if not quality:
-            raise SystemExit("--init-from zoo needs --quality Q")
+            raise TrainingError("--init-from zoo needs --quality Q")
         contents, path, _ = zoo.load_weights(model, quality)
         return contents, path
     path = Path(source)
     if not path.is_file():
-        raise SystemExit(f"--init-from: no such file {path}")
+        raise TrainingError(f"--init-from: no such file {path}")
     return torch.load(path, map_location="cpu", weights_only=False), path

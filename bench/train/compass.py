@@ -42,6 +42,7 @@ from tqdm import tqdm
 from bench.codecs.compass import residual
 from bench.codecs.compass.liff import LIFF
 from bench.codecs.compass.model import CONFIGS, CompassConfig, CompassModel, base_layer_forward
+from bench.errors import TrainingError
 from bench.hashing import sha256_file
 from bench.train.checkpoint import load_if_present, read_init_source, save_atomic, saved_arguments
 from bench.train.common import add_common_arguments
@@ -102,7 +103,7 @@ def layer_range(text: str) -> tuple[float, float]:
 def check_layer_ranges(el1_range: tuple[float, float], el2_range: tuple[float, float]) -> None:
     """EL2 must never be drawn smaller than EL1 (every ratio of a scale combination is > 1)."""
     if el2_range[0] < el1_range[1]:
-        raise SystemExit(
+        raise TrainingError(
             f"--el2-range starts at {el2_range[0]}, below the end of --el1-range {el1_range[1]}: "
             "EL2 could be drawn smaller than EL1"
         )
@@ -173,7 +174,7 @@ def load_base_layer(args: argparse.Namespace) -> tuple[torch.nn.Module, str]:
         digest = zoo.verify_hash(zoo.find_weights("mean-scale", args.quality))
         bl = zoo.load_mean_scale(args.quality)
     else:
-        raise SystemExit("this stage needs a base layer: --quality Q (zoo mean-scale) or --bl CHECKPOINT")
+        raise TrainingError("this stage needs a base layer: --quality Q (zoo mean-scale) or --bl CHECKPOINT")
     bl.eval()
     for p in bl.parameters():
         p.requires_grad_(False)
@@ -185,7 +186,7 @@ def lmbda_of(args: argparse.Namespace) -> float:
         return args.lmbda
     if args.quality:
         return QUALITY_LAMBDAS[args.quality]
-    raise SystemExit("this stage needs --quality Q (λ from the quality table) or --lmbda")
+    raise TrainingError("this stage needs --quality Q (λ from the quality table) or --lmbda")
 
 
 def _init_from_weights(source: str, quality: int | None, liff: LIFF | None, rc: torch.nn.Module | None,
@@ -211,23 +212,25 @@ def _init_from_weights(source: str, quality: int | None, liff: LIFF | None, rc: 
         source_config = contents.get("config_name")
     if bl_sha256 and trained_over and trained_over != bl_sha256:
         if not rebase_bl:
-            raise SystemExit(
+            raise TrainingError(
                 f"{path} was trained over BL {trained_over[:8]}, not this run's {bl_sha256[:8]} "
                 "(--rebase-bl fine-tunes it onto this BL, e.g. after retraining the mean-scale files)"
             )
         print(f"rebasing LIFF/RC trained over BL {trained_over[:8]} onto BL {bl_sha256[:8]}", flush=True)
     if config_name and source_config and source_config != config_name:
-        raise SystemExit(f"{path} holds --config {source_config} networks, not this run's --config {config_name}")
+        raise TrainingError(f"{path} holds --config {source_config} networks, not this run's --config {config_name}")
     for key, module in (("liff", liff), ("rc", rc)):
         if module is None:
             continue
         if not parts.get(key):
-            raise SystemExit(f"{path} holds no {key} weights")
+            raise TrainingError(f"{path} holds no {key} weights")
         try:
             module.load_state_dict(parts[key])
         except RuntimeError as error:  # shapes or keys of another network size
             first = str(error).strip().splitlines()[:3]
-            raise SystemExit(f"{path}: its {key} weights do not fit this run's networks: {' '.join(first)}") from None
+            raise TrainingError(
+                f"{path}: its {key} weights do not fit this run's networks: {' '.join(first)}"
+            ) from None
     print(f"liff/rc initialised from {path}", flush=True)
     return Path(path)
 
@@ -246,7 +249,7 @@ def _check_resume_arguments(
     for key, flag in _INIT_OPTIONS.items():
         wanted, started_from = getattr(args, key, None), saved.get(key)
         if wanted and wanted != started_from:
-            raise SystemExit(
+            raise TrainingError(
                 f"{path} exists and was started from {flag} {started_from}, not {wanted}: initial "
                 f"weights only apply to a fresh run; use another --out (or drop {flag} to resume)"
             )
@@ -255,7 +258,7 @@ def _check_resume_arguments(
 
         current = zoo.find_weights("compass", args.quality).name
         if current != init_source:
-            raise SystemExit(
+            raise TrainingError(
                 f"{path} was started from the zoo's {init_source}; the zoo now holds {current}: "
                 "initial weights only apply to a fresh run; use another --out"
             )
@@ -263,7 +266,7 @@ def _check_resume_arguments(
     for key, flag in _RUN_DEFINING_OPTIONS.items():
         wanted = today.get(key)
         if key in saved and saved[key] != wanted:
-            raise SystemExit(
+            raise TrainingError(
                 f"{path} exists and was trained with {flag} {saved[key]}, not {wanted}; use another --out"
             )
     check_schedule_on_resume(saved, args, path)
@@ -274,7 +277,7 @@ def _load_part(path: str | None, key: str, module: torch.nn.Module) -> None:
         return
     state = torch.load(path, map_location="cpu", weights_only=False)
     if state.get(key) is None:
-        raise SystemExit(f"{path} holds no {key} weights (keys: {sorted(state)})")
+        raise TrainingError(f"{path} holds no {key} weights (keys: {sorted(state)})")
     module.load_state_dict(state[key])
     print(f"{key} initialised from {path}", flush=True)
 
@@ -342,7 +345,7 @@ def train(args: argparse.Namespace) -> Path:
     if args.stage in ("rc", "joint"):
         check_layer_ranges(args.el1_range, args.el2_range)
     if args.freeze_rc and args.stage != "joint":
-        raise SystemExit("--freeze-rc applies to --stage joint only")
+        raise TrainingError("--freeze-rc applies to --stage joint only")
     torch.set_num_threads(args.threads)
     if args.device.startswith("cuda"):
         torch.backends.cuda.matmul.allow_tf32 = True
@@ -397,7 +400,7 @@ def train(args: argparse.Namespace) -> Path:
     state = load_if_present(checkpoint_path)
     if state is not None:
         if state["stage"] != stage or state["config_name"] != args.config:
-            raise SystemExit(
+            raise TrainingError(
                 f"{checkpoint_path} is a {state['stage']}/{state['config_name']} run, "
                 f"not {stage}/{args.config}; use another --out"
             )
@@ -552,18 +555,18 @@ def export(args: argparse.Namespace) -> Path:
     from bench import zoo
 
     if not args.source:
-        raise SystemExit("--stage export needs --from RUN/last.pt (a joint checkpoint)")
+        raise TrainingError("--stage export needs --from RUN/last.pt (a joint checkpoint)")
     state = torch.load(args.source, map_location="cpu", weights_only=False)
     if state.get("stage") != "joint":
-        raise SystemExit(f"{args.source} is a {state.get('stage')} checkpoint; export a joint one")
+        raise TrainingError(f"{args.source} is a {state.get('stage')} checkpoint; export a joint one")
     quality = args.quality or state.get("quality")
     if not quality:
-        raise SystemExit("the checkpoint was not trained with --quality; pass --quality Q")
+        raise TrainingError("the checkpoint was not trained with --quality; pass --quality Q")
     if state.get("quality") and args.quality and args.quality != state["quality"]:
-        raise SystemExit(f"checkpoint was trained for quality {state['quality']}, not {args.quality}")
+        raise TrainingError(f"checkpoint was trained for quality {state['quality']}, not {args.quality}")
     bl_digest = zoo.verify_hash(zoo.find_weights("mean-scale", quality))
     if bl_digest != state["bl_sha256"]:
-        raise SystemExit(
+        raise TrainingError(
             f"{args.source} was trained over BL {state['bl_sha256'][:8]}, but the zoo's mean-scale "
             f"q{quality} is {bl_digest[:8]}; the plugin would refuse these weights"
         )
@@ -662,5 +665,5 @@ def run(args: argparse.Namespace) -> None:
         print(export(args))
         return
     if not args.out:
-        raise SystemExit("--out RUN_DIR is required")
+        raise TrainingError("--out RUN_DIR is required")
     print(train(args))

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from bench.errors import TrainingError
 from bench.train.data import list_training_images
 
 
@@ -29,7 +30,7 @@ def write_crop_bank(source: Path, out: Path, size: int, max_bytes: int, seed: in
         if min(array.shape[:2]) >= size:
             arrays.append(array)
     if not arrays:
-        raise SystemExit(f"no training image under {source} is at least {size}x{size}")
+        raise TrainingError(f"no training image under {source} is at least {size}x{size}")
     out.mkdir(parents=True, exist_ok=True)
     for old in out.glob("crop*.webp"):  # a bank is rebuilt whole: no stale crops of another size or seed
         old.unlink()
@@ -45,7 +46,7 @@ def write_crop_bank(source: Path, out: Path, size: int, max_bytes: int, seed: in
             )
             if total + buffer.tell() > max_bytes:
                 if not count:
-                    raise SystemExit(
+                    raise TrainingError(
                         f"a single {size}x{size} crop takes {buffer.tell()} bytes, more than the "
                         f"budget of {max_bytes}: raise --max-mib or lower --size"
                     )
@@ -66,7 +67,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     if not any(name in Image.registered_extensions() for name in (".webp",)):
-        raise SystemExit("this Pillow cannot write WebP")
+        raise TrainingError("this Pillow cannot write WebP")
     count, total = write_crop_bank(
         Path(args.data_root) / "train", Path(args.out), args.size, int(args.max_mib * 2**20), args.seed
     )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from bench import zoo
+from bench.errors import TrainingError
 
 MODEL = "mean-scale"
 
@@ -116,8 +116,7 @@ def run(args: argparse.Namespace) -> None:
     try:
         path = export_checkpoint(args.checkpoint, args.quality, args.out_dir, args.force_lambda)
     except (ValueError, FileNotFoundError) as error:
-        print(f"export: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
+        raise TrainingError(f"export: {error}") from None
     contents, _, digest = zoo.load_weights(MODEL, args.quality, path.parent)
     model = zoo.mean_scale_from_weights(contents, path)
     params = sum(p.numel() for p in model.parameters())

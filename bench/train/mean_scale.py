@@ -15,6 +15,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from bench._compressai import import_compressai
+from bench.errors import TrainingError
 from bench.train.checkpoint import load_if_present, read_init_source, save_atomic, saved_arguments
 from bench.train.common import add_common_arguments
 from bench.train.data import CropSampler, list_training_images
@@ -153,7 +154,7 @@ def train(args: argparse.Namespace) -> Path:
         init_source = state.get("init_source")
         saved_args = state.get("args", {})
         if args.init_from and args.init_from != saved_args.get("init_from", args.init_from):
-            raise SystemExit(
+            raise TrainingError(
                 f"{checkpoint_path} exists and was started from --init-from {saved_args.get('init_from')}, "
                 f"not {args.init_from}: initial weights only apply to a fresh run; use another --out"
             )
@@ -169,7 +170,7 @@ def train(args: argparse.Namespace) -> Path:
             model.load_state_dict(weights)
         except RuntimeError as error:
             first = " ".join(str(error).strip().splitlines()[:3])
-            raise SystemExit(f"{path} does not fit N={args.N} M={args.M}: {first}") from None
+            raise TrainingError(f"{path} does not fit N={args.N} M={args.M}: {first}") from None
         init_source = path.name
         print(f"initialised from {path}", flush=True)
 
@@ -274,6 +275,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> None:
     if args.lmbda is None:
         if not args.quality:
-            raise SystemExit("give --lmbda or --quality Q (λ of the zoo's quality Q)")
+            raise TrainingError("give --lmbda or --quality Q (λ of the zoo's quality Q)")
         args.lmbda = QUALITY_LAMBDAS[args.quality]
     print(train(args))

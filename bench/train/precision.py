@@ -20,10 +20,12 @@ from typing import ContextManager
 
 import torch
 
+from bench.errors import TrainingError
+
 PRECISIONS = ("fp32", "bf16")
 
 
-class PrecisionError(ValueError):
+class PrecisionError(TrainingError):
     """The requested training precision is not available on this device."""
 
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from bench.errors import TrainingError
+
 
 @dataclass(frozen=True)
 class Schedule:
@@ -48,7 +50,7 @@ def check_schedule_on_resume(saved_args: dict[str, Any], args: argparse.Namespac
     saved_minutes = saved_args["minutes"]
     was = f"--minutes {saved_minutes}" if saved_minutes is not None else f"--steps {saved_args.get('steps')}"
     now = f"--minutes {args.minutes}" if args.minutes is not None else f"--steps {args.steps}"
-    raise SystemExit(f"{path} runs on a {was} schedule; resuming it with {now} would move the lr decay")
+    raise TrainingError(f"{path} runs on a {was} schedule; resuming it with {now} would move the lr decay")
 
 
 class PrefetchedBatches:

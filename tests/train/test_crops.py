@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from bench.errors import TrainingError
 from bench.train.crops import write_crop_bank
 from bench.train.data import CropSampler, list_training_images
 
@@ -55,5 +56,5 @@ def test_a_rebuilt_bank_replaces_the_old_one_and_a_too_small_budget_is_an_error(
     assert all(Image.open(f).size == (16, 16) for f in files)
     assert total <= 3_000
 
-    with pytest.raises(SystemExit, match="more than the budget"):
+    with pytest.raises(TrainingError, match="more than the budget"):
         write_crop_bank(source, out, size=32, max_bytes=100, seed=0)

@@ -12,6 +12,7 @@ from PIL import Image
 from bench import zoo
 from bench.codecs.compass import residual
 from bench.codecs.compass.plugin import CompassCodec
+from bench.errors import TrainingError
 from bench.train import compass as trainer
 from tests.codecs.compass.helpers import pyramid, textured
 
@@ -120,7 +121,7 @@ def test_stages_resume_and_export(setup, capsys):
     assert not _equal({"liff": joint["liff"]}, {"liff": liff_state["liff"]})
 
     # a resumed run refuses another stage in the same folder
-    with pytest.raises(SystemExit):
+    with pytest.raises(TrainingError, match="is a joint/tiny run, not rc/tiny"):
         _run(*_common(root, "rc", "joint-a", 4), "--quality", "2")
 
     # export → the zoo file the plugin loads
@@ -139,7 +140,7 @@ def test_export_refuses_a_bl_that_is_not_the_zoos(setup):
     root = setup
     _run(*_common(root, "joint", "joint", 1), "--bl", str(root / "bl.pt"), "--lmbda", "0.0035")
     # bl.pt holds the same weights but is another file: its hash differs from the zoo's file
-    with pytest.raises(SystemExit, match="trained over BL"):
+    with pytest.raises(TrainingError, match="trained over BL"):
         _run("--stage", "export", "--from", str(root / "joint" / "last.pt"), "--quality", "2")
 
 
@@ -177,7 +178,7 @@ def test_init_from_an_exported_zoo_file_resumes_its_weights(setup):
 def test_init_from_refuses_weights_of_another_bl(setup):
     root = setup
     _run(*_common(root, "joint", "other-bl", 1), "--bl", str(root / "bl.pt"), "--lmbda", "0.0035")
-    with pytest.raises(SystemExit, match="trained over BL"):
+    with pytest.raises(TrainingError, match="trained over BL"):
         _run(*_common(root, "joint", "tuned", 1), "--quality", "2",
              "--init-from", str(root / "other-bl" / "last.pt"))
 
@@ -214,9 +215,9 @@ def test_a_rerun_resumes_only_with_the_same_initial_weights(setup, capsys):
     assert checkpoint.stat().st_mtime_ns == finished_at
     _run(*argv[:argv.index("--init-from")])  # dropping the flag resumes too
 
-    with pytest.raises(SystemExit, match="initial weights only apply to a fresh run"):
+    with pytest.raises(TrainingError, match="initial weights only apply to a fresh run"):
         _run(*_common(root, "joint", "tuned", 2), "--quality", "2", "--init-from", "zoo")
-    with pytest.raises(SystemExit, match="initial weights only apply to a fresh run"):
+    with pytest.raises(TrainingError, match="initial weights only apply to a fresh run"):
         _run(*_common(root, "joint", "tuned", 2), "--quality", "2", "--liff-from", str(checkpoint))
 
 
@@ -228,17 +229,17 @@ def test_init_from_zoo_does_not_resume_over_a_zoo_file_exported_since(setup):
     _run(*argv)
     _run(*argv)  # same zoo file: resumes
     _run("--stage", "export", "--from", str(root / "tuned" / "last.pt"))  # replaces the zoo file
-    with pytest.raises(SystemExit, match="the zoo now holds compass-q2-"):
+    with pytest.raises(TrainingError, match="the zoo now holds compass-q2-"):
         _run(*argv)
 
 
 def test_the_schedule_cannot_switch_between_steps_and_minutes(setup):
     root = setup
     _run(*_common(root, "liff", "stepped", 1))
-    with pytest.raises(SystemExit, match="schedule"):
+    with pytest.raises(TrainingError, match="schedule"):
         _run(*_common(root, "liff", "stepped", 1), "--minutes", "1")
     _run(*_common(root, "liff", "timed", 10_000), "--minutes", "0.001")
-    with pytest.raises(SystemExit, match="schedule"):
+    with pytest.raises(TrainingError, match="schedule"):
         _run(*_common(root, "liff", "timed", 5))
 
 
@@ -253,7 +254,7 @@ def test_minutes_must_be_positive(setup, minutes, capsys):
 def test_init_from_refuses_weights_of_another_network_size(setup):
     root = setup
     _run(*_common(root, "joint", "tiny-run", 1), "--quality", "2")
-    with pytest.raises(SystemExit, match="--config tiny networks, not this run's --config cpu"):
+    with pytest.raises(TrainingError, match="--config tiny networks, not this run's --config cpu"):
         _run(*_common(root, "joint", "cpu-run", 0), "--quality", "2", "--config", "cpu",
              "--init-from", str(root / "tiny-run" / "last.pt"))
 
@@ -275,7 +276,7 @@ def test_a_layer_range_must_be_two_ordered_fractions_above_the_bl(text):
 
 
 def test_el2_may_not_be_drawn_below_el1(setup):
-    with pytest.raises(SystemExit, match="EL2 could be drawn smaller than EL1"):
+    with pytest.raises(TrainingError, match="EL2 could be drawn smaller than EL1"):
         _run(*_common(setup, "joint", "overlap", 1), "--quality", "2", "--el1-range", "0.25,0.75")
 
 
@@ -287,7 +288,7 @@ def test_freeze_rc_fine_tunes_liff_only_and_export_records_it(setup):
     argv = [*_common(root, "joint", "liff-only", 3), "--quality", "2", "--init-from", "zoo", "--freeze-rc",
             "--el1-range", "0.25,0.75", "--el2-range", "0.75,1"]
     _run(*argv)
-    with pytest.raises(SystemExit, match="was trained with --el1-range"):  # a rerun must mean the same run
+    with pytest.raises(TrainingError, match="was trained with --el1-range"):  # a rerun must mean the same run
         _run(*[a for a in argv if a not in ("--el1-range", "0.25,0.75", "--el2-range", "0.75,1")])
     _run("--stage", "export", "--from", str(root / "liff-only" / "last.pt"))
     contents = zoo.load_weights("compass", 2)[0]
@@ -310,5 +311,5 @@ def test_bf16_training_is_recorded_in_the_checkpoint_and_the_export(setup):
     _run("--stage", "export", "--from", str(root / "bf16" / "last.pt"))
     assert zoo.load_weights("compass", 2)[0]["config"]["train"]["precision"] == expected
 
-    with pytest.raises(SystemExit, match="--freeze-rc applies to --stage joint only"):
+    with pytest.raises(TrainingError, match="--freeze-rc applies to --stage joint only"):
         _run(*_common(root, "rc", "rc", 1), "--quality", "2", "--freeze-rc")
