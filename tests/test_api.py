@@ -66,3 +66,19 @@ def test_plan_writes_nothing(tmp_path: Path, make_image_folder, x265_ready) -> N
 def test_report_refuses_a_folder_without_records(tmp_path: Path) -> None:
     with pytest.raises(ReportError, match="holds no records.jsonl"):
         api.report([tmp_path], tmp_path / "report")
+
+
+def test_a_run_folder_keeps_one_yuv_matrix(tmp_path: Path, make_image_folder) -> None:
+    folder = make_image_folder(1)
+    out = tmp_path / "run"
+    out.mkdir()
+    record = Record(codec="x265", dataset="kodak", image="kodim01.png", scales=[], anchor="top", quality=32,
+                    layer=0, num_layers=1, height=2, width=2, bits_layer=8, bits_cum=8, bpp=2.0, psnr_rgb=30.0,
+                    ms_ssim_rgb=None, encode_time=0.1, decode_time=0.1, mode="single", yuv_matrix="bt709")
+    (out / "records.jsonl").write_text(json.dumps(record.to_json()) + "\n")
+    config = api.RunConfig(codecs=["x265"], dataset=str(folder), out=out, yuv_matrix="bt601")
+    with pytest.raises(UsageError, match="bt709.*--yuv-matrix bt601 needs another --out"):
+        api.prepare(config)
+    assert api.prepare(api.RunConfig(codecs=["x265"], dataset=str(folder), out=out)).manifest()["yuv_matrix"] == "bt709"
+    with pytest.raises(UsageError, match="bt2020"):
+        api.RunConfig(codecs=["x265"], yuv_matrix="bt2020")
