@@ -53,7 +53,7 @@ def _step_runner(params: list[torch.nn.Parameter], loss_of: Callable[[], torch.T
         loss = loss_of()
         loss.backward()
         optimizer.step()
-        return float(loss)
+        return float(loss.detach())
 
     return step
 
