@@ -96,3 +96,19 @@ def reseal_container(data: bytes, inner: Callable[[bytes], bytes] | None = None)
         out[pos:start] = struct.pack(">I", zlib.crc32(bytes(out[start:end])))
         pos = end
     return bytes(out)
+
+
+def hang_aware_decode(codec) -> Callable[[bytes, int | None], list[np.ndarray]]:  # noqa: ANN001 - a Codec
+    """``codec.decode`` for a codec that runs an external process under its own time limit: a run
+    stopped by that limit ("ran past") is the fuzzer's hang (TimeoutError), other errors stay."""
+    from bench.codec import CodecError
+
+    def decode(data: bytes, num_layers: int | None) -> list[np.ndarray]:
+        try:
+            return codec.decode(data, num_layers)
+        except CodecError as error:
+            if "ran past" in str(error):
+                raise TimeoutError(str(error)) from error
+            raise
+
+    return decode

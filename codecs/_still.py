@@ -98,7 +98,7 @@ class StillImageCodec(Codec):
     def fuzz_setup(cls, workdir: Path, time_limit: float) -> FuzzSetup:
         """Two small files at a middle default quality; the decoder is the real one, so ``bench fuzz``
         checks that damaged files end in a BitstreamError (never a crash or a hang of the library)."""
-        from bench.codecs._fuzzing import test_image
+        from bench.codecs._fuzzing import hang_aware_decode, test_image
         from bench.errors import FuzzError
 
         codec = cls()
@@ -109,16 +109,7 @@ class StillImageCodec(Codec):
         quality = cls.default_qualities[len(cls.default_qualities) // 2]
         images = [test_image(24, 32, 6), test_image(12, 20, 7)]
         seeds = [codec.encode([image], quality).data for image in images]
-
-        def decode(data: bytes, num_layers: int | None) -> list[np.ndarray]:
-            try:
-                return codec.decode(data, num_layers)
-            except CodecError as error:
-                if "ran past" in str(error):  # ffmpeg stopped by our limit: the fuzzer's "hang"
-                    raise TimeoutError(str(error)) from error
-                raise
-
-        return FuzzSetup(codec, seeds, decode=decode)
+        return FuzzSetup(codec, seeds, decode=hang_aware_decode(codec))
 
     @abstractmethod
     def _encode_image(self, image: np.ndarray, quality: int) -> bytes:

@@ -139,7 +139,7 @@ class X265Codec(Codec):
 
     @classmethod
     def fuzz_setup(cls, workdir: Path, time_limit: float) -> FuzzSetup:
-        from bench.codecs._fuzzing import test_image
+        from bench.codecs._fuzzing import hang_aware_decode, test_image
         from bench.errors import FuzzError
 
         codec = cls("ultrafast")
@@ -148,16 +148,7 @@ class X265Codec(Codec):
             raise FuzzError(f"x265 is unavailable here: {status.reason}")
         codec.timeout_s = max(1.0, 0.8 * time_limit)  # its own limit ends ffmpeg before the watchdog fires
         seeds = [codec.encode([test_image(24, 32, 6)], 37).data, codec.encode([test_image(12, 20, 7)], 45).data]
-
-        def decode(data: bytes, num_layers: int | None) -> list[np.ndarray]:
-            try:
-                return codec.decode(data, num_layers)
-            except CodecError as error:
-                if "ran past" in str(error):  # ffmpeg stopped by our limit: the fuzzer's "hang"
-                    raise TimeoutError(str(error)) from error
-                raise
-
-        return FuzzSetup(codec, seeds, decode=decode)
+        return FuzzSetup(codec, seeds, decode=hang_aware_decode(codec))
 
     @property
     def preset(self) -> str:
