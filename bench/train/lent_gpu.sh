@@ -25,6 +25,7 @@ EXPORT=${EXPORT:-0}
 BATCH=${BATCH:-16}
 CROP=${CROP:-256}
 LR=${LR:-2e-4}
+PRECISION=${PRECISION:-bf16}  # transforms in bf16 on the GPU's tensor cores (fp32: as before this option)
 read -r -a compass_extra <<<"${COMPASS_ARGS:-}"
 DEVICE=${DEVICE:-cuda}
 DATA=${DATA:-.devdata}      # folder holding train/ (the crop bank)
@@ -82,6 +83,7 @@ run_four() {  # NAME LIMIT_S ARGS... (Q substituted for @Q@)
 
 status=0
 common=(--device "$DEVICE" --batch "$BATCH" --crop "$CROP" --threads 3 --val-images 0 --save-minutes 1
+        --precision "$PRECISION"
         --data-root "$DATA" --quality @Q@ --init-from zoo)
 rebase=()
 # a scratch zoo: exports (new BLs, new COMPASS files) replace the committed files there, never in the
