@@ -199,11 +199,20 @@ class Codec(ABC):
     # a truncated stream then gives a damaged picture instead of a BitstreamError (the contract
     # tests hold every other codec to the error).
     detects_truncation: ClassVar[bool] = True
+    # What the rate counts beyond the coded picture data: headers, parameter sets, integrity bytes
+    # (CRCs, picture hashes). Every byte of ``Encoded.data`` is counted; reports list this per codec
+    # so that readers see which overhead each rate carries.
+    rate_counts: ClassVar[str] = ""
 
     @classmethod
     def family_of(cls, arg: str | None) -> str:
         """The family of this codec's spec with argument ``arg`` (simulcast: its inner codec's)."""
         return cls.family or cls.name
+
+    @classmethod
+    def rate_counts_of(cls, arg: str | None) -> str:
+        """``rate_counts`` of this codec's spec with argument ``arg`` (simulcast adds its inner's)."""
+        return cls.rate_counts
 
     @classmethod
     def fuzz_setup(cls, workdir: Path, time_limit: float) -> FuzzSetup | None:

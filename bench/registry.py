@@ -121,6 +121,12 @@ def codec_family(spec: str) -> str:
     return cls.family_of(parsed.arg) if cls is not None else parsed.name
 
 
+def rate_counts(spec: str) -> str:
+    """What a spec's rate counts besides picture data (``Codec.rate_counts``; '' when unregistered)."""
+    cls = declared_class(spec)
+    return cls.rate_counts_of(CodecSpec.parse(spec).arg) if cls is not None else ""
+
+
 def is_slow(spec: str) -> bool:
     """Whether the spec's codec declares itself slow (``Codec.slow``): its jobs are started first."""
     cls = declared_class(spec)

@@ -103,6 +103,8 @@ def libaom_version() -> str:
 class Av1Codec(StillImageCodec):
     """AV1 intra still picture 4:4:4 (libaom via ffmpeg, cpu-used 4); quality = libaom crf 0..63."""
 
+    rate_counts = "the raw OBU stream: temporal delimiter, sequence header OBU, frame OBU (no AVIF boxes)"
+
     default_qualities = (20, 30, 38, 46, 54, 61)
     description = (
         "AV1 intra still picture, libaom via ffmpeg (allintra, cpu-used 4, tune psnr), BT.601 full-range "

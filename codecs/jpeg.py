@@ -40,6 +40,8 @@ from bench.registry import register_codec
 class JpegCodec(StillImageCodec):
     """Baseline JPEG 4:4:4 with optimised Huffman tables (libjpeg via Pillow); quality = IJG quality."""
 
+    rate_counts = "the whole JFIF file: markers, the 18-byte APP0 segment, quantisation and Huffman tables"
+
     default_qualities = (5, 10, 20, 40, 70, 90)
     description = (
         "JPEG baseline, libjpeg(-turbo) via Pillow, YCbCr 4:4:4, optimised Huffman tables, "

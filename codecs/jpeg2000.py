@@ -77,6 +77,8 @@ def strip_comments(codestream: bytes) -> bytes:
 class Jpeg2000Codec(StillImageCodec):
     """Lossy JPEG 2000 (OpenJPEG via Pillow, 9/7 wavelet + ICT); quality = compression ratio."""
 
+    rate_counts = "the raw codestream: main and tile-part headers (OpenJPEG's 39-byte comment removed)"
+
     default_qualities = (300, 150, 80, 40, 24, 14)
     description = (
         "JPEG 2000 lossy, OpenJPEG via Pillow, 9/7 wavelet + irreversible colour transform, one layer, "

@@ -97,6 +97,8 @@ def libjxl_version() -> str:
 class JpegXlCodec(StillImageCodec):
     """Lossy JPEG XL (libjxl via ffmpeg, effort 7); quality = cjxl quality 11..100."""
 
+    rate_counts = "the bare codestream with its size header (no ISOBMFF container)"
+
     default_qualities = (11, 40, 62, 78, 88, 94)
     description = (
         "JPEG XL lossy (VarDCT, XYB), libjxl via ffmpeg, effort 7, cjxl quality 11..100 as quality "

@@ -76,6 +76,8 @@ def pad_image(x: torch.Tensor) -> torch.Tensor:
 @register_codec("mean-scale")
 class MeanScaleCodec(Codec):
     scalable = False
+    rate_counts = ("a 22-byte header (magic, version, quality, size, weights tag, string lengths) and a "
+                   "CRC-32 (integrity, 4 bytes) around the y and z strings")
     fixed_qualities = True  # one weights file per quality
     default_qualities = tuple(sorted(zoo.QUALITY_LAMBDAS))
     description = ("CompressAI mean-scale hyperprior (single layer) with bench's trained zoo weights, "

@@ -650,6 +650,9 @@ class ShmRun:
 class ShvcCodec(Codec):
     """SHVC all-intra through SHM; spec ``shvc[:key=value+...][@SHM_FOLDER]``."""
 
+    rate_counts = ("a 1 + 4·layers byte size header, VPS/SPS/PPS, and per layer a CRC picture-hash SEI "
+                   "(integrity, ~16 bytes) beside the slice data")
+
     scalable = True
     # BL QPs: JCT-VC's 22-37 plus 42 and 47, which reach the learned codecs' PSNR range (as x265's)
     default_qualities = (22, 27, 32, 37, 42, 47)

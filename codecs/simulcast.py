@@ -36,11 +36,21 @@ class SimulcastCodec(Codec):
     report_role = "simulcast"  # the contract's simulcast anchor
     list_spec = "simulcast:x265"  # the bare name needs an inner codec
 
+    rate_counts = ("its container: a 6-byte header, then per layer a varint length and a CRC-32 "
+                   "(integrity, 4 bytes) before each layer's own bitstream")
+
     @classmethod
     def family_of(cls, arg: str | None) -> str:
         from bench.registry import codec_family
 
         return codec_family(arg) if arg else cls.name
+
+    @classmethod
+    def rate_counts_of(cls, arg: str | None) -> str:
+        from bench.registry import rate_counts
+
+        inner = rate_counts(arg) if arg else ""
+        return cls.rate_counts + (f"; each layer's bitstream: {inner}" if inner else "")
 
     @classmethod
     def fuzz_setup(cls, workdir: Path, time_limit: float) -> FuzzSetup:

@@ -41,6 +41,8 @@ METHOD = 6  # 0 (fastest) .. 6 (best compression); see the module docstring
 class WebpCodec(StillImageCodec):
     """Lossy WebP (libwebp via Pillow, method 6); quality = libwebp quality 0..100."""
 
+    rate_counts = "the whole RIFF file: 20 bytes of RIFF/WEBP and VP8 chunk headers, the VP8 frame header"
+
     default_qualities = (0, 10, 30, 50, 75, 90)
     description = (
         "WebP lossy (VP8 intra, YUV 4:2:0), libwebp via Pillow, method 6, libwebp quality 0..100 as "

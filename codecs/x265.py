@@ -122,6 +122,8 @@ def x265_fingerprint() -> dict[str, str]:
 class X265Codec(Codec):
     """HEVC intra 4:4:4 (libx265 via ffmpeg) at a constant QP; spec ``x265[:PRESET]``."""
 
+    rate_counts = "a 4-byte size header, then VPS/SPS/PPS and the IDR slice (no SEI, no picture hash)"
+
     scalable = False
     # JCT-VC's QPs 22-37 span ~32-42 dB on Kodak, above every learned codec here (~27-31 dB): 42 and
     # 47 extend the ladder down to ~27.5 dB so that a default run's BD-rates against learned codecs

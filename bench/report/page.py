@@ -15,6 +15,7 @@ from bench import bdrate, ycbcr
 from bench.anchors import paper_bdrate, published_curves
 from bench.errors import ReportError
 from bench.rd_metrics import DEFAULT_METRIC, METRICS, RDMetric
+from bench.registry import rate_counts
 from bench.report.bdtables import add_full_size_single_layer, bd_long, matrices, published_bd
 from bench.report.load import load_manifests, load_records
 from bench.report.paper import is_paper_codec, model_size_sentence, paper_comparison
@@ -189,6 +190,20 @@ def _method_text(metric: RDMetric, yuv_matrices: list[str], yuv_measured: bool) 
         text += f" No record of these runs carries {metric.label} (records written before it): its BD-rates are NaN."
     text += " MS-SSIM dB: −10·log10(1 − MS-SSIM-RGB) per image, then the mean over images."
     return [*blocks, Block("p", text)]
+
+
+def _rate_accounting(codecs: Sequence[str]) -> list[Block]:
+    """What each codec's rate counts besides picture data, as the codec declares it
+    (``Codec.rate_counts``), so that headers and integrity bytes are visible beside the numbers."""
+    rows = [(codec, text) for codec in codecs if (text := rate_counts(codec))]
+    if not rows:
+        return []
+    return [
+        Block("p", "Rate accounting: every byte of each codec's bitstream is counted, integrity bytes (CRCs, "
+                   "picture hashes) included where the bitstream carries them; bench's own file envelope "
+                   "(`bench encode`) is never counted. Besides the coded picture data, each rate holds:"),
+        Block("table", table=pd.DataFrame(rows, columns=["codec", "rate also counts"])),
+    ]
 
 
 COST_SUMMARY_COLUMNS = {
@@ -451,6 +466,7 @@ def build_report(run_dirs: Sequence[Path], out_dir: Path, metric: str = DEFAULT_
             )
         )
     blocks += _method_text(chosen, yuv_matrices, yuv_measured)
+    blocks += _rate_accounting(sorted(compared["codec"].unique()))
 
     colours = codec_colours(sorted(compared["codec"].unique()))
     group_keys = ["dataset", "anchor", "scales_label"]

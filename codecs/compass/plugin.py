@@ -122,6 +122,8 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
 @register_codec("compass")
 class CompassCodec(Codec):
     scalable = True
+    rate_counts = ("a header on layer 0 (12 bytes with its CRC-32, the weights' name of ~19 bytes, 4 bytes per "
+                   "layer size), then per layer a 5-byte chunk head and a CRC-32 (integrity, 4 bytes)")
     fixed_qualities = True  # one weights file per quality
     prefix_decodable = True  # header + BL chunk, then one chunk per EL (bitstream.py)
     default_qualities = QUALITIES

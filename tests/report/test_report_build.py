@@ -167,3 +167,14 @@ def test_missing_and_empty_run_dirs(tmp_path, write_run):
     empty = write_run(tmp_path / "empty", [])
     with pytest.raises(ValueError, match="no records"):
         build_report([empty], tmp_path / "out")
+
+
+def test_every_codec_declares_what_its_rate_counts_and_the_report_lists_it():
+    from bench.registry import codec_names, rate_counts
+
+    for name in codec_names():
+        if name != "simulcast":
+            assert rate_counts(name), f"{name} does not declare Codec.rate_counts"
+    combined = rate_counts("simulcast:x265")
+    assert combined.startswith("its container") and rate_counts("x265") in combined
+    assert rate_counts("no-such-codec") == ""
