@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 from scipy.interpolate import PchipInterpolator
 
+from bench.errors import TrainingError
+
 REFERENCE = "kodak-mbt2018-mean-mse.json"
 
 
@@ -29,7 +31,7 @@ def published_curve(data_root: Path) -> tuple[np.ndarray, np.ndarray]:
     """(PSNR-RGB, bpp) of CompressAI's published mbt2018-mean on Kodak, sorted by PSNR."""
     path = data_root.parent / "reference" / REFERENCE
     if not path.is_file():
-        raise FileNotFoundError(f"the published curve is not at {path}")
+        raise TrainingError(f"the published curve is not at {path}")
     results = json.loads(path.read_text())["results"]
     order = np.argsort(results["psnr-rgb"])
     return np.asarray(results["psnr-rgb"])[order], np.asarray(results["bpp"])[order]
@@ -47,7 +49,7 @@ def rate_vs_published(bpp: float, psnr: float, reference: tuple[np.ndarray, np.n
 def read_curve(run_dir: Path) -> list[dict]:
     path = run_dir / "curve.jsonl"
     if not path.is_file():
-        raise FileNotFoundError(f"no curve.jsonl in {run_dir} (a run validates every --val-every steps)")
+        raise TrainingError(f"no curve.jsonl in {run_dir} (a run validates every --val-every steps)")
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
