@@ -5,7 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v ffmpeg >/dev/null 2>&1 || ! ffmpeg -hide_banner -encoders 2>/dev/null | grep -q libx265; then
+# grep reads all of ffmpeg's list (no -q): an early exit would SIGPIPE ffmpeg, and pipefail would
+# then take a present libx265 for a missing one and reinstall
+if ! command -v ffmpeg >/dev/null 2>&1 || ! ffmpeg -hide_banner -encoders 2>/dev/null | grep libx265 >/dev/null; then
   echo "== installing ffmpeg (libx265) with apt-get"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
