@@ -260,6 +260,14 @@ def run_ffmpeg(
     if binary is None:
         raise CodecError("ffmpeg not found on PATH")
     command = [binary, "-hide_banner", "-nostdin", "-loglevel", "error", *arguments]
+    return run_ffmpeg_command(command, data, what, error, timeout_s)
+
+
+def run_ffmpeg_command(
+    command: Sequence[str], data: bytes, what: str, error: type[CodecError], timeout_s: float
+) -> bytes:
+    """Run a complete ffmpeg ``command`` with stdin = ``data``; its stdout, or ``error`` naming the
+    failure (a run past ``timeout_s`` is a CodecError saying "ran past", the fuzzer's hang)."""
     try:
         result = subprocess.run(command, input=data, capture_output=True, timeout=timeout_s, check=False)
     except subprocess.TimeoutExpired:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import functools
 import re
-import shutil
 import struct
 import subprocess
 from pathlib import Path
@@ -34,6 +33,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from bench.codec import Availability, BitstreamError, Codec, CodecError, Encoded, FuzzSetup, check_image
+from bench.codecs._still import ffmpeg_availability, ffmpeg_binary, run_ffmpeg_command
 from bench.codecs._yuv import YuvFormat, planes_to_rgb, rgb_to_planes
 from bench.registry import register_codec
 
@@ -59,28 +59,6 @@ def ycbcr_to_rgb(ycc: np.ndarray) -> np.ndarray:
     return planes_to_rgb([ycc[..., c] for c in range(3)], _YUV444)
 
 
-@functools.lru_cache(maxsize=8)
-def _has_libx265(binary: str) -> tuple[bool, str]:
-    try:
-        result = subprocess.run(
-            [binary, "-hide_banner", "-nostdin", "-encoders"],
-            capture_output=True,
-            timeout=30,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as error:
-        return False, f"running {binary} -encoders failed: {error}"
-    if result.returncode != 0:
-        return False, f"{binary} -encoders exited with status {result.returncode}"
-    if b"libx265" not in result.stdout:
-        return False, f"{binary} has no libx265 encoder (install a full build, e.g. apt-get install ffmpeg)"
-    return True, ""
-
-
-def _ffmpeg_binary() -> str | None:
-    return shutil.which("ffmpeg")
-
-
 def _command(stream: object, binary: str) -> list[str]:
     """The ffmpeg argument list for an ffmpeg-python ``stream``, quiet and never reading stdin."""
     import ffmpeg
@@ -94,7 +72,7 @@ def x265_fingerprint() -> dict[str, str]:
     """ffmpeg's version line and the libx265 version it links (from x265's own banner)."""
     from bench.fingerprint import first_line
 
-    binary = shutil.which("ffmpeg")
+    binary = ffmpeg_binary()
     if binary is None:
         return {"ffmpeg": "missing"}
     info = {"ffmpeg": first_line([binary, "-hide_banner", "-version"]) or "unknown"}
@@ -170,36 +148,18 @@ class X265Codec(Codec):
             import ffmpeg  # noqa: F401  (ffmpeg-python builds the command lines)
         except ImportError:
             return Availability.missing("Python package ffmpeg-python is missing: pip install ffmpeg-python")
-        binary = _ffmpeg_binary()
-        if binary is None:
-            return Availability.missing(
-                "ffmpeg not found on PATH; install it (apt-get install ffmpeg, brew install ffmpeg, "
-                "or conda install -c conda-forge ffmpeg)"
-            )
-        ok, reason = _has_libx265(binary)
-        return Availability.ok() if ok else Availability.missing(reason)
+        return ffmpeg_availability(["libx265"])
 
     def _binary(self) -> str:
         status = self.availability()
         if not status.available:
             raise CodecError(f"x265 is unavailable: {status.reason}")
-        binary = _ffmpeg_binary()
+        binary = ffmpeg_binary()
         assert binary is not None  # availability() checked it
         return binary
 
     def _run(self, args: list[str], data: bytes, what: str, error: type[CodecError]) -> bytes:
-        try:
-            result = subprocess.run(
-                args, input=data, capture_output=True, timeout=self.timeout_s, check=False
-            )
-        except subprocess.TimeoutExpired:
-            raise CodecError(f"ffmpeg {what} ran past {self.timeout_s:.0f} s and was stopped") from None
-        except OSError as exc:
-            raise CodecError(f"could not run ffmpeg for {what}: {exc}") from exc
-        if result.returncode != 0:
-            message = result.stderr.decode(errors="replace").strip()[-500:]
-            raise error(f"ffmpeg {what} failed (status {result.returncode}): {message}")
-        return result.stdout
+        return run_ffmpeg_command(args, data, what, error, self.timeout_s)
 
     def encode(self, layers: Sequence[np.ndarray], quality: int) -> Encoded:
         if len(layers) != 1:
