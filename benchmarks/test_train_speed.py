@@ -65,6 +65,20 @@ def _run(benchmark, group: str, precision: str, step: Callable[[], float]) -> No
     assert np.isfinite(loss)
 
 
+def _cast(precision: str) -> Callable:
+    """The ``cast`` factory the trainers pass to COMPASS's forward functions."""
+    return lambda: autocast(precision, torch.device("cpu"))
+
+
+def _frozen_bl() -> torch.nn.Module:
+    """An untrained 64/96 base layer with its CDF tables (the BL never trains inside COMPASS)."""
+    from bench.zoo import build_mean_scale
+
+    bl = build_mean_scale(64, 96).eval()
+    bl.update(force=True)
+    return bl
+
+
 def _pyramid(batch: torch.Tensor, channels: torch.memory_format) -> list[torch.Tensor]:
     from bench.train.compass import make_pyramid
 
@@ -90,22 +104,16 @@ def test_compass_rc_step(benchmark, precision: str, batch: torch.Tensor) -> None
     from bench.codecs.compass import residual
     from bench.codecs.compass.model import CONFIGS
     from bench.train.compass import el_rd_loss, rc_stage_forward
-    from bench.zoo import build_mean_scale
 
     precision = _precision_or_skip(precision)
     channels = memory_format(precision)
     cfg = CONFIGS["cpu"]
     torch.manual_seed(0)
-    bl = build_mean_scale(64, 96).eval()
-    bl.update(force=True)
+    bl = _frozen_bl()
     rc = residual.build_mean_scale(cfg.rc_n, cfg.rc_m).train().to(memory_format=channels)
     layers = _pyramid(batch, channels)
-
-    def cast():
-        return autocast(precision, torch.device("cpu"))
-
     step = _step_runner(list(rc.parameters()), lambda: el_rd_loss(
-        rc_stage_forward(bl, rc, layers, cfg.bl_padding, cast), layers[1:], LMBDA)["loss"])
+        rc_stage_forward(bl, rc, layers, cfg.bl_padding, _cast(precision)), layers[1:], LMBDA)["loss"])
     _run(benchmark, "train step: COMPASS RC stage (cpu config), 8x128²", precision, step)
 
 
@@ -113,21 +121,14 @@ def test_compass_rc_step(benchmark, precision: str, batch: torch.Tensor) -> None
 def test_compass_joint_step(benchmark, precision: str, batch: torch.Tensor) -> None:
     from bench.codecs.compass.model import CONFIGS, CompassModel
     from bench.train.compass import el_rd_loss
-    from bench.zoo import build_mean_scale
 
     precision = _precision_or_skip(precision)
     channels = memory_format(precision)
     torch.manual_seed(0)
-    bl = build_mean_scale(64, 96)
-    bl.update(force=True)
-    model = CompassModel.build(bl, CONFIGS["cpu"]).train().to(memory_format=channels)
+    model = CompassModel.build(_frozen_bl(), CONFIGS["cpu"]).train().to(memory_format=channels)
     layers = _pyramid(batch, channels)
-
-    def cast():
-        return autocast(precision, torch.device("cpu"))
-
     step = _step_runner(list(model.liff.parameters()) + list(model.rc.parameters()),
-                        lambda: el_rd_loss(model(layers, cast)["el"], layers[1:], LMBDA)["loss"])
+                        lambda: el_rd_loss(model(layers, _cast(precision))["el"], layers[1:], LMBDA)["loss"])
     _run(benchmark, "train step: COMPASS joint (LIFF + RC, cpu config), 8x128²", precision, step)
 
 
