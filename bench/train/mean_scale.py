@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import random
 import time
@@ -92,8 +93,6 @@ def validate(model: torch.nn.Module, images: list[torch.Tensor], lmbda: float) -
 
 def append_curve_point(path: Path, point: dict) -> None:
     """One validation point per line (the learning curve: Kodak rate and PSNR against training time)."""
-    import json
-
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as handle:
         handle.write(json.dumps(point) + "\n")
