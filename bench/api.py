@@ -27,7 +27,7 @@ from bench.errors import UsageError
 from bench.pyramid import format_scales
 from bench.records import Record
 from bench.runner import Executor, Job, RunSummary, execute, plan_jobs
-from bench.store import RunStore
+from bench.store import RunStore, check_weights, recorded_weights_id
 
 __all__ = ["PreparedRun", "ReportResult", "RunConfig", "RunResult", "plan", "prepare", "report", "run"]
 
@@ -137,18 +137,40 @@ def _check_yuv_matrix(config: RunConfig) -> None:
                          f"--yuv-matrix {config.yuv_matrix} needs another --out")
 
 
+def check_resumable_weights(prepared: PreparedRun) -> None:
+    """StoreError when the run folder holds records of a planned codec and quality made with other
+    weights than the codec codes that quality with now (``bench.store.check_weights``): a resume
+    would skip those jobs and mix two models in one RD curve. Reads the folder, writes nothing;
+    hashes weights files only for the (spec, quality) pairs that the folder holds records of."""
+    store = RunStore(prepared.config.out)
+    records = store.records()
+    held = {(r["codec"], r["quality"]) for r in records if recorded_weights_id(r) is not None}
+    if not held:
+        return
+    current = {(spec, quality): codec.weights_id(quality)
+               for spec, codec in prepared.available.items()
+               for quality in prepared.qualities[spec] if (spec, quality) in held}
+    check_weights(store.run_dir, records, current)
+
+
 def plan(config: RunConfig, on_unavailable: Callable[[str, str], None] | None = None) -> Any:
     """The job plan and a time estimate from the run folder's records (``bench.planning.Plan``);
-    nothing is written."""
+    nothing is written. StoreError, as ``run`` would raise, when the folder holds records made with
+    other weights (``check_resumable_weights``)."""
     from bench.planning import make_plan
 
-    return make_plan(prepare(config, on_unavailable).jobs, RunStore(config.out))
+    prepared = prepare(config, on_unavailable)
+    check_resumable_weights(prepared)
+    return make_plan(prepared.jobs, RunStore(config.out))
 
 
 def execute_prepared(prepared: PreparedRun, manifest: dict[str, Any] | None = None,
                      progress: ProgressFactory | None = None, executor: Executor | None = None) -> RunSummary:
     """Write the manifest entry (``prepared.manifest()`` unless given) and run the jobs not yet in
-    the run folder, holding its writer lock throughout."""
+    the run folder, holding its writer lock throughout. Before anything is written (the lock, the
+    manifest, a torn tail's repair) it refuses a folder that holds records made with other weights
+    (``check_resumable_weights``)."""
+    check_resumable_weights(prepared)
     store = RunStore(prepared.config.out)
     with store.writing():
         store.write_manifest(manifest if manifest is not None else prepared.manifest())

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from bench.complexity import LayerComplexity
 
 __all__ = ["Availability", "BitstreamError", "Codec", "CodecError", "Encoded", "FuzzSetup", "SectionClock",
-           "check_image"]
+           "check_image", "weights_file_id"]
 
 # How a report names the records of a layered codec that is none of the contract's anchors.
 SCALABLE_ROLE = "scalable"
@@ -163,6 +163,14 @@ class Codec(ABC):
         """Where the weights come from (``source``, ``file``, ``sha256``); empty when there are none."""
         return {}
 
+    def weights_id(self, quality: int) -> str | None:
+        """The SHA-256 (hex) of the weights this codec codes ``quality`` with; None for codecs without
+        weights (or where none are present for ``quality``). Unlike ``weights_info``, it does not
+        depend on which qualities happen to be loaded: the runner writes it into every record
+        (``extra.weights_id``) and a resumed run refuses records made with other weights. Must not
+        load a model to answer (hash the file)."""
+        return None
+
     # Layer k's bytes are one consecutive range after layer k-1's (COMPASS chunks, the simulcast
     # container), so a file cut after layer k still decodes layers 0..k; not so for SHM's
     # interleaved NAL units.
@@ -296,3 +304,20 @@ def check_image(image: np.ndarray) -> None:
         shape = getattr(image, "shape", None)
         dtype = getattr(image, "dtype", None)
         raise CodecError(f"expected an HxWx3 uint8 RGB image, got shape {shape} dtype {dtype}")
+
+
+# weights_file_id's answers: (resolved path, inode, size, mtime) -> SHA-256 hex
+_weights_file_ids: dict[tuple[str, int, int, int], str] = {}
+
+
+def weights_file_id(path: Path, digest: Callable[[Path], str]) -> str:
+    """``digest(path)``, a weights file's SHA-256 as its codec computes and checks it (e.g.
+    ``bench.zoo.verify_hash``), hashed once per version of the file in this process: the answer is
+    kept per path, inode, size and modification time, so a replaced file is hashed again. For
+    ``Codec.weights_id``, which must not load a model."""
+    path = Path(path)
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    if key not in _weights_file_ids:
+        _weights_file_ids[key] = digest(path)
+    return _weights_file_ids[key]

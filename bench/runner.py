@@ -260,6 +260,11 @@ def run_job(job: Job) -> list[dict[str, Any]]:
         size = model_bytes(weights, job.quality)
         if size is not None:
             extra_common["model_bytes"] = size
+    # after coding: the id of the weights this job was coded with (the loaded model's); a resumed run
+    # refuses records made with other weights (bench.api.check_resumable_weights)
+    weights_id = codec.weights_id(job.quality)
+    if weights_id is not None:
+        extra_common["weights_id"] = weights_id
 
     complexity = _complexity(codec, job, layers)
     records = []

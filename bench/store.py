@@ -19,7 +19,7 @@ import time
 from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Mapping
 
 from bench.errors import StoreError
 from bench.pyramid import format_scales
@@ -86,6 +86,64 @@ def _record_problem(record: Any) -> str | None:
     if not 0 <= record["layer"] < record["num_layers"]:
         return f"layer {record['layer']} is outside 0..num_layers-1"
     return None
+
+
+def recorded_weights_id(record: dict[str, Any]) -> str | None:
+    """The ``extra.weights_id`` a record was made with (None: the codec has no weights, or the record
+    predates weights ids)."""
+    extra = record.get("extra")
+    value = extra.get("weights_id") if isinstance(extra, dict) else None
+    return value if isinstance(value, str) and value else None
+
+
+def weights_mismatches(records: Iterable[dict[str, Any]], current: Mapping[tuple[str, int], str | None]
+                       ) -> dict[tuple[str, int], dict[str, int]]:
+    """Records made with other weights than their codec has now: ``(codec spec, quality) -> {the
+    records' weights id: how many records}`` for each pair of ``current`` (``(spec, quality) -> the
+    id of the weights that spec codes that quality with now``, ``Codec.weights_id``) whose records
+    carry another id. Pairs whose current id is None are not compared. Records without
+    ``extra.weights_id`` (written before bench recorded it) are not checked either: there is nothing
+    to compare them with, and refusing them would strand every older run folder."""
+    found: dict[tuple[str, int], dict[str, int]] = {}
+    for record in records:
+        pair = (record["codec"], record["quality"])
+        now = current.get(pair)
+        old = recorded_weights_id(record)
+        # old is None: a record written before bench recorded weights ids (or of a codec without
+        # weights) is not checked; now is None: the codec names no weights for it here
+        if now is None or old is None or old == now:
+            continue
+        counts = found.setdefault(pair, {})
+        counts[old] = counts.get(old, 0) + 1
+    return found
+
+
+def check_weights(run_dir: Path, records: Iterable[dict[str, Any]],
+                  current: Mapping[tuple[str, int], str | None]) -> None:
+    """StoreError when ``records`` (the records of ``run_dir``) hold records of a (codec spec,
+    quality) of ``current`` made with other weights than ``current`` names (``weights_mismatches``):
+    resuming would put two models on one RD curve. Reads and writes nothing itself."""
+    mismatches = weights_mismatches(records, current)
+    if not mismatches:
+        return
+    problems = []
+    for spec in dict.fromkeys(spec for spec, _ in mismatches):
+        pairs = sorted(pair for pair in mismatches if pair[0] == spec)
+        parts = []
+        for pair in pairs:
+            counts = mismatches[pair]
+            old = ", ".join(f"{count} with weights {digest[:8]}" for digest, count in sorted(counts.items()))
+            parts.append(f"quality {pair[1]}: {old}, now {str(current[pair])[:8]}")
+        qualities = ", ".join(str(quality) for _, quality in pairs)
+        total = sum(sum(mismatches[pair].values()) for pair in pairs)
+        how_many = f"{total} record{'s' if total != 1 else ''}"
+        problems.append(f"{how_many} of {spec} at quality {qualities} ({'; '.join(parts)})")
+    specs = ", ".join(dict.fromkeys(spec for spec, _ in mismatches))
+    raise StoreError(
+        f"{run_dir} holds records made with other weights than the codecs code with now: {'; '.join(problems)}. "
+        f"Resuming would mix two models in one RD curve: give this run a new --out, or remove the records "
+        f"of {specs} from {Path(run_dir) / RECORDS_FILE} to code them again with the new weights"
+    )
 
 
 # Writer locks this process holds, per run folder, with how many open stores share each: a process

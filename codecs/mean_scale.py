@@ -45,7 +45,17 @@ import torch
 import torch.nn.functional as F
 
 from bench import published, zoo
-from bench.codec import Availability, BitstreamError, Codec, CodecError, Encoded, FuzzSetup, SectionClock, check_image
+from bench.codec import (
+    Availability,
+    BitstreamError,
+    Codec,
+    CodecError,
+    Encoded,
+    FuzzSetup,
+    SectionClock,
+    check_image,
+    weights_file_id,
+)
 from bench.complexity import LayerComplexity, count_macs, kmac_per_pixel, meta_input, on_meta
 from bench.determinism import NETWORK_THREADS, fixed_network_threads
 from bench.registry import register_codec
@@ -179,6 +189,22 @@ class MeanScaleCodec(Codec):
             "sha256": " ".join(digest for _, _, digest in entries),
             "qualities": " ".join(str(quality) for quality, _, _ in entries),
         }
+
+    def weights_id(self, quality: int) -> str | None:
+        """The SHA-256 of ``quality``'s weights file: the loaded model's, else the file's, hashed and
+        checked against its name as loading would (loads nothing); None where there is no file."""
+        if self.source not in SOURCES or self.arg or quality not in self.default_qualities:
+            return None
+        if quality in self._models:
+            return self._models[quality][2]
+        if self._compressai:
+            path = published.cached_path(quality)
+            return weights_file_id(path, published.verify) if path.is_file() else None
+        try:
+            path = zoo.find_weights("mean-scale", quality)
+        except zoo.MissingWeightsError:
+            return None
+        return weights_file_id(path, zoo.verify_hash)
 
     def _model(self, quality: int) -> tuple[torch.nn.Module, Path, str]:
         if self.source not in SOURCES or self.arg:

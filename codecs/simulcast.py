@@ -168,6 +168,10 @@ class SimulcastCodec(Codec):
         codec = self._resolve()
         return codec.weights_info() if codec is not None else {}
 
+    def weights_id(self, quality: int) -> str | None:
+        codec = self._resolve()
+        return codec.weights_id(quality) if codec is not None else None
+
     def quality_problem(self, quality: int) -> str | None:
         codec = self._resolve()
         return codec.quality_problem(quality) if codec is not None else None

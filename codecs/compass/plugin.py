@@ -25,12 +25,23 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bench.codec import Availability, BitstreamError, Codec, CodecError, Encoded, FuzzSetup, SectionClock, check_image
+from bench.codec import (
+    Availability,
+    BitstreamError,
+    Codec,
+    CodecError,
+    Encoded,
+    FuzzSetup,
+    SectionClock,
+    check_image,
+    weights_file_id,
+)
 from bench.codecs.compass import bitstream, official
 from bench.codecs.compass.complexity import layer_macs
 from bench.codecs.compass.model import CompassConfig, CompassModel
 from bench.complexity import LayerComplexity, kmac_per_pixel, on_meta
 from bench.determinism import NETWORK_THREADS, fixed_network_threads
+from bench.hashing import sha256_file
 from bench.registry import register_codec
 
 QUALITIES = (1, 2, 3, 4)
@@ -239,6 +250,27 @@ class CompassCodec(Codec):
             key: ", ".join(f"q{q}: {info[key]}" for q, info in sorted(self._info.items()) if key in info)
             for key in keys
         }
+
+    def weights_id(self, quality: int) -> str | None:
+        """The SHA-256 of ``quality``'s weights file (``compass-qQ-*`` in the zoo, or the official
+        checkpoint): the loaded model's, else the file's, hashed without loading it; None for injected
+        models and where there is no file. A zoo file names the BL file it was trained on
+        (``bl_sha256``) and loading refuses any other, so its hash identifies the BL too."""
+        if quality in self._info:
+            return self._info[quality].get("sha256")
+        if self._injected or self.source not in SOURCES or self.arg or quality not in QUALITIES:
+            return None
+        if self.source == "official":
+            if quality not in official.available_qualities():
+                return None
+            return weights_file_id(official.find_checkpoint(quality), sha256_file)
+        from bench import zoo
+
+        try:
+            path = zoo.find_weights("compass", quality, how_to=TRAINING_HINT)
+        except zoo.MissingWeightsError:
+            return None
+        return weights_file_id(path, zoo.verify_hash)
 
     def complexity(self, sizes: Sequence[tuple[int, int]], quality: int) -> list[LayerComplexity]:
         """kMAC/pixel per layer: the BL's hyperprior, or LIFF and the RC's for an EL; the encoder

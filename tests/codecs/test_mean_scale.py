@@ -248,6 +248,25 @@ def test_parameter_counts_and_weights_info(codec, zoo_dir):
     assert info["sha256"].split() == [hashlib.sha256(p.read_bytes()).hexdigest() for p in files]
 
 
+def test_weights_id_is_the_zoo_files_sha256_without_loading_a_model(codec, zoo_dir, tmp_path, monkeypatch):
+    simulcast = create_codec("simulcast:mean-scale")
+    for quality in codec.default_qualities:
+        digest = hashlib.sha256(zoo.weights_path(quality, zoo_dir).read_bytes()).hexdigest()
+        assert codec.weights_id(quality) == simulcast.weights_id(quality) == digest
+    assert codec._models == {}  # hashed, not loaded
+    codec.encode([make_image(48, 64)], 2)
+    assert codec.weights_id(2) == codec._model(2)[2]  # once loaded: the loaded model's
+    assert codec.weights_id(9) is None and create_codec("mean-scale@nowhere").weights_id(2) is None
+    # a partial zoo: no id where there is no file; another file for a quality, another id
+    other = make_checkpoint(tmp_path / "ckpt" / "last.pt", zoo.QUALITY_LAMBDAS[3], seed=7)
+    export_checkpoint(other, 3, tmp_path / "zoo")
+    monkeypatch.setenv(zoo.ENV_VAR, str(tmp_path / "zoo"))
+    fresh = create_codec("mean-scale")
+    assert fresh.weights_id(1) is None
+    assert fresh.weights_id(3) == hashlib.sha256(zoo.weights_path(3, tmp_path / "zoo").read_bytes()).hexdigest()
+    assert fresh.weights_id(3) != hashlib.sha256(zoo.weights_path(3, zoo_dir).read_bytes()).hexdigest()
+
+
 # Timer resolution and the code between sections: what the sum of the parts may exceed the wall by.
 TIMING_SLACK_S = 0.005
 

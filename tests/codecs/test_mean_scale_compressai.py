@@ -134,6 +134,14 @@ def test_partial_cache_weights_info_and_qualities(cached, no_network):
     assert codec.weights_status()[1] == [3, 6]
 
 
+def test_weights_id_is_the_cached_files_sha256(cached, no_network):
+    codec, simulcast = create_codec("mean-scale@compressai"), create_codec("simulcast:mean-scale@compressai")
+    for quality, (path, _) in cached.items():
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        assert codec.weights_id(quality) == simulcast.weights_id(quality) == digest
+    assert codec.weights_id(5) is None and codec._models == {}  # not cached here; nothing loaded
+
+
 def test_bitstreams_of_other_weights_and_sources_are_refused(cached, no_network, tmp_path, monkeypatch):
     codec = create_codec("mean-scale@compressai")
     data = codec.encode([make_image(32, 48)], 3).data

@@ -3,6 +3,8 @@ bit-exactly, and their LIFF predicts better than bicubic upsampling of the same 
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pytest
 
@@ -75,3 +77,11 @@ def test_base_layer_is_the_single_layer_codecs_own(codec, kodak):
     single = create_codec("mean-scale")
     compass_layer0 = codec.decode(codec.encode(layers, 2).data, 1)[0]
     assert np.array_equal(compass_layer0, single.decode(single.encode([layers[0]], 2).data)[0])
+
+
+def test_weights_id_is_the_compass_files_sha256_without_loading_a_model():
+    codec = CompassCodec()
+    for quality in QUALITIES:
+        path = zoo.find_weights("compass", quality)
+        assert codec.weights_id(quality) == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert codec._models == {} and codec.weights_id(9) is None

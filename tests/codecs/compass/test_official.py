@@ -154,6 +154,15 @@ def test_codec_decodes_what_the_reference_pipeline_reconstructs(codec, published
     assert codec._model(QUALITY).model_id == f"compass-official-q2-{digest[:8]}"
 
 
+def test_weights_id_is_the_checkpoints_sha256_without_loading_it(published, monkeypatch, tiny_model):
+    monkeypatch.setenv(official.ENV_VAR, str(published[0]))
+    codec = create_codec("compass@official")
+    assert codec.weights_id(QUALITY) == hashlib.sha256(published[1].read_bytes()).hexdigest()
+    assert codec._models == {}  # hashed, not loaded
+    assert codec.weights_id(1) is None  # no file for quality 1 in the folder
+    assert CompassCodec(models={QUALITY: tiny_model}).weights_id(QUALITY) is None  # injected: no file
+
+
 def test_partial_folder_and_unknown_quality(codec):
     status = codec.availability()
     assert status.available and "only qualities [2]" in status.reason and "lambda_0.0018" in status.reason
