@@ -50,7 +50,19 @@ def read_curve(run_dir: Path) -> list[dict]:
     path = run_dir / "curve.jsonl"
     if not path.is_file():
         raise TrainingError(f"no curve.jsonl in {run_dir} (a run validates every --val-every steps)")
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return current_branch([json.loads(line) for line in path.read_text().splitlines() if line.strip()])
+
+
+def current_branch(points: list[dict]) -> list[dict]:
+    """The points of the training history that ``last.pt`` continues. A run killed between two
+    checkpoints resumes from the older one and validates those steps again: its new points replace
+    the lost branch's points at the same or later steps."""
+    kept: list[dict] = []
+    for point in points:
+        while kept and kept[-1]["step"] >= point["step"]:
+            kept.pop()
+        kept.append(point)
+    return kept
 
 
 def table(run_dir: Path, reference: tuple[np.ndarray, np.ndarray]) -> list[str]:

@@ -114,3 +114,16 @@ def test_parsers_take_precision():
         parser = argparse.ArgumentParser()
         module.add_arguments(parser)
         assert parser.parse_args([*argv, "--out", "x", "--precision", "bf16"]).precision == "bf16"
+
+
+def test_the_curve_keeps_the_branch_that_a_resumed_run_continues(tmp_path):
+    from bench.train.curve import read_curve
+
+    run = tmp_path / "run"
+    run.mkdir()
+    # killed after validating steps 2000 and 4000, resumed from the checkpoint of step 3700
+    steps_and_bpp = [(2000, 0.45), (4000, 0.44), (4000, 0.43), (6000, 0.42)]
+    (run / "curve.jsonl").write_text("".join(
+        json.dumps({"step": step, "trained_seconds": step / 10, "bpp": bpp, "psnr": 30.0}) + "\n"
+        for step, bpp in steps_and_bpp))
+    assert [(p["step"], p["bpp"]) for p in read_curve(run)] == [(2000, 0.45), (4000, 0.43), (6000, 0.42)]
