@@ -126,8 +126,9 @@ def check_weights(run_dir: Path, records: Iterable[dict[str, Any]],
     mismatches = weights_mismatches(records, current)
     if not mismatches:
         return
+    specs = list(dict.fromkeys(spec for spec, _ in mismatches))
     problems = []
-    for spec in dict.fromkeys(spec for spec, _ in mismatches):
+    for spec in specs:
         pairs = sorted(pair for pair in mismatches if pair[0] == spec)
         parts = []
         for pair in pairs:
@@ -138,11 +139,10 @@ def check_weights(run_dir: Path, records: Iterable[dict[str, Any]],
         total = sum(sum(mismatches[pair].values()) for pair in pairs)
         how_many = f"{total} record{'s' if total != 1 else ''}"
         problems.append(f"{how_many} of {spec} at quality {qualities} ({'; '.join(parts)})")
-    specs = ", ".join(dict.fromkeys(spec for spec, _ in mismatches))
     raise StoreError(
         f"{run_dir} holds records made with other weights than the codecs code with now: {'; '.join(problems)}. "
         f"Resuming would mix two models in one RD curve: give this run a new --out, or remove the records "
-        f"of {specs} from {Path(run_dir) / RECORDS_FILE} to code them again with the new weights"
+        f"of {', '.join(specs)} from {Path(run_dir) / RECORDS_FILE} to code them again with the new weights"
     )
 
 
