@@ -16,6 +16,7 @@ TRAINERS = {
     "export": "bench.train.export",
     "crops": "bench.train.crops",
     "curve": "bench.train.curve",
+    "widen": "bench.train.widen",
 }
 
 
