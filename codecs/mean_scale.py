@@ -175,11 +175,11 @@ class MeanScaleCodec(Codec):
             if quality in self._models:
                 entries.append((quality, *self._models[quality][1:]))
             elif self._compressai:
-                path = published.cached_path(quality)
-                entries.append((quality, path, published.verify(path)))
+                path = published.cached_path(quality)  # hashed once per file version, not per job
+                entries.append((quality, path, weights_file_id(path, published.verify)))
             else:
                 path = zoo.find_weights("mean-scale", quality)
-                entries.append((quality, path, zoo.verify_hash(path)))
+                entries.append((quality, path, weights_file_id(path, zoo.verify_hash)))
         if not entries:
             return {}
         # CompressAI's files live outside bench's zoo: full paths, so the cost report finds them
