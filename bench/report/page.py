@@ -17,8 +17,9 @@ from bench.errors import ReportError
 from bench.rd_metrics import DEFAULT_METRIC, METRICS, RDMetric
 from bench.registry import rate_counts
 from bench.report.bdtables import add_full_size_single_layer, bd_long, matrices, published_bd
+from bench.report.glance import glance_tables
 from bench.report.load import load_manifests, load_records
-from bench.report.paper import is_paper_codec, model_size_sentence, paper_comparison
+from bench.report.paper import PAPER_PROTOCOL, is_paper_codec, model_size_sentence, paper_comparison
 from bench.report.plots import codec_colours, rd_plot, slug
 from bench.report.tables import (
     DECODE_INTERNAL_PREFIX,
@@ -406,6 +407,24 @@ def _hidden_metric_columns(summary: pd.DataFrame, metric: str, yuv_measured: boo
     return [column for column in YUV_AND_DB_COLUMNS if summary[column].isna().all()]
 
 
+def _glance_blocks(long: pd.DataFrame, paper: pd.DataFrame | None, metric: RDMetric) -> list[Block]:
+    blocks: list[Block] = []
+    for codec, table in glance_tables(long, paper).items():
+        blocks.append(Block("h2", f"At a glance: {codec}'s top layer against each reference"))
+        text = (
+            f"BD-rate % ({metric.label}, PCHIP) of {codec}'s top layer (its bits of all layers) "
+            "against each reference at the same size, negative when it needs fewer bits; a blank "
+            "cell: the run lacks that reference there, or the curves overlap too little (bdrate.csv "
+            "says which). The sections below hold every layer and every pair."
+        )
+        if "paper" in table:
+            text += (" paper: the figures the paper reports for that scale combination against its anchors, "
+                     f"in its protocol ({PAPER_PROTOCOL}).")
+        blocks.append(Block("p", text))
+        blocks.append(Block("table", table=table))
+    return blocks
+
+
 def build_report(run_dirs: Sequence[Path], out_dir: Path, metric: str = DEFAULT_METRIC) -> Path:
     """Write tables (CSV), BD-rate tables, RD plots (PNG, SVG), report.md and report.html to
     ``out_dir``; return the path of ``report.md``. ``metric`` (``bench.rd_metrics``) is the quality
@@ -455,6 +474,7 @@ def build_report(run_dirs: Sequence[Path], out_dir: Path, metric: str = DEFAULT_
             ),
         )
     )
+    blocks += _glance_blocks(long, paper if metric == DEFAULT_METRIC else None, chosen)
     if compared["reused"].any():
         reused = sorted(set(compared.loc[compared["reused"], "codec"]))
         blocks.append(

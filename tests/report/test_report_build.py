@@ -178,3 +178,32 @@ def test_every_codec_declares_what_its_rate_counts_and_the_report_lists_it():
     combined = rate_counts("simulcast:x265")
     assert combined.startswith("its container") and rate_counts("x265") in combined
     assert rate_counts("no-such-codec") == ""
+
+
+def _glance(md: str, codec: str) -> list[dict[str, str]]:
+    """The rows of the report's at-a-glance table of ``codec``, as {column: cell}."""
+    section = md.split(f"## At a glance: {codec}'s top layer against each reference")[1].split("\n## ")[0]
+    lines = [line for line in section.splitlines() if line.startswith("|")]
+    split = lambda line: [cell.strip() for cell in line.strip().strip("|").split("|")]  # noqa: E731
+    header = split(lines[0])
+    return [dict(zip(header, split(line))) for line in lines[2:]]
+
+
+def test_glance_gathers_the_top_layer_against_every_reference_with_the_papers_figures(paper_report):
+    md = (paper_report / "report.md").read_text()
+    assert md.index("## At a glance: compass") < md.index("## Method")  # first thing a reader sees
+    [row] = _glance(md, "compass")
+    # shvc (the conventional scalable anchor) comes before the codec's own family
+    assert list(row) == ["dataset", "protocol", "scales", "vs shvc", "vs mean-scale", "paper"]
+    assert row["vs shvc"] == "-50.0 %" and row["vs mean-scale"] == "-20.0 %"
+    assert row["protocol"] == "base:0.25" and row["scales"] == "×1.2" and "SHVC -53.9 %" in row["paper"]
+    # anchors and simulcast codecs are references, not codecs under test
+    assert "At a glance: shvc" not in md and "At a glance: simulcast" not in md
+
+
+def test_glance_of_a_three_layer_run_uses_its_top_layer(kodak_report):
+    path, _ = kodak_report
+    [row] = _glance(path.read_text(), "compass")
+    # compass's layer 2 is 0.8× the synthetic curve, which x265's full-image records equal
+    assert row["scales"] == "×1.2, ×1.25" and row["vs x265"] == "-20.0 %"
+    assert "paper" not in row  # the paper has no ×1.2, ×1.25 row

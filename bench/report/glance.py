@@ -1,0 +1,75 @@
+"""The report's first table: each scalable codec's top layer against every reference, one row per
+(dataset, protocol, scale combination), with the published paper's figures beside it.
+
+The full report has a BD-rate matrix per layer and scale combination; the question users bring is
+answered by one cell of each (the top layer of the codec under test against each anchor), so this
+table gathers those cells. Values come from the same ``bd_long`` frame as bdrate.csv."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from bench.codec import SCALABLE_ROLE
+from bench.report.bdtables import anchors_every_family, family
+
+
+def _layers(label: str) -> int:
+    return len(str(label).split(",")) + 1
+
+
+def _reference_order(test: str, reference: str) -> tuple[int, str, str]:
+    """Conventional scalable anchors (SHVC) first, then other families, then the codec's own family
+    (single-layer, simulcast) last, by name within each."""
+    if anchors_every_family(reference):
+        group = 0
+    elif family(reference) != family(test):
+        group = 1
+    else:
+        group = 2
+    return group, family(reference), reference
+
+
+def _protocol_order(row: tuple[str, str, str]) -> tuple:
+    dataset, anchor, label = row
+    scales = [float(s) for s in str(label).split(",")]
+    return dataset, anchor != "top", len(scales), scales
+
+
+def glance_tables(long: pd.DataFrame, paper: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
+    """``{scalable codec: table}`` for each scalable codec under test (not a conventional anchor)
+    with a BD-rate at its top layer. Cells are BD-rate % (blank where the run lacks the reference or
+    the curves do not overlap enough: bdrate.csv says why); ``paper`` (``paper_comparison``'s frame)
+    adds a column with the paper's figures against its anchors for rows it reports."""
+    out: dict[str, pd.DataFrame] = {}
+    if long.empty:
+        return out
+    top = long[(long["role"] == SCALABLE_ROLE) & (long["layer"] == long["scales_label"].map(_layers) - 1)]
+    for codec, rows in top.groupby("codec", sort=True):
+        if anchors_every_family(codec):
+            continue
+        references = sorted(set(rows["reference"]), key=lambda ref: _reference_order(codec, ref))
+        keys = sorted({(r.dataset, r.anchor, r.scales_label) for r in rows.itertuples()}, key=_protocol_order)
+        cells = {(r.dataset, r.anchor, r.scales_label, r.reference): r.bd_rate for r in rows.itertuples()}
+        table_rows = []
+        for dataset, anchor, label in keys:
+            row = {"dataset": dataset, "protocol": anchor, "scales": "×" + str(label).replace(",", ", ×")}
+            for ref in references:
+                value = cells.get((dataset, anchor, label, ref), math.nan)
+                row[f"vs {ref}"] = "" if value is None or not math.isfinite(value) else f"{value:+.1f} %"
+            if paper is not None and not paper.empty:
+                row["paper"] = _paper_cell(paper, codec, dataset, anchor, label)
+            table_rows.append(row)
+        table = pd.DataFrame(table_rows)
+        if "paper" in table and not table["paper"].astype(bool).any():
+            table = table.drop(columns="paper")
+        out[codec] = table
+    return out
+
+
+def _paper_cell(paper: pd.DataFrame, codec: str, dataset: str, anchor: str, label: str) -> str:
+    rows = paper[(paper["codec"] == codec) & (paper["dataset"] == dataset) & (paper["anchor"] == anchor)
+                 & (paper["scales_label"] == label)]
+    figures = rows.drop_duplicates("paper_anchor")
+    return " / ".join(f"{r.paper_anchor} {r.paper_bd_rate:+.1f} %" for r in figures.itertuples())
