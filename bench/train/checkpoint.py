@@ -37,17 +37,18 @@ def load_if_present(path: Path) -> dict[str, Any] | None:
     return torch.load(path, map_location="cpu", weights_only=False)
 
 
-def read_init_source(model: str, source: str, quality: int | None) -> tuple[dict[str, Any], Path]:
-    """What ``--init-from`` names: ``zoo`` (the zoo's ``model`` file at ``quality``, hash-checked)
-    or a file (a zoo file or a training checkpoint); its contents and its path."""
+def read_init_source(model: str, source: str, quality: int | None,
+                     option: str = "--init-from") -> tuple[dict[str, Any], Path]:
+    """What ``--init-from`` (or ``option``) names: ``zoo`` (the zoo's ``model`` file at ``quality``,
+    hash-checked) or a file (a zoo file or a training checkpoint); its contents and its path."""
     if source == "zoo":
         from bench import zoo
 
         if not quality:
-            raise TrainingError("--init-from zoo needs --quality Q")
+            raise TrainingError(f"{option} zoo needs --quality Q")
         contents, path, _ = zoo.load_weights(model, quality)
         return contents, path
     path = Path(source)
     if not path.is_file():
-        raise TrainingError(f"--init-from: no such file {path}")
+        raise TrainingError(f"{option}: no such file {path}")
     return torch.load(path, map_location="cpu", weights_only=False), path

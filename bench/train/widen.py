@@ -198,8 +198,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> None:
     from bench import zoo
 
-    contents, path = read_init_source("mean-scale", args.source, args.quality)
+    contents, path = read_init_source("mean-scale", args.source, args.quality, option="--from")
     state = zoo.full_precision(contents["state_dict"]) if "state_dict" in contents else contents.get("model", contents)
+    if not isinstance(state, dict) or not {"g_a.0.weight", "g_a.6.weight", "h_s.4.weight"} <= set(state):
+        raise TrainingError(f"{path} holds no mean-scale model (a `bench.train mean-scale` checkpoint or a "
+                            "mean-scale zoo file)")
     widened = widen_mean_scale(state, args.N, args.M, args.seed)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -67,6 +67,15 @@ def test_copies_get_different_outgoing_weights_so_training_can_separate_them():
     assert state["g_s.0.weight"][12:].abs().max() > 0  # g_s reads the new latents (small, not zero)
 
 
+def test_a_file_without_a_mean_scale_model_is_refused_by_name(tmp_path):
+    other = tmp_path / "other.pt"
+    torch.save({"liff": {}, "rc": {}}, other)
+    result = subprocess.run([sys.executable, "-m", "bench.train", "widen", "--from", str(other), "--out",
+                             str(tmp_path / "w.pt")], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "holds no mean-scale model" in result.stderr
+    assert not (tmp_path / "w.pt").exists()
+
+
 def test_widening_to_fewer_channels_is_refused():
     with pytest.raises(TrainingError, match="at least N=8 M=12"):
         widen_mean_scale(_trained_like(8, 12).state_dict(), 8, 8)
