@@ -6,7 +6,7 @@ is caught before it is used. Files live in ``bench/weights/`` (shipped with the 
 ``BENCH_WEIGHTS`` environment variable or a ``root`` argument points elsewhere (tests, experiments).
 
 A file holds ``{"state_dict": …, "config": {…}}``. Convolution weights and biases are stored in half
-precision; everything in the entropy models and the GDN layers stays float32 (``precision_keys``):
+precision (or the weights as int8 with a scale per output channel: ``compact_precision``); everything in the entropy models and the GDN layers stays float32 (``precision_keys``):
 the entropy models' medians and scale table decide the symbols and coding tables, and GDN's
 reparametrisation constants (a pedestal of 2^-36, bounds of 2^-18) underflow in float16. They are
 a few percent of the parameters.
@@ -195,8 +195,49 @@ def half_precision(state_dict: dict[str, torch.Tensor], keep_fp32: set[str]) -> 
     return out
 
 
+# Storage of convolution weights in a zoo file: float16, or int8 with one float32 scale per output
+# channel (dim 0) under ``{key}{INT8_SCALE}``. int8 halves the files again, so that larger models fit
+# the repository's weights budget; bench/weights/README.md records what it costs in RD.
+STORAGES = ("float16", "int8")
+INT8_SCALE = ".int8_scale"
+
+
+def compact_precision(state_dict: dict[str, torch.Tensor], keep_fp32: set[str],
+                      storage: str = "float16") -> dict[str, torch.Tensor]:
+    """``half_precision``, or with ``storage="int8"`` the 4-D convolution weights as int8 with a
+    float32 scale per output channel (symmetric, round to nearest: at most half a step off)."""
+    if storage not in STORAGES:
+        raise WeightsError(f"storage must be one of {', '.join(STORAGES)}, got {storage!r}")
+    out = half_precision(state_dict, keep_fp32)
+    if storage == "int8":
+        for name, tensor in state_dict.items():
+            if name in keep_fp32 or not tensor.is_floating_point() or tensor.dim() != 4:
+                continue
+            tensor = tensor.detach().cpu().float()
+            scale = tensor.abs().amax(dim=(1, 2, 3)).clamp_min(torch.finfo(torch.float32).tiny) / 127
+            out[name] = (tensor / scale.view(-1, 1, 1, 1)).round().clamp(-127, 127).to(torch.int8)
+            out[name + INT8_SCALE] = scale
+    return out
+
+
 def full_precision(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {name: t.float() if t.is_floating_point() else t for name, t in state_dict.items()}
+    """A zoo file's state dict in float32, as the model's ``load_state_dict`` takes it (int8
+    convolutions multiplied back by their scales, the scale entries dropped)."""
+    out = {}
+    for name, tensor in state_dict.items():
+        if name.endswith(INT8_SCALE):
+            continue
+        scale = state_dict.get(name + INT8_SCALE)
+        if scale is not None:
+            out[name] = tensor.float() * scale.float().view(-1, *([1] * (tensor.dim() - 1)))
+        else:
+            out[name] = tensor.float() if tensor.is_floating_point() else tensor
+    return out
+
+
+def storage_of(state_dict: dict[str, torch.Tensor]) -> str:
+    """How a zoo file stores its convolution weights (``STORAGES``)."""
+    return "int8" if any(name.endswith(INT8_SCALE) for name in state_dict) else "float16"
 
 
 def write_weights(

@@ -168,3 +168,39 @@ def test_half_precision_refuses_values_beyond_float16():
     assert converted["i"].dtype == torch.int64
     with pytest.raises(zoo.WeightsError, match="float16"):
         zoo.half_precision({"big": torch.tensor([1e6])}, keep_fp32=set())
+
+
+def test_int8_storage_halves_the_convolutions_and_loads_within_half_a_step(checkpoint, tmp_path, capsys):
+    out = tmp_path / "zoo8"
+    command = ["export", "--checkpoint", str(checkpoint), "--quality", "3", "--out-dir", str(out),
+               "--storage", "int8"]
+    assert train_main(command) == 0
+    assert "int8" in capsys.readouterr().out
+    [path] = out.iterdir()
+    half = torch.load(export_checkpoint(checkpoint, 3, tmp_path / "zoo16"), weights_only=True)["state_dict"]
+    contents = torch.load(path, weights_only=True)
+    state = contents["state_dict"]
+    convolutions = [key for key, value in half.items() if value.dim() == 4 and value.dtype == torch.float16]
+    nbytes = lambda d: sum(d[key].nbytes for key in convolutions)  # noqa: E731
+    assert nbytes(state) * 2 == nbytes(half)  # (the small model's file is mostly its CDF tables)
+    assert contents["config"]["storage"] == "int8" and zoo.storage_of(state) == "int8"
+    assert state["g_a.0.weight"].dtype == torch.int8 and state["g_a.0.weight.int8_scale"].shape == (16,)
+    assert state["g_a.0.bias"].dtype == torch.float16 and state["g_a.1.gamma"].dtype == torch.float32
+
+    source = torch.load(checkpoint, weights_only=False)["model"]
+    loaded = zoo.load_mean_scale(3, root=out).state_dict()
+    assert not any(key.endswith(zoo.INT8_SCALE) for key in loaded)
+    for key in ("g_a.0.weight", "g_s.0.weight", "h_s.4.weight"):
+        step = source[key].abs().amax(dim=(1, 2, 3)) / 127  # per output channel
+        error = (loaded[key] - source[key]).abs().amax(dim=(1, 2, 3))
+        assert (error <= step / 2 + 1e-7).all() and error.max() > 0, key
+    assert torch.equal(loaded["entropy_bottleneck.quantiles"], source["entropy_bottleneck.quantiles"])
+    model = zoo.load_mean_scale(3, root=out)
+    x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    coded = model.compress(x)
+    assert model.decompress(coded["strings"], coded["shape"])["x_hat"].shape == (1, 3, 64, 64)
+
+
+def test_unknown_storage_is_refused():
+    with pytest.raises(zoo.WeightsError, match="float16, int8"):
+        zoo.compact_precision({"w": torch.ones(2, 2, 1, 1)}, set(), "int4")

@@ -576,7 +576,7 @@ def export(args: argparse.Namespace) -> Path:
     parts["liff"].load_state_dict(state["liff"])
     parts["rc"].load_state_dict(state["rc"])
     parts["rc"].update(force=True)  # the CDF tables the entropy coder uses, stored in the file
-    exported = zoo.half_precision(parts.state_dict(), zoo.precision_keys(parts))
+    exported = zoo.compact_precision(parts.state_dict(), zoo.precision_keys(parts), args.storage)
     config = {
         "model": "compass",
         "compass": cfg.to_dict(),
@@ -596,6 +596,7 @@ def export(args: argparse.Namespace) -> Path:
             "precision": state.get("precision", "fp32"),  # of the last training run (older ones: fp32)
         },
         "float32_keys": sorted(k for k, v in exported.items() if v.dtype == torch.float32),
+        "storage": args.storage,
         "format": zoo.FORMAT_VERSION,
     }
     return zoo.write_weights("compass", int(quality), exported, config, args.export_dir)
@@ -653,6 +654,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", help="run folder; last.pt there is resumed")
     add_precision_argument(parser)
     parser.add_argument("--from", dest="source", help="export: the joint checkpoint to export")
+    parser.add_argument("--storage", choices=("float16", "int8"), default="float16",
+                        help="export: convolution weights as float16 (default) or int8 with a scale per "
+                             "output channel (half the size)")
     parser.add_argument(
         "--export-dir", default=None, help="export: zoo folder (default: $BENCH_WEIGHTS or bench/weights)"
     )

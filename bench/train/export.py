@@ -25,7 +25,8 @@ def _infer_sizes(state_dict: dict[str, torch.Tensor]) -> tuple[int, int]:
 
 
 def export_checkpoint(
-    checkpoint: str | Path, quality: int, root: str | Path | None = None, force_lambda: bool = False
+    checkpoint: str | Path, quality: int, root: str | Path | None = None, force_lambda: bool = False,
+    storage: str = "float16",
 ) -> Path:
     """Write the zoo file for ``quality`` from a ``bench.train mean-scale`` checkpoint."""
     if quality not in zoo.QUALITY_LAMBDAS:
@@ -51,7 +52,7 @@ def export_checkpoint(
     model.load_state_dict(state_dict)
     model.update(force=True)  # the CDF tables the entropy coder uses, stored in the file
     keep = zoo.precision_keys(model)
-    exported = zoo.half_precision(model.state_dict(), keep)
+    exported = zoo.compact_precision(model.state_dict(), keep, storage)
     config = {
         "model": MODEL,
         "N": n,
@@ -62,6 +63,7 @@ def export_checkpoint(
         "train": {k: v for k, v in train_config.items() if k not in ("N", "M", "lmbda")},
         "checkpoint": f"{Path(checkpoint).parent.name}/{Path(checkpoint).name}",
         "float32_keys": sorted(k for k, v in exported.items() if v.dtype == torch.float32),
+        "storage": storage,
         "format": zoo.FORMAT_VERSION,
     }
     return zoo.write_weights(MODEL, quality, exported, config, root)
@@ -110,18 +112,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="an image (e.g. a Kodak PNG) on which to compare float32 and exported weights")
     parser.add_argument("--force-lambda", action="store_true",
                         help="export even when the checkpoint's λ is not the quality's λ")
+    parser.add_argument("--storage", choices=zoo.STORAGES, default="float16",
+                        help="convolution weights as float16 (default) or int8 with a scale per output "
+                             "channel (half the size; check the RD cost with --check-image)")
 
 
 def run(args: argparse.Namespace) -> None:
     try:
-        path = export_checkpoint(args.checkpoint, args.quality, args.out_dir, args.force_lambda)
+        path = export_checkpoint(args.checkpoint, args.quality, args.out_dir, args.force_lambda, args.storage)
     except (ValueError, FileNotFoundError) as error:
         raise TrainingError(f"export: {error}") from None
     contents, _, digest = zoo.load_weights(MODEL, args.quality, path.parent)
     model = zoo.mean_scale_from_weights(contents, path)
     params = sum(p.numel() for p in model.parameters())
     print(f"{path}\n  {path.stat().st_size / 1e6:.2f} MB, {params:,} parameters "
-          f"(N={contents['config']['N']}, M={contents['config']['M']}, step {contents['config']['steps']}), "
+          f"(N={contents['config']['N']}, M={contents['config']['M']}, step {contents['config']['steps']}, "
+          f"{zoo.storage_of(contents['state_dict'])}), "
           f"sha256 {digest}")
     if args.check_image:
         print("  " + compare_precision(args.checkpoint, args.quality, path.parent, args.check_image))
