@@ -6,7 +6,8 @@ is caught before it is used. Files live in ``bench/weights/`` (shipped with the 
 ``BENCH_WEIGHTS`` environment variable or a ``root`` argument points elsewhere (tests, experiments).
 
 A file holds ``{"state_dict": …, "config": {…}}``. Convolution weights and biases are stored in half
-precision (or the weights as int8 with a scale per output channel: ``compact_precision``); everything in the entropy models and the GDN layers stays float32 (``precision_keys``):
+precision (or the weights as int8 with a scale per output channel: ``compact_precision``);
+everything in the entropy models and the GDN layers stays float32 (``precision_keys``):
 the entropy models' medians and scale table decide the symbols and coding tables, and GDN's
 reparametrisation constants (a pedestal of 2^-36, bounds of 2^-18) underflow in float16. They are
 a few percent of the parameters.
