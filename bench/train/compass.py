@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import math
 import random
 import time
@@ -87,6 +88,17 @@ def draw_layer_sizes(
     el2 = int(crop * rng.uniform(*el2_range))
     bl = int(crop * BL_FRACTION)
     return [max(bl, 1), max(el1, bl, 1), max(el2, el1, 1)]
+
+
+def channel_pair(text: str) -> tuple[int, int]:
+    """``--rc-size N,M``: two positive channel counts."""
+    try:
+        n, m = (int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected N,M (two channel counts, e.g. 128,192), got {text!r}") from None
+    if n < 1 or m < 1:
+        raise argparse.ArgumentTypeError(f"channel counts must be positive, got {text!r}")
+    return n, m
 
 
 def layer_range(text: str) -> tuple[float, float]:
@@ -236,7 +248,8 @@ def _init_from_weights(source: str, quality: int | None, liff: LIFF | None, rc: 
 
 
 _INIT_OPTIONS = {"init_from": "--init-from", "liff_from": "--liff-from", "rc_from": "--rc-from"}
-_RUN_DEFINING_OPTIONS = {"el1_range": "--el1-range", "el2_range": "--el2-range", "freeze_rc": "--freeze-rc"}
+_RUN_DEFINING_OPTIONS = {"el1_range": "--el1-range", "el2_range": "--el2-range", "freeze_rc": "--freeze-rc",
+                         "rc_size": "--rc-size"}
 
 
 def _check_resume_arguments(
@@ -362,6 +375,8 @@ def train(args: argparse.Namespace) -> Path:
 
     stage = args.stage
     cfg: CompassConfig = CONFIGS[args.config]
+    if getattr(args, "rc_size", None):  # e.g. an RC widened by `bench.train widen --model compass`
+        cfg = dataclasses.replace(cfg, rc_n=args.rc_size[0], rc_m=args.rc_size[1])
     run_dir = Path(args.out)
     checkpoint_path = run_dir / "last.pt"
     lr_base = args.lr if args.lr is not None else DEFAULT_LR[stage]
@@ -404,6 +419,8 @@ def train(args: argparse.Namespace) -> Path:
                 f"{checkpoint_path} is a {state['stage']}/{state['config_name']} run, "
                 f"not {stage}/{args.config}; use another --out"
             )
+        # before any weights load: a run of other network sizes would fail on its shapes instead
+        _check_resume_arguments(state.get("args", {}), state.get("init_source"), args, checkpoint_path)
         if liff is not None:
             liff.load_state_dict(state["liff"])
         if rc is not None:
@@ -417,7 +434,6 @@ def train(args: argparse.Namespace) -> Path:
         step = state["step"]
         trained_seconds = float(state.get("trained_seconds", 0.0))
         init_source = state.get("init_source")
-        _check_resume_arguments(state.get("args", {}), init_source, args, checkpoint_path)
         print(f"resumed {checkpoint_path} at step {step}", flush=True)
     else:
         if liff is not None:
@@ -646,6 +662,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              f"the BL is {BL_FRACTION})")
     parser.add_argument("--el2-range", type=layer_range, default=EL2_RANGE, metavar="LO,HI",
                         help=f"joint/rc: EL2 side as a fraction of the crop (spec: {EL2_RANGE[0]},{EL2_RANGE[1]})")
+    parser.add_argument("--rc-size", type=channel_pair, default=None, metavar="N,M",
+                        help="joint/rc: the RC's channels instead of --config's (its mean-scale N,M), e.g. "
+                             "128,192 after `bench.train widen --model compass`")
     parser.add_argument("--freeze-rc", action="store_true",
                         help="joint: fine-tune LIFF only, through the fixed RC (the zoo file then changes "
                              "only in LIFF's bytes)")

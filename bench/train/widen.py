@@ -17,12 +17,17 @@ How each kind of channel is widened:
 - new channels of z: h_a writes the median of z's most predictable old channel to them, and the
   entropy bottleneck models each with a copy of that channel's density (a fraction of a bit per
   element; training makes it less).
+
+COMPASS's residual coder is the same network, so ``--model compass`` widens a COMPASS file's RC
+(LIFF kept as it is) for ``bench.train compass --init-from FILE --rc-size N,M``.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -185,26 +190,64 @@ def _most_predictable_channel(state: dict[str, torch.Tensor], n0: int) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    # dest: ``args.model`` is the subcommand's name (bench.train's dispatcher reads it)
+    parser.add_argument("--model", dest="widen_model", choices=("mean-scale", "compass"), default="mean-scale",
+                        help="mean-scale (default), or compass: widen the RC of a COMPASS file or joint "
+                             "checkpoint (LIFF is kept), to train on with `bench.train compass --rc-size N,M`")
     parser.add_argument("--from", dest="source", required=True,
-                        help="the mean-scale checkpoint (last.pt) or zoo file to widen, or 'zoo' with --quality")
+                        help="the checkpoint (last.pt) or zoo file to widen, or 'zoo' with --quality")
     parser.add_argument("--quality", type=int, help="with --from zoo: the zoo's file at this quality")
     parser.add_argument("--N", type=int, default=128, help="channels N of the wider model (published: 128)")
     parser.add_argument("--M", type=int, default=192, help="latent channels M of the wider model (published: 192)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", required=True,
-                        help="where to write it: a file to pass to `bench.train mean-scale --init-from`")
+                        help="where to write it: a file to pass to `bench.train mean-scale|compass --init-from`")
+
+
+def _mean_scale_state(state: Any, path: Path) -> dict[str, torch.Tensor]:
+    if not isinstance(state, dict) or not {"g_a.0.weight", "g_a.6.weight", "h_s.4.weight"} <= set(state):
+        raise TrainingError(f"{path} holds no mean-scale model (a `bench.train mean-scale` checkpoint or a "
+                            "mean-scale zoo file)")
+    return state
+
+
+def _widen_compass(contents: dict[str, Any], path: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """A joint-checkpoint-shaped file (``liff``, ``rc``, ``config``, ``config_name``, ``bl_sha256``)
+    whose RC is widened, for ``bench.train compass --init-from FILE --rc-size N,M``."""
+    from bench import zoo
+    from bench.codecs.compass.model import CompassConfig
+    from bench.codecs.compass.plugin import _split_state
+
+    if "state_dict" in contents:  # a zoo file
+        state = zoo.full_precision(contents["state_dict"])
+        liff, rc = _split_state(state, "liff"), _split_state(state, "rc")
+        config = contents.get("config", {})
+        cfg, config_name, bl = config.get("compass"), config.get("config_name"), config.get("bl_sha256")
+    else:  # a joint checkpoint
+        liff, rc = contents.get("liff"), contents.get("rc")
+        cfg, config_name, bl = contents.get("config"), contents.get("config_name"), contents.get("bl_sha256")
+    if not liff or not rc or cfg is None:
+        raise TrainingError(f"{path} holds no COMPASS LIFF and RC (a COMPASS zoo file or a joint checkpoint)")
+    rc = widen_mean_scale(_mean_scale_state(rc, path), args.N, args.M, args.seed)
+    widened = dataclasses.replace(CompassConfig.from_dict(cfg), rc_n=args.N, rc_m=args.M)
+    return {"stage": "joint", "liff": liff, "rc": rc, "config": widened.to_dict(), "config_name": config_name,
+            "bl_sha256": bl, "widened_from": path.name}
 
 
 def run(args: argparse.Namespace) -> None:
     from bench import zoo
 
-    contents, path = read_init_source("mean-scale", args.source, args.quality, option="--from")
-    state = zoo.full_precision(contents["state_dict"]) if "state_dict" in contents else contents.get("model", contents)
-    if not isinstance(state, dict) or not {"g_a.0.weight", "g_a.6.weight", "h_s.4.weight"} <= set(state):
-        raise TrainingError(f"{path} holds no mean-scale model (a `bench.train mean-scale` checkpoint or a "
-                            "mean-scale zoo file)")
-    widened = widen_mean_scale(state, args.N, args.M, args.seed)
+    contents, path = read_init_source(args.widen_model, args.source, args.quality, option="--from")
+    if args.widen_model == "compass":
+        out_contents = _widen_compass(contents, path, args)
+    else:
+        if "state_dict" in contents:  # a zoo file
+            state = zoo.full_precision(contents["state_dict"])
+        else:  # a training checkpoint, or a bare state dict
+            state = contents.get("model", contents)
+        widened = widen_mean_scale(_mean_scale_state(state, path), args.N, args.M, args.seed)
+        out_contents = {"model": widened, "widened_from": path.name, "config": {"N": args.N, "M": args.M}}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    save_atomic({"model": widened, "widened_from": path.name, "config": {"N": args.N, "M": args.M}}, out)
+    save_atomic(out_contents, out)
     print(out)

@@ -313,3 +313,47 @@ def test_bf16_training_is_recorded_in_the_checkpoint_and_the_export(setup):
 
     with pytest.raises(TrainingError, match="--freeze-rc applies to --stage joint only"):
         _run(*_common(root, "rc", "rc", 1), "--quality", "2", "--freeze-rc")
+
+
+def test_a_widened_rc_codes_as_before_trains_and_exports_at_its_new_size(setup):
+    import subprocess
+    import sys
+
+    root = setup
+    _run(*_common(root, "joint", "small", 1), "--quality", "2")
+    _run("--stage", "export", "--from", str(root / "small" / "last.pt"))
+    wide_file = root / "wide-rc.pt"
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.train", "widen", "--model", "compass", "--from", "zoo", "--quality", "2",
+         "--N", "16", "--M", "24", "--out", str(wide_file)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    widened = torch.load(wide_file, weights_only=False)
+    assert widened["config"]["rc_n"] == 16 and widened["config"]["rc_m"] == 24
+
+    # the wider RC codes a residual as the exported one did
+    small = residual.build_mean_scale(8, 12)
+    small.load_state_dict(zoo.full_precision(
+        {k[3:]: v for k, v in zoo.load_weights("compass", 2)[0]["state_dict"].items() if k.startswith("rc.")}))
+    wide = residual.build_mean_scale(16, 24)
+    wide.load_state_dict(widened["rc"])
+    x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(3)) - 0.5
+    with torch.no_grad():
+        assert torch.allclose(small.eval()(x)["x_hat"], wide.eval()(x)["x_hat"], atol=1e-5)
+
+    argv = [*_common(root, "joint", "wide", 1), "--quality", "2", "--init-from", str(wide_file), "--rc-size", "16,24"]
+    _run(*argv)
+    with pytest.raises(TrainingError, match="was trained with --rc-size"):  # a rerun must mean the same run
+        _run(*[a for a in argv if a not in ("--rc-size", "16,24")])
+    _run("--stage", "export", "--from", str(root / "wide" / "last.pt"), "--storage", "int8")
+    contents = zoo.load_weights("compass", 2)[0]
+    assert contents["config"]["compass"]["rc_n"] == 16 and contents["config"]["storage"] == "int8"
+    assert contents["state_dict"]["rc.g_a.0.weight"].shape[0] == 16
+
+
+def test_rc_size_must_be_two_positive_channel_counts():
+    for text in ("128", "128,x", "0,192"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            trainer.channel_pair(text)
+    assert trainer.channel_pair("128,192") == (128, 192)
