@@ -619,6 +619,8 @@ def export(args: argparse.Namespace) -> Path:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from bench import zoo
+
     parser.add_argument("--stage", required=True, choices=["liff", "rc", "joint", "export"])
     parser.add_argument(
         "--config",
@@ -673,7 +675,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", help="run folder; last.pt there is resumed")
     add_precision_argument(parser)
     parser.add_argument("--from", dest="source", help="export: the joint checkpoint to export")
-    parser.add_argument("--storage", choices=("float16", "int8"), default="float16",
+    parser.add_argument("--storage", choices=zoo.STORAGES, default="float16",
                         help="export: convolution weights as float16 (default) or int8 with a scale per "
                              "output channel (half the size)")
     parser.add_argument(

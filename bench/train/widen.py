@@ -92,12 +92,15 @@ def widen_mean_scale(state: dict[str, torch.Tensor], n: int, m: int, seed: int =
     n0, m0 = state["g_a.0.weight"].shape[0], state["g_a.6.weight"].shape[0]
     if n < n0 or m < m0:
         raise TrainingError(f"widening goes to at least N={n0} M={m0}, the trained size; asked for N={n} M={m}")
+    from bench import zoo
+
     gen = torch.Generator().manual_seed(seed)
     target = build_model(n, m)
     out = {key: value.clone() for key, value in target.state_dict().items()}
-    # CDF tables (``_offset``, ``_quantized_cdf``, ``_cdf_length``) are left empty: training never
-    # reads them and export recomputes them
-    state = {key: value.float() for key, value in state.items() if "._" not in key}
+    shapes = {key: value.shape for key, value in out.items()}
+    # CDF tables (``zoo.CDF_BUFFERS``) are left empty: training never reads them and export
+    # recomputes them
+    state = {key: value.float() for key, value in state.items() if not key.endswith(zoo.CDF_BUFFERS)}
 
     def conv(prefix: str, in_old: int, in_new: int, out_old: int, out_new: int, transposed: bool,
              split_in: bool = True) -> None:
@@ -165,7 +168,7 @@ def widen_mean_scale(state: dict[str, torch.Tensor], n: int, m: int, seed: int =
     out["h_s.4.weight"] = torch.cat([scales_w, means_w])
     out["h_s.4.bias"] = torch.cat([_pad(b[:m0], 0, m), _pad(b[m0:], 0, m)])
 
-    missing = [key for key, value in out.items() if value.shape != target.state_dict()[key].shape]
+    missing = [key for key, value in out.items() if value.shape != shapes[key]]
     if missing:
         raise TrainingError(f"widening produced wrong shapes for {missing}")
     return out
@@ -174,13 +177,13 @@ def widen_mean_scale(state: dict[str, torch.Tensor], n: int, m: int, seed: int =
 def _most_predictable_channel(state: dict[str, torch.Tensor], n0: int) -> int:
     """The z channel whose density puts most mass in the unit bin around its median."""
     from bench._compressai import import_compressai
+    from bench.codecs.compass.plugin import _split_state
 
     import_compressai()
     from compressai.entropy_models import EntropyBottleneck
 
     eb = EntropyBottleneck(n0)
-    eb.load_state_dict({k.split(".", 1)[1]: v for k, v in state.items() if k.startswith("entropy_bottleneck.")},
-                       strict=False)  # without the (empty) CDF tables
+    eb.load_state_dict(_split_state(state, "entropy_bottleneck"), strict=False)  # without the CDF tables
     with torch.no_grad():
         median = eb.quantiles[:, 0, 1].reshape(n0, 1, 1)
         lower = eb._logits_cumulative(median - 0.5, stop_gradient=True)
