@@ -37,7 +37,10 @@ def test_every_quality_has_weights_over_the_zoo_base_layer(codec):
     assert zoo.available_qualities("compass") == list(QUALITIES)
     assert codec.availability().available
     counts = codec.parameter_counts()
-    assert counts["bl"] == counts["rc"] > counts["liff"] > 0  # the CPU configuration: RC as large as the BL
+    # the BL is the zoo's mean-scale model (N=128/M=192 since session 10), under a smaller CPU-config RC
+    assert counts["bl"] == sum(p.numel() for p in zoo.load_mean_scale(1).parameters())
+    assert counts["bl"] > counts["rc"] > counts["liff"] > 0
+    assert counts["total"] == counts["bl"] + counts["rc"] + counts["liff"]
 
 
 @pytest.mark.parametrize("quality", [1, 4])
