@@ -13,6 +13,7 @@ import pandas as pd
 
 from bench.codec import SCALABLE_ROLE
 from bench.report.bdtables import anchors_every_family, family
+from bench.report.tables import dataset_order
 
 
 def _layers(label: str) -> int:
@@ -34,7 +35,7 @@ def _reference_order(test: str, reference: str) -> tuple[int, str, str]:
 def _protocol_order(row: tuple[str, str, str]) -> tuple:
     dataset, anchor, label = row
     scales = [float(s) for s in str(label).split(",")]
-    return dataset, anchor != "top", len(scales), scales
+    return dataset_order(dataset), anchor != "top", len(scales), scales
 
 
 def glance_tables(long: pd.DataFrame, paper: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:

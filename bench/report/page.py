@@ -31,6 +31,7 @@ from bench.report.tables import (
     cost_table,
     count_text,
     dataset_label,
+    dataset_order,
     is_kodak,
     prediction_table,
 )
@@ -466,6 +467,7 @@ def build_report(run_dirs: Sequence[Path], out_dir: Path, metric: str = DEFAULT_
     blocks: list[Block] = [Block("h1", "bench report")]
     blocks.append(Block("p", "Runs: " + ", ".join(str(d) for d in run_dirs) + "."))
     datasets = records.groupby("dataset")["image"].nunique()
+    datasets = datasets.reindex(sorted(datasets.index, key=dataset_order))
     blocks.append(
         Block(
             "table",
@@ -492,7 +494,8 @@ def build_report(run_dirs: Sequence[Path], out_dir: Path, metric: str = DEFAULT_
     group_keys = ["dataset", "anchor", "scales_label"]
     all_matrices = dict(matrices(long))
     stems: set[str] = set()
-    for (dataset, protocol, label), group in curves.groupby(group_keys, sort=True):
+    sections = sorted(curves.groupby(group_keys, sort=True), key=lambda item: dataset_order(item[0][0]))
+    for (dataset, protocol, label), group in sections:
         layers = int(group["num_layers"].max())
         images = compared.loc[
             (compared["dataset"] == dataset)

@@ -23,6 +23,13 @@ def dataset_label(dataset: str) -> str:
     return DATASET_LABELS.get(dataset, dataset)
 
 
+def dataset_order(dataset: str) -> tuple[int, str]:
+    """Sort key of datasets in reports: the known ones in their listed order (Kodak, the paper's
+    dataset, first), then any folder by name."""
+    known = list(DATASET_LABELS)
+    return (known.index(dataset), "") if dataset in known else (len(known), dataset)
+
+
 def is_kodak(dataset: str) -> bool:
     return dataset == "kodak" or Path(dataset).name.lower() == "kodak"
 

@@ -207,3 +207,18 @@ def test_glance_of_a_three_layer_run_uses_its_top_layer(kodak_report):
     # compass's layer 2 is 0.8× the synthetic curve, which x265's full-image records equal
     assert row["scales"] == "×1.2, ×1.25" and row["vs x265"] == "-20.0 %"
     assert "paper" not in row  # the paper has no ×1.2, ×1.25 row
+
+
+def test_kodak_comes_before_clic_in_the_glance_the_dataset_table_and_the_sections(tmp_path, make_records, write_run):
+    records = []
+    for dataset, factor in (("clic", 0.9), ("kodak", 0.8)):
+        records += make_records("compass", factor, "scalable", [2.0], dataset=dataset)
+        records += make_records("mean-scale", 1.0, "single", [2.0], dataset=dataset)
+    out = tmp_path / "report"
+    build_report([write_run(tmp_path / "run", records)], out)
+    md = (out / "report.md").read_text()
+    rows = _glance(md, "compass")
+    assert [row["dataset"] for row in rows] == ["kodak", "clic"]  # the paper's dataset first, not alphabetical
+    assert [row["vs mean-scale"] for row in rows] == ["-20.0 %", "-10.0 %"]
+    assert md.index("| Kodak Lossless True Color Image Suite") < md.index("| CLIC 2020 pro-valid, 30-image subset")
+    assert md.index("## Kodak Lossless True Color Image Suite —") < md.index("## CLIC 2020 pro-valid, 30-image subset —")
