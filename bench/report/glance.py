@@ -13,7 +13,7 @@ import pandas as pd
 
 from bench.codec import SCALABLE_ROLE
 from bench.report.bdtables import anchors_every_family, family
-from bench.report.tables import dataset_order
+from bench.report.tables import dataset_order, is_kodak
 
 
 def _layers(label: str) -> int:
@@ -70,6 +70,8 @@ def glance_tables(long: pd.DataFrame, paper: pd.DataFrame | None = None) -> dict
 
 
 def _paper_cell(paper: pd.DataFrame, codec: str, dataset: str, anchor: str, label: str) -> str:
+    if not is_kodak(dataset):  # the paper's figures are Kodak's; beside another dataset they mislead
+        return ""
     rows = paper[(paper["codec"] == codec) & (paper["dataset"] == dataset) & (paper["anchor"] == anchor)
                  & (paper["scales_label"] == label)]
     figures = rows.drop_duplicates("paper_anchor")

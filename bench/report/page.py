@@ -420,7 +420,7 @@ def _glance_blocks(long: pd.DataFrame, paper: pd.DataFrame | None, metric: RDMet
         )
         if "paper" in table:
             text += (" paper: the figures the paper reports for that scale combination against its anchors, "
-                     f"in its protocol ({PAPER_PROTOCOL}).")
+                     f"in its protocol ({PAPER_PROTOCOL}), on Kodak rows only: the paper reports Kodak.")
         blocks.append(Block("p", text))
         blocks.append(Block("table", table=table))
     return blocks

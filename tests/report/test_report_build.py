@@ -221,4 +221,21 @@ def test_kodak_comes_before_clic_in_the_glance_the_dataset_table_and_the_section
     assert [row["dataset"] for row in rows] == ["kodak", "clic"]  # the paper's dataset first, not alphabetical
     assert [row["vs mean-scale"] for row in rows] == ["-20.0 %", "-10.0 %"]
     assert md.index("| Kodak Lossless True Color Image Suite") < md.index("| CLIC 2020 pro-valid, 30-image subset")
-    assert md.index("## Kodak Lossless True Color Image Suite —") < md.index("## CLIC 2020 pro-valid, 30-image subset —")
+    kodak, clic = "Kodak Lossless True Color Image Suite", "CLIC 2020 pro-valid, 30-image subset"
+    assert md.index(f"## {kodak} —") < md.index(f"## {clic} —")
+
+
+def test_glance_gives_the_papers_kodak_figures_on_kodak_rows_only(tmp_path, make_records, write_run):
+    records = []
+    for dataset in ("kodak", "clic"):
+        records += make_records("compass", 0.8, "scalable", [2.0], dataset=dataset)
+        records += make_records("shvc", 1.0, "scalable", [2.0], dataset=dataset)
+    out = tmp_path / "report"
+    build_report([write_run(tmp_path / "run", records)], out)
+    kodak, clic = _glance((out / "report.md").read_text(), "compass")
+    assert kodak["dataset"] == "kodak" and "SHVC -35.9 %" in kodak["paper"]
+    assert clic["dataset"] == "clic" and clic["paper"] == "" and clic["vs shvc"] == "-20.0 %"
+    # the paper table keeps the CLIC row, saying where the paper's number comes from
+    paper = pd.read_csv(out / "compass_paper.csv")
+    clic_rows = paper[(paper.dataset == "clic") & (paper.paper_anchor == "SHVC")]
+    assert not clic_rows.empty and clic_rows.note.str.contains("paper numbers are on Kodak").all()
