@@ -14,6 +14,7 @@ import pandas as pd
 from bench.anchors import paper_bdrate
 from bench.registry import CodecSpec
 from bench.report.bdtables import anchors_every_family, family
+from bench.report.tables import is_kodak
 
 PAPER_PROTOCOL = "base:0.25"
 
@@ -63,7 +64,7 @@ def paper_comparison(long: pd.DataFrame, records: pd.DataFrame) -> pd.DataFrame:
         scale = round(math.prod(combo["scales"].iloc[0]), 3)
         top = layers - 1
         notes = []
-        if dataset != "kodak":
+        if not is_kodak(dataset):  # the same rule as the glance table's paper column
             notes.append("paper numbers are on Kodak")
         if protocol != PAPER_PROTOCOL:
             notes.append(f"paper protocol is {PAPER_PROTOCOL}")
