@@ -406,7 +406,8 @@ def train(args: argparse.Namespace) -> Path:
     aux_params = [p for n, p in trainable if n.endswith(".quantiles")]
     optimizer = torch.optim.Adam(main_params, lr=lr_base)
     aux_optimizer = torch.optim.Adam(aux_params, lr=1e-3) if aux_params else None
-    sampler = CropSampler(list_training_images(Path(args.data_root) / "train"), args.crop, args.seed)
+    training_images = list_training_images(Path(args.data_root) / "train", args.train_folders)
+    sampler = CropSampler(training_images, args.crop, args.seed)
     size_rng = np.random.default_rng(args.seed + 1)
     step = 0
     trained_seconds = 0.0  # with --minutes, the schedule runs on training time instead of steps

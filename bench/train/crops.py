@@ -17,14 +17,16 @@ import numpy as np
 from PIL import Image
 
 from bench.errors import TrainingError
+from bench.train.common import folder_list
 from bench.train.data import list_training_images
 
 
-def write_crop_bank(source: Path, out: Path, size: int, max_bytes: int, seed: int) -> tuple[int, int]:
+def write_crop_bank(source: Path, out: Path, size: int, max_bytes: int, seed: int,
+                    folders: list[str] | None = None) -> tuple[int, int]:
     """Crops of ``size``² from the images under ``source`` into ``out``; returns (count, bytes)."""
     rng = np.random.default_rng(seed)
     arrays = []
-    for path in list_training_images(source):
+    for path in list_training_images(source, folders):
         with Image.open(path) as image:
             array = np.asarray(image.convert("RGB"))
         if min(array.shape[:2]) >= size:
@@ -63,12 +65,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-root", default=None,
                         help="folder holding train/ (default: $BENCH_DATA or ../shared/datasets)")
+    parser.add_argument("--train-folders", type=folder_list, default=None, metavar="A,B",
+                        help="crop these folders of train/ only (default: all of them)")
 
 
 def run(args: argparse.Namespace) -> None:
     if not any(name in Image.registered_extensions() for name in (".webp",)):
         raise TrainingError("this Pillow cannot write WebP")
     count, total = write_crop_bank(
-        Path(args.data_root) / "train", Path(args.out), args.size, int(args.max_mib * 2**20), args.seed
+        Path(args.data_root) / "train", Path(args.out), args.size, int(args.max_mib * 2**20), args.seed,
+        args.train_folders,
     )
     print(f"{count} crops of {args.size}² in {args.out} ({total / 2**20:.1f} MiB)")

@@ -136,7 +136,8 @@ def train(args: argparse.Namespace) -> Path:
     aux_params = [p for n, p in model.named_parameters() if n.endswith(".quantiles")]
     optimizer = torch.optim.Adam(main_params, lr=args.lr)
     aux_optimizer = torch.optim.Adam(aux_params, lr=1e-3)
-    sampler = CropSampler(list_training_images(Path(args.data_root) / "train"), args.crop, args.seed)
+    training_images = list_training_images(Path(args.data_root) / "train", args.train_folders)
+    sampler = CropSampler(training_images, args.crop, args.seed)
     step = 0
     trained_seconds = 0.0
     init_source = None
