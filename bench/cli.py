@@ -214,7 +214,9 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--codecs", action="append", required=True,
                         help="comma list of codec specs, e.g. compass,shvc,simulcast:x265")
     parser.add_argument("--scales", action="append",
-                        help="inter-layer ratios of one scale combination (e.g. 1.33,1.5); repeat for more (default 2)")
+                        help="inter-layer ratios of one scale combination (e.g. 1.33,1.5; plain decimals); repeat "
+                             "for more (default 2); 1 alone: a single-layer run of the full picture "
+                             "(single-layer codecs only)")
     parser.add_argument("--dataset", default="kodak", help="kodak, clic, or a folder of images")
     parser.add_argument("--data-root", type=Path,
                         help="folder holding kodak/ and clic/ (default: $BENCH_DATA or ../shared/datasets)")

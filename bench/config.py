@@ -9,11 +9,14 @@ availability, their layer limits and qualities) is checked by ``bench.api.prepar
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
+
+from numpy import format_float_positional
 
 from bench.errors import ConfigError
 from bench.pyramid import Anchoring, parse_scales
@@ -82,6 +85,37 @@ def check_device(device: str) -> None:
         raise ConfigError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
 
 
+def _scale_set(scales: str | Sequence[float]) -> tuple[float, ...]:
+    """One scale combination as ratios: text as ``--scales`` takes it, or numbers (``()`` or ``(1,)``:
+    the single-layer combination)."""
+    if isinstance(scales, str):
+        return parse_scales(scales)
+    ratios = tuple(float(x) for x in scales)
+    if ratios in ((), (1.0,)):
+        return ()
+    # numbers go through the same checks as text, written as the shortest plain decimal that reads
+    # back as the same float (repr may say 1e+20, which is no decimal a user types)
+    return parse_scales(",".join(format_float_positional(x, trim="-") if math.isfinite(x) else str(x)
+                                 for x in ratios))
+
+
+def _check_single_layer(specs: Sequence[str], anchor: str) -> None:
+    """``--scales 1`` codes the full picture as one layer: only single-layer codecs do that (a
+    scalable codec with one layer is its base layer alone, not what it is benchmarked as), and only
+    with top anchoring (base:F would code an F-size picture). What a codec is comes from its class's
+    declaration (``Codec.scalable``): no codec is created here."""
+    from bench.registry import declared_class
+
+    scalable = [spec for spec in specs if (cls := declared_class(spec)) is not None and cls.scalable]
+    if scalable:
+        raise ConfigError(f"--scales 1 (a single-layer run of the full picture) is for single-layer codecs; "
+                          f"scalable codec(s) {', '.join(scalable)} code at least two layers: give them a "
+                          f"ratio such as --scales 2, in a run of their own")
+    if anchor != "top":
+        raise ConfigError(f"--scales 1 codes the full picture; --anchor {anchor} would code a smaller one "
+                          "(use --anchor top)")
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """One run: codecs × dataset images × scale combinations × qualities, into the folder ``out``.
@@ -118,10 +152,10 @@ class RunConfig:
         if not specs:
             raise ConfigError("--codecs names no codec")
         # the same combination twice is one set of jobs (1.5 and 1.50 are the same ratio)
-        scale_sets = tuple(dict.fromkeys(
-            parse_scales(s) if isinstance(s, str) else parse_scales(",".join(repr(float(x)) for x in s))
-            for s in (self.scales or DEFAULT_SCALES)))
+        scale_sets = tuple(dict.fromkeys(_scale_set(s) for s in (self.scales or DEFAULT_SCALES)))
         anchor = str(Anchoring.parse(self.anchor))
+        if () in scale_sets:
+            _check_single_layer(specs, anchor)
         if self.jobs < 1:
             raise ConfigError("--jobs must be at least 1")
         if self.threads is not None and self.threads < 1:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import re
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -25,17 +26,32 @@ from bench.errors import PyramidError
 MIN_LAYER_SIDE = 8  # smallest side any codec here accepts; below this a layer is meaningless
 
 
+# A ratio as users write it: plain decimal digits. Python's float() also takes "1_5" (= 15), "1e1",
+# "inf" and "nan"; a typo such as --scales 1_5 must be an error, not a ×15 pyramid.
+_DECIMAL = re.compile(r"(?:\d+(?:\.\d*)?|\.\d+)")
+SINGLE_LAYER = "1"  # --scales 1: no ratio at all, one layer that is the full picture
+
+
 def parse_scales(text: str) -> tuple[float, ...]:
-    """``"1.33,1.5"`` → (1.33, 1.5); every ratio must be a finite number > 1."""
-    try:
-        scales = tuple(float(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise PyramidError(f"scales must be comma-separated numbers, got {text!r}") from None
-    if not scales:
+    """``"1.33,1.5"`` → (1.33, 1.5); every ratio must be a plain decimal number > 1.
+
+    ``"1"`` alone (also ``"1.0"``) is the single-layer combination: no ratio, ``()``, one layer that
+    is the source picture. Within a combination of several ratios a 1 stays an error (two layers of
+    the same size)."""
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    if not parts:
         raise PyramidError("empty scale combination")
+    for part in parts:
+        if not _DECIMAL.fullmatch(part):
+            raise PyramidError(f"scales must be comma-separated decimal numbers (e.g. 1.5,2), got {part!r} "
+                               f"in {text!r}")
+    scales = tuple(float(part) for part in parts)
+    if scales == (1.0,):
+        return ()
     for scale in scales:
         if not math.isfinite(scale) or scale <= 1:
-            raise PyramidError(f"every inter-layer ratio must be > 1, got {scale} in {text!r}")
+            raise PyramidError(f"every inter-layer ratio must be > 1, got {scale:g} in {text!r} "
+                               f"(--scales {SINGLE_LAYER} alone is a single-layer run)")
     return scales
 
 

@@ -67,3 +67,27 @@ def test_coding_threads_follow_jobs_and_scheduler(monkeypatch) -> None:
     assert RunConfig(codecs=["x265"], jobs=16).coding_threads == 1
     assert RunConfig(codecs=["x265"], scheduler="tcp://h:1").coding_threads == 1
     assert RunConfig(codecs=["x265"], threads=3, jobs=2).coding_threads == 3
+
+
+def test_scales_1_is_a_single_layer_run_for_single_layer_codecs() -> None:
+    config = RunConfig(codecs=["jpeg,x265,mean-scale"], scales=["1", "1.0", (), (1,)])
+    assert config.scales == ((),)  # every spelling of one layer is the one combination
+    assert RunConfig(codecs=["x265"], scales=[(1.33, 1.5), (2,)]).scales == ((1.33, 1.5), (2.0,))
+
+
+@pytest.mark.parametrize("codecs", [["compass"], ["x265,simulcast:x265"], ["shvc"]])
+def test_scales_1_is_refused_for_scalable_codecs(codecs: list[str]) -> None:
+    scalable = [spec for spec in codecs[0].split(",") if spec != "x265"]
+    with pytest.raises(ConfigError, match=f"single-layer codecs; scalable codec\\(s\\) {scalable[0]} code at least "
+                                          "two layers"):
+        RunConfig(codecs=codecs, scales=["1"])
+
+
+def test_scales_1_needs_top_anchoring() -> None:
+    with pytest.raises(ConfigError, match="--anchor base:0.25 would code a smaller one"):
+        RunConfig(codecs=["x265"], scales=["1"], anchor="base:0.25")
+
+
+def test_scales_typed_with_underscore_are_refused_not_read_as_15() -> None:
+    with pytest.raises(PyramidError, match="decimal numbers"):
+        RunConfig(codecs=["x265"], scales=["1_5"])

@@ -80,10 +80,28 @@ def test_base_pyramid_resizes_every_layer_from_the_source() -> None:
         np.testing.assert_array_equal(layer, expected)
 
 
-@pytest.mark.parametrize("text", ["1", "0.5", "1.5,1", "-2", "nan", "inf", "abc", "1.5,x", "", ","])
+@pytest.mark.parametrize("text", ["0.5", "1.5,1", "1,1.5", "1,1", "-2", "nan", "inf", "abc", "1.5,x", "", ",",
+                                  "1_5", "1.5,2_0", "1e1", "0x2", "+2", "1.5.2"])
 def test_bad_scales_rejected(text: str) -> None:
     with pytest.raises(PyramidError):
         parse_scales(text)
+
+
+def test_underscore_is_not_read_as_digit_grouping() -> None:
+    # float("1_5") == 15.0: a typo for 1.5 would have built a x15 pyramid (issue #27, 7a)
+    with pytest.raises(PyramidError, match="decimal numbers.*'1_5'"):
+        parse_scales("1_5")
+
+
+@pytest.mark.parametrize("text", ["1", "1.0", " 1 "])
+def test_scale_one_alone_is_the_single_layer_combination(text: str) -> None:
+    assert parse_scales(text) == ()
+    assert layer_sizes(512, 768, parse_scales(text)) == [(512, 768)]
+
+
+def test_ratio_one_inside_a_combination_says_how_to_ask_for_one_layer() -> None:
+    with pytest.raises(PyramidError, match="must be > 1, got 1 in '1.5,1'.*--scales 1 alone"):
+        parse_scales("1.5,1")
 
 
 def test_scales_parse_and_format() -> None:
