@@ -125,3 +125,69 @@ def test_cmyk_is_refused_rather_than_converted(tmp_path: Path) -> None:
     Image.new("CMYK", (16, 12), (10, 20, 30, 40)).save(path)
     with pytest.raises(ImageError, match="CMYK images are not supported"):
         load_rgb(path)
+
+
+def _png_header_only(path: Path, width: int, height: int) -> None:
+    """A PNG whose header claims ``width`` x ``height`` RGB pixels but whose data holds a few bytes:
+    reading its size is cheap, decoding it would fail (or allocate the claimed size first)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+                     + chunk(b"IEND", b""))
+
+
+def test_a_picture_above_the_default_limit_is_refused_from_its_header(tmp_path: Path, monkeypatch) -> None:
+    from bench.images import DEFAULT_MAX_PIXELS
+
+    path = tmp_path / "large.png"
+    _png_header_only(path, 3000, DEFAULT_MAX_PIXELS // 3000 + 1)
+
+    def never(self, *args, **kwargs):
+        raise AssertionError("the pixels were decoded before the size was checked")
+
+    monkeypatch.setattr(Image.Image, "load", never)
+    monkeypatch.setattr(Image.Image, "convert", never)
+    with pytest.raises(ImageError, match=r"large\.png: 3000x2001 = 6\.0 MP is above the limit of 6,000,000 "
+                                         r"pixels .*raise --max-pixels"):
+        load_rgb(path)
+    with pytest.raises(ImageError, match="above the limit of 100 pixels"):
+        load_rgb(path, max_pixels=100)
+
+
+def test_a_raised_limit_lets_a_picture_past_pillows_own_bomb_limit(tmp_path: Path) -> None:
+    """Pillow refuses above 179 MP by itself; a user who raised --max-pixels gets past that check
+    (this file then fails for its missing data, not its size), and the default refuses it with
+    bench's message, not Pillow's."""
+    from bench.images import image_size
+
+    path = tmp_path / "huge.png"
+    _png_header_only(path, 20_000, 10_000)  # 200 MP
+    with pytest.raises(ImageError, match=r"20000x10000 = 200\.0 MP is above the limit"):
+        load_rgb(path)
+    assert image_size(path, max_pixels=None) == (20_000, 10_000)
+    with pytest.raises(ImageError) as caught:
+        load_rgb(path, max_pixels=300_000_000)
+    assert "cannot read image" in str(caught.value) and "bomb" not in str(caught.value)
+
+
+def test_a_picture_at_the_limit_is_read(tmp_path: Path) -> None:
+    image = synthetic_image(20, 30, seed=4)
+    Image.fromarray(image).save(tmp_path / "small.png")
+    np.testing.assert_array_equal(load_rgb(tmp_path / "small.png", max_pixels=600), image)
+
+
+@pytest.mark.parametrize("suffix", ["png", "gif", "tiff"])
+def test_a_file_of_several_frames_is_refused(tmp_path: Path, suffix: str) -> None:
+    frames = [Image.fromarray(synthetic_image(16, 16, seed=k)) for k in range(2)]
+    if suffix == "gif":
+        frames = [frame.convert("P") for frame in frames]
+    path = tmp_path / f"animated.{suffix}"
+    frames[0].save(path, save_all=True, append_images=frames[1:])
+    with pytest.raises(ImageError, match=r"animated\.\w+: the file holds 2 frames .*single pictures"):
+        load_rgb(path)
+    single = tmp_path / f"single.{suffix}"
+    frames[0].save(single)
+    assert load_rgb(single).shape == (16, 16, 3)
