@@ -85,6 +85,15 @@ class RunResult:
     def records_path(self) -> Path:
         return RunStore(self.out).records_path
 
+    @property
+    def records_note(self) -> str:
+        """Where the records are, for the run's last line: a run whose every job failed (and that
+        resumed no earlier records) wrote no file, and must not point at one."""
+        path = self.records_path
+        if path.is_file() and path.stat().st_size > 0:
+            return f"records in {path}"
+        return f"no records written ({path} does not exist)" if not path.exists() else f"no records in {path}"
+
     def records(self) -> list[Record]:
         """Every record of the run folder (earlier invocations included), typed."""
         return RunStore(self.out).typed_records()
@@ -123,9 +132,26 @@ def prepare(config: RunConfig, on_unavailable: Callable[[str, str], None] | None
         if problems:
             raise UsageError(problems[0])
     _check_yuv_matrix(config)
+    if available:
+        _check_picture_sizes(dataset.images, config.max_pixels)
     jobs = plan_jobs(list(available), dataset.name, dataset.images, list(config.scales), config.anchor, qualities,
-                     config.device, config.coding_threads, repeats=config.repeats, yuv_matrix=config.yuv_matrix)
+                     config.device, config.coding_threads, repeats=config.repeats, yuv_matrix=config.yuv_matrix,
+                     max_pixels=config.max_pixels)
     return PreparedRun(config, dataset, codecs, unavailable, qualities, jobs)
+
+
+def _check_picture_sizes(images: Sequence[Path], max_pixels: int) -> None:
+    """ImageError, before any job runs, for a picture above ``max_pixels``, from its header alone:
+    one picture too large for memory would otherwise fail (or exhaust memory) minutes into a run,
+    once per codec and quality. Every job checks again as it reads its picture."""
+    from bench.images import ImageError, check_size, image_size
+
+    for path in images:
+        try:
+            width, height = image_size(path, max_pixels=None)
+        except ImageError:
+            continue  # unreadable: its jobs fail with the reason and the others run, as before
+        check_size(path, width, height, max_pixels)
 
 
 def _check_yuv_matrix(config: RunConfig) -> None:
@@ -203,10 +229,13 @@ class ReportResult:
 
 
 def report(run_dirs: Sequence[Path | str], out: Path | str = Path("reports"),
-           eval_model_json: bool = False, metric: str = "psnr-rgb") -> ReportResult:
+           eval_model_json: bool = False, metric: str = "psnr-rgb", bootstrap: int | None = None,
+           bd_average: str = "curves", latex: bool = False) -> ReportResult:
     """Tables, BD-rate tables and RD plots of ``run_dirs`` into ``out``, BD-rates and RD plots on the
     quality ``metric`` (``bench.rd_metrics``: psnr-rgb, psnr-y, psnr-yuv, ms-ssim-db). With
-    ``eval_model_json`` also CompressAI ``eval_model`` JSON files into ``out/eval_model``."""
+    ``eval_model_json`` also CompressAI ``eval_model`` JSON files into ``out/eval_model``. ``bootstrap``:
+    resamples of the BD-rate intervals (None: the default, 2000; 0: none); ``bd_average``: curves or
+    images, the BD-rate convention the tables lead with; ``latex``: also LaTeX tables."""
     from bench.errors import ReportError
     from bench.report import build_report
     from bench.store import export_eval_model
@@ -218,7 +247,10 @@ def report(run_dirs: Sequence[Path | str], out: Path | str = Path("reports"),
     for run_dir in run_dirs:
         if not (run_dir / "records.jsonl").is_file():
             raise ReportError(f"{run_dir} holds no records.jsonl; run `bench run --out {run_dir} ...` first")
-    page = build_report(run_dirs, out, metric)
+    from bench.bdrate import DEFAULT_BOOTSTRAP
+
+    page = build_report(run_dirs, out, metric, DEFAULT_BOOTSTRAP if bootstrap is None else bootstrap, bd_average,
+                        latex)
     files: list[Path] = []
     if eval_model_json:
         records = [r for run_dir in run_dirs for r in RunStore(run_dir).typed_records()]

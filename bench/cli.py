@@ -24,7 +24,8 @@ def run_config(args: argparse.Namespace) -> RunConfig:
     return RunConfig(codecs=args.codecs, scales=args.scales or DEFAULT_SCALES, dataset=args.dataset,
                      data_root=args.data_root, limit=args.limit, qualities=args.qualities, anchor=args.anchor,
                      device=args.device, threads=args.threads, jobs=args.jobs, repeats=args.repeats, out=args.out,
-                     scheduler=args.scheduler, yuv_matrix=args.yuv_matrix, argv=sys.argv[1:])
+                     scheduler=args.scheduler, yuv_matrix=args.yuv_matrix, argv=sys.argv[1:],
+                     max_pixels=args.max_pixels)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -53,7 +54,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     timing = (f" (codecs {summary.codec_time:.1f} s, warm-up {summary.warmup_time:.1f} s, "
               f"harness overhead {overhead:.1%})" if overhead is not None else "")
     print(f"{summary.done} jobs run, {summary.skipped} already done, {len(summary.failed)} failed "
-          f"in {summary.wall_time:.1f} s{timing}; records in {result.records_path}")
+          f"in {summary.wall_time:.1f} s{timing}; {result.records_note}")
     for key, error in summary.failed:
         print(f"failed {key}: {error}", file=sys.stderr)
     return 1 if summary.failed else 0
@@ -237,6 +238,9 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--yuv-matrix", choices=list(YUV_MATRICES), default=DEFAULT_YUV_MATRIX,
                         help=f"YCbCr matrix of PSNR-Y and PSNR-YUV (full range, 8-bit, float; default "
                              f"{DEFAULT_YUV_MATRIX}, as CompressAI and JPEG AI; bt601: what x265 and SHVC code in)")
+    parser.add_argument("--max-pixels", type=int, metavar="N",
+                        help="refuse pictures of more than N pixels, from their headers, before anything runs "
+                             "(default 6000000, twice the largest dataset picture: memory grows with the picture)")
     parser.add_argument("--dry-run", action="store_true",
                         help="print the plan (jobs per codec, scales and quality, how many are already done) "
                              "and a time estimate from the run directory's records, then exit")

@@ -19,6 +19,7 @@ from typing import Mapping, Sequence
 from numpy import format_float_positional
 
 from bench.errors import ConfigError
+from bench.images import DEFAULT_MAX_PIXELS
 from bench.pyramid import Anchoring, parse_scales
 from bench.ycbcr import DEFAULT_YUV_MATRIX, YUV_MATRICES
 
@@ -125,7 +126,8 @@ class RunConfig:
     ``qualities``: ``None`` (each codec's own), ``--qualities``-style texts (``["1,2"]``,
     ``["x265=22,27"]``) or a mapping spec -> qualities; ``threads``: torch threads per job (None:
     cores / jobs, or 1 per job on a cluster); ``yuv_matrix``: the YCbCr matrix of PSNR-Y/YUV
-    (``bench.ycbcr``); ``argv``: the command line the manifest records.
+    (``bench.ycbcr``); ``argv``: the command line the manifest records; ``max_pixels``: the largest
+    picture read (None: ``bench.images.DEFAULT_MAX_PIXELS``).
     After construction every field is normalised: ``codecs`` a tuple of specs, ``scales`` a tuple of
     ratio tuples (duplicates dropped), ``anchor`` its canonical text, ``qualities`` a tuple of
     ``(spec or None, qualities)`` choices, ``out`` a Path.
@@ -146,6 +148,9 @@ class RunConfig:
     scheduler: str | None = None
     yuv_matrix: str = DEFAULT_YUV_MATRIX
     argv: Sequence[str] = field(default=())
+    # the largest picture a job reads (None: bench.images.DEFAULT_MAX_PIXELS); larger ones are refused
+    # from their headers before anything runs (memory grows with the picture)
+    max_pixels: int | None = None
 
     def __post_init__(self) -> None:
         specs = split_codecs(self.codecs)
@@ -164,6 +169,10 @@ class RunConfig:
             raise ConfigError("--repeats must be at least 1")
         if self.limit is not None and self.limit < 1:
             raise ConfigError(f"--limit must be at least 1, got {self.limit}")
+        if self.max_pixels is None:
+            object.__setattr__(self, "max_pixels", DEFAULT_MAX_PIXELS)
+        elif isinstance(self.max_pixels, bool) or not isinstance(self.max_pixels, int) or self.max_pixels < 1:
+            raise ConfigError(f"--max-pixels must be a whole number of at least 1, got {self.max_pixels!r}")
         check_device(self.device)
         if self.yuv_matrix not in YUV_MATRICES:
             raise ConfigError(f"--yuv-matrix {self.yuv_matrix}: use one of {', '.join(YUV_MATRICES)}")

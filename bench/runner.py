@@ -22,7 +22,7 @@ import numpy as np
 from bench.codec import Codec, Encoded
 from bench.complexity import LayerComplexity
 from bench.cost import ResourceProbe, model_bytes, parameter_summary
-from bench.images import load_rgb
+from bench.images import DEFAULT_MAX_PIXELS, load_rgb
 from bench.metrics import ms_ssim_db, ms_ssim_rgb, psnr_rgb, psnr_yuv
 from bench.pyramid import Anchoring, cached_pyramid
 from bench.records import Record
@@ -45,6 +45,7 @@ class Job:
     threads: int = 1
     repeats: int = 1  # timed runs of every codec call; records keep the median
     yuv_matrix: str = DEFAULT_YUV_MATRIX  # of PSNR-Y/YUV (bench.ycbcr); not part of the job's identity
+    max_pixels: int = DEFAULT_MAX_PIXELS  # the largest picture it reads (bench.images); not part of its identity
 
     @property
     def key(self) -> str:
@@ -53,12 +54,13 @@ class Job:
 
 def plan_jobs(codecs: Sequence[str], dataset_name: str, images: Sequence[Path],
               scale_sets: Sequence[tuple[float, ...]], anchor: str, qualities: dict[str, Sequence[int]],
-              device: str, threads: int, repeats: int = 1, yuv_matrix: str = DEFAULT_YUV_MATRIX) -> list[Job]:
+              device: str, threads: int, repeats: int = 1, yuv_matrix: str = DEFAULT_YUV_MATRIX,
+              max_pixels: int = DEFAULT_MAX_PIXELS) -> list[Job]:
     if repeats < 1:
         raise ValueError(f"repeats must be at least 1, got {repeats}")
     jobs = [
         Job(codec, dataset_name, path.name, str(path), tuple(scales), anchor, int(quality), device, threads,
-            repeats, yuv_matrix)
+            repeats, yuv_matrix, max_pixels)
         for codec in codecs
         for scales in scale_sets
         for quality in qualities[codec]
@@ -91,11 +93,12 @@ def _layers_for(job: Job) -> list[np.ndarray]:
     """The job's pyramid, from memory when a recent job used the same image, scales and anchoring."""
     path = Path(job.image_path)
     stat = path.stat()
-    key = (str(path), stat.st_mtime_ns, stat.st_size, tuple(job.scales), job.anchor)
+    # the limit too: a picture cached under a higher one must be refused again under a lower one
+    key = (str(path), stat.st_mtime_ns, stat.st_size, tuple(job.scales), job.anchor, job.max_pixels)
     if key in _layer_cache:
         _layer_cache.move_to_end(key)
         return _layer_cache[key]
-    layers = cached_pyramid(load_rgb(path), job.scales, job.anchor, name=job.image)
+    layers = cached_pyramid(load_rgb(path, job.max_pixels), job.scales, job.anchor, name=job.image)
     for layer in layers:
         layer.setflags(write=False)  # shared between jobs: nobody may change it
     _layer_cache[key] = layers

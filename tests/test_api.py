@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from bench import api
 from bench.cli import main
-from bench.errors import ReportError, UsageError
+from bench.errors import ImageError, ReportError, UsageError
+from bench.images import DEFAULT_MAX_PIXELS
 from bench.records import Record
+from bench.registry import _REGISTRY, register_codec
+from bench.runner import run_job_safely
 from bench.store import RunStore
+from tests.fake_codecs import RawCodec
 
 MEASURED = ("encode_time", "decode_time", "extra")  # seconds and memory differ between runs
 
@@ -82,3 +87,64 @@ def test_a_run_folder_keeps_one_yuv_matrix(tmp_path: Path, make_image_folder) ->
     assert api.prepare(api.RunConfig(codecs=["x265"], dataset=str(folder), out=out)).manifest()["yuv_matrix"] == "bt709"
     with pytest.raises(UsageError, match="bt2020"):
         api.RunConfig(codecs=["x265"], yuv_matrix="bt2020")
+
+
+class _Failing(RawCodec):
+    """Every encode fails: a run of it writes no record."""
+
+    def encode(self, layers, quality: int):
+        raise RuntimeError("deliberately broken for the test")
+
+
+@pytest.fixture
+def raw_codecs():
+    for name, cls in (("api-raw", RawCodec), ("api-failing", _Failing)):
+        register_codec(name)(cls)
+    yield
+    for name in ("api-raw", "api-failing"):
+        _REGISTRY.pop(name, None)
+
+
+def test_a_picture_above_max_pixels_is_refused_before_anything_runs(tmp_path: Path, make_image_folder,
+                                                                    raw_codecs) -> None:
+    folder = make_image_folder(2)  # 64x48 = 3,072 pixels each
+    config = api.RunConfig(codecs=["api-raw"], scales=["1"], dataset=str(folder), out=tmp_path / "run",
+                           max_pixels=3_000)
+    with pytest.raises(ImageError, match=r"img00\.png: 64x48 = 0\.0 MP is above the limit of 3,000 pixels"):
+        api.run(config)
+    assert not (tmp_path / "run").exists()  # refused from the headers: nothing was written
+    with pytest.raises(ImageError, match="above the limit"):
+        api.plan(config)  # what --dry-run prints
+    result = api.run(api.RunConfig(codecs=["api-raw"], scales=["1"], dataset=str(folder), out=tmp_path / "run",
+                                   max_pixels=3_072))
+    assert (result.summary.done, result.summary.failed) == (2, [])
+    assert api.RunConfig(codecs=["api-raw"]).max_pixels == DEFAULT_MAX_PIXELS
+
+    # each job checks again as it reads its picture (a resumed or distributed job sees no prepare)
+    job = replace(api.prepare(config.__class__(codecs=["api-raw"], scales=["1"], dataset=str(folder))).jobs[0],
+                  max_pixels=100)
+    _, records, error = run_job_safely(job)
+    assert records is None and "above the limit of 100 pixels" in error
+
+
+def test_the_command_line_takes_max_pixels(tmp_path: Path, make_image_folder, raw_codecs, capsys) -> None:
+    folder = make_image_folder(1)
+    argv = ["run", "--codecs", "api-raw", "--scales", "1", "--dataset", str(folder), "--out", str(tmp_path / "run"),
+            "--no-progress"]
+    assert main([*argv, "--max-pixels", "3000"]) == 2
+    assert "bench run: error:" in capsys.readouterr().err
+    assert main([*argv, "--max-pixels", "0"]) == 2
+    assert "--max-pixels must be" in capsys.readouterr().err
+    assert main(argv) == 0
+
+
+def test_a_run_whose_every_job_failed_points_at_no_records_file(tmp_path: Path, make_image_folder, raw_codecs,
+                                                                capsys) -> None:
+    folder = make_image_folder(1)
+    out = tmp_path / "run"
+    assert main(["run", "--codecs", "api-failing", "--scales", "1", "--dataset", str(folder), "--out", str(out),
+                 "--no-progress"]) == 1
+    text = capsys.readouterr().out
+    assert "0 jobs run" in text and "1 failed" in text
+    assert "records in" not in text and f"no records written ({out / 'records.jsonl'} does not exist)" in text
+    assert not (out / "records.jsonl").exists()

@@ -91,3 +91,13 @@ def test_scales_1_needs_top_anchoring() -> None:
 def test_scales_typed_with_underscore_are_refused_not_read_as_15() -> None:
     with pytest.raises(PyramidError, match="decimal numbers"):
         RunConfig(codecs=["x265"], scales=["1_5"])
+
+
+def test_max_pixels_defaults_to_the_images_limit_and_must_be_positive() -> None:
+    from bench.images import DEFAULT_MAX_PIXELS
+
+    assert RunConfig(codecs=["x265"]).max_pixels == DEFAULT_MAX_PIXELS
+    assert RunConfig(codecs=["x265"], max_pixels=81_000_000).max_pixels == 81_000_000
+    for bad in (0, -5, 2.5, True):
+        with pytest.raises(ConfigError, match="--max-pixels must be a whole number of at least 1"):
+            RunConfig(codecs=["x265"], max_pixels=bad)
