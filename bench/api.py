@@ -226,6 +226,8 @@ class ReportResult:
 
     page: Path
     eval_model: list[Path] = field(default_factory=list)
+    # what the reader left out, one line each (a torn last line of a killed run's records.jsonl)
+    notes: list[str] = field(default_factory=list)
 
 
 def report(run_dirs: Sequence[Path | str], out: Path | str = Path("reports"),
@@ -244,9 +246,10 @@ def report(run_dirs: Sequence[Path | str], out: Path | str = Path("reports"),
     for run_dir in run_dirs:
         if not (run_dir / "records.jsonl").is_file():
             raise ReportError(f"{run_dir} holds no records.jsonl; run `bench run --out {run_dir} ...` first")
+    notes = [note for run_dir in run_dirs if (note := RunStore(run_dir).check_tail())]
     page = build_report(run_dirs, out, metric)
     files: list[Path] = []
     if eval_model_json:
         records = [r for run_dir in run_dirs for r in RunStore(run_dir).typed_records()]
         files = export_eval_model(records, out / "eval_model")
-    return ReportResult(page, files)
+    return ReportResult(page, files, notes)

@@ -66,6 +66,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     result = api.report(args.run_dirs or [DEFAULT_RUN_DIR], args.out, eval_model_json=args.eval_model_json,
                         metric=args.metric)
     print(f"report written to {result.page}")
+    for note in result.notes:  # e.g. the torn last line of a killed run, left out of the tables
+        print(f"bench report: {note}", file=sys.stderr)
     if args.eval_model_json:
         print(f"{len(result.eval_model)} CompressAI eval_model JSON files in {args.out / 'eval_model'}")
     return 0

@@ -88,6 +88,15 @@ def _record_problem(record: Any) -> str | None:
     return None
 
 
+def _parse_line(line: bytes) -> dict[str, Any] | None:
+    """A last line that lacks its newline, as a JSON object, or None when it is not one (cut off)."""
+    try:
+        record = json.loads(line.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
 def recorded_weights_id(record: dict[str, Any]) -> str | None:
     """The ``extra.weights_id`` a record was made with (None: the codec has no weights, or the record
     predates weights ids)."""
@@ -157,6 +166,8 @@ class RunStore:
         self.records_path = self.run_dir / RECORDS_FILE
         self.manifest_path = self.run_dir / MANIFEST_FILE
         self._writing = False
+        # what the last records() call left out of the file (a torn last line), for readers to say
+        self.torn_tail: str | None = None
 
     def open_for_writing(self) -> None:
         """Take the folder's writer lock (RunFolderBusyError when another run holds it), then cut a
@@ -216,7 +227,9 @@ class RunStore:
 
         A job writes all its records in one write, so a torn write leaves a partial last line and
         possibly whole lines of the same job before it: both go, or the redone job's records would
-        sit beside them as duplicates."""
+        sit beside them as duplicates. A last line that lacks only its newline (a file written or
+        edited by something else) is a whole record: it stays, and gets its newline, so that the
+        next job's records start a line of their own."""
         if not self.records_path.exists():
             return
         with open(self.records_path, "rb+") as handle:
@@ -224,8 +237,9 @@ class RunStore:
             if not data or data.endswith(b"\n"):
                 return
             end = data.rfind(b"\n") + 1
-            lines = data[:end].splitlines(keepends=True)
-            tail_key, expected, count, cut = None, 0, 0, end
+            whole_tail = _parse_line(data[end:]) is not None
+            lines = data[:end].splitlines(keepends=True) + ([data[end:]] if whole_tail else [])
+            tail_key, expected, count, cut = None, 0, 0, len(data) if whole_tail else end
             for line in reversed(lines):
                 try:
                     record = json.loads(line)
@@ -238,7 +252,13 @@ class RunStore:
                     break
                 count += 1
                 cut -= len(line)
-            handle.truncate(cut if tail_key is not None and count < expected else end)
+            if tail_key is not None and count < expected:
+                handle.truncate(cut)  # the last job is incomplete: all of it goes, and it is redone
+            elif whole_tail:
+                handle.seek(0, os.SEEK_END)
+                handle.write(b"\n")
+            else:
+                handle.truncate(end)
 
     def append(self, records: Iterable[dict[str, Any]]) -> None:
         """Append one job's records atomically (one write, then fsync)."""
@@ -267,22 +287,44 @@ class RunStore:
             raise StoreError(f"cannot append records to {self.records_path}: {error.strerror or error}") from error
 
     def records(self) -> list[dict[str, Any]]:
+        """Every record of the folder, in order. A last line without its newline that is a whole
+        record is one; one that is not (a run killed mid-write) is left out, and ``torn_tail`` says
+        so (None when nothing was left out): that job is redone when the run resumes."""
+        self.torn_tail = None
         if not self.records_path.exists():
             return []
         out = []
         with open(self.records_path, "rb") as handle:
             for number, line in enumerate(handle, 1):
                 if not line.endswith(b"\n"):
-                    break  # torn tail of a killed run: that job is redone
-                try:
-                    record = json.loads(line.decode("utf-8"))
-                except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
-                    raise StoreError(f"{self.records_path}:{number}: not a bench record ({error})") from error
+                    record = _parse_line(line)
+                    if record is None:
+                        self.torn_tail = self._torn_text(number, len(line))
+                        break
+                else:
+                    try:
+                        record = json.loads(line.decode("utf-8"))
+                    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+                        raise StoreError(f"{self.records_path}:{number}: not a bench record ({error})") from error
                 problem = _record_problem(record)
                 if problem:
                     raise StoreError(f"{self.records_path}:{number}: not a bench record ({problem})")
                 out.append(_decode_floats(record))
         return out
+
+    def _torn_text(self, number: int, size: int) -> str:
+        return (f"{self.records_path}:{number}: left out an incomplete last line ({size} bytes, a run killed "
+                "mid-write); resuming the run redoes its job")
+
+    def check_tail(self) -> str | None:
+        """What ``records()`` would leave out of the file (``torn_tail``) without parsing the rest."""
+        if not self.records_path.is_file():
+            return None
+        data = self.records_path.read_bytes()
+        last = data[data.rfind(b"\n") + 1 :]
+        if not last or _parse_line(last) is not None:
+            return None
+        return self._torn_text(data.count(b"\n") + 1, len(last))
 
     def typed_records(self) -> list[Record]:
         """``records()`` as ``Record`` objects (StoreError for a record that lacks a field)."""

@@ -233,3 +233,67 @@ def test_export_eval_model_with_a_lossless_layer(tmp_path: Path) -> None:
     store.append([record("a.png", psnr=math.inf, num_layers=1), record("b.png", psnr=40.0, num_layers=1)])
     (path,) = export_eval_model(store.records(), tmp_path / "eval")
     assert json.loads(path.read_text())["results"]["psnr-rgb"] == ["inf"]
+
+
+def _without_final_newline(store: RunStore) -> bytes:
+    data = store.records_path.read_bytes()
+    assert data.endswith(b"\n")
+    store.records_path.write_bytes(data[:-1])  # what an editor or another tool may leave
+    return data
+
+
+def test_a_whole_last_record_without_its_newline_is_kept(tmp_path: Path) -> None:
+    store = RunStore(tmp_path)
+    with store.writing():
+        store.append(job("a.png"))
+        store.append(job("b.png"))
+    data = _without_final_newline(store)
+    assert [r["image"] for r in store.records()] == ["a.png", "a.png", "b.png", "b.png"]
+    assert store.torn_tail is None and store.check_tail() is None
+    assert len(store.completed_jobs()) == 2  # a resume does not redo b.png
+    with RunStore(tmp_path).writing() as again:  # the repair gives the line its newline back
+        assert store.records_path.read_bytes() == data
+        again.append(job("c.png"))
+    assert [r["image"] for r in store.records()][-2:] == ["c.png", "c.png"]
+
+
+def test_a_whole_line_of_an_incomplete_job_without_its_newline_still_goes(tmp_path: Path) -> None:
+    store = RunStore(tmp_path)
+    with store.writing():
+        store.append(job("a.png"))
+    good = store.records_path.read_bytes()
+    layer0 = json.dumps(job("b.png")[0], sort_keys=True).encode()
+    with open(store.records_path, "ab") as handle:  # b's write cut just before layer 0's newline
+        handle.write(layer0)
+    assert len(store.completed_jobs()) == 1
+    RunStore(tmp_path).open_for_writing()
+    assert store.records_path.read_bytes() == good  # b is redone whole: no duplicate of its layer 0
+
+
+def test_a_torn_tail_is_left_out_and_said_so(tmp_path: Path) -> None:
+    store = RunStore(tmp_path)
+    with store.writing():
+        store.append(job("a.png"))
+    with open(store.records_path, "ab") as handle:
+        handle.write(b'{"anchor": "top", "bits_cum": 12')
+    assert [r["image"] for r in store.records()] == ["a.png", "a.png"]
+    expected = f"{store.records_path}:3: left out an incomplete last line (32 bytes, a run killed mid-write)"
+    assert store.torn_tail.startswith(expected)
+    assert store.check_tail() == store.torn_tail
+
+
+def test_the_report_says_when_it_leaves_out_a_torn_tail(tmp_path: Path, capsys) -> None:
+    from bench import api
+    from bench.cli import main
+
+    run = tmp_path / "run"
+    store = RunStore(run)
+    with store.writing():
+        store.append(job("a.png") + job("a.png", quality=35))
+    assert api.report([run], tmp_path / "clean").notes == []
+    with open(store.records_path, "ab") as handle:
+        handle.write(b'{"anchor": "top", "bits_cum": 12')
+    result = api.report([run], tmp_path / "report")
+    assert len(result.notes) == 1 and "left out an incomplete last line" in result.notes[0]
+    assert main(["report", str(run), "--out", str(tmp_path / "cli")]) == 0
+    assert "bench report: " + result.notes[0] in capsys.readouterr().err
