@@ -13,7 +13,10 @@ compressai`` (``fetch``) is that command: asked explicitly, it downloads the fil
 CompressAI's own URLs with torch.hub's downloader, which writes to a temporary file, checks it
 against the SHA-256 prefix in the name and only then moves it into the cache.
 A present file is read once, checked against the SHA-256 prefix in its name (torch.hub's naming
-rule, which CompressAI follows), and loaded the way CompressAI's zoo loads it: plain state dict →
+rule, which CompressAI follows: the prefix is all the hash CompressAI publishes, so unlike
+``bench/weights``' ``SHA256SUMS.txt`` there is no full hash to check it against), unpickled with
+``weights_only=True`` (``bench.zoo.load_torch_file``: tensors and plain values, never code) and loaded
+the way CompressAI's zoo loads it: plain state dict →
 ``load_pretrained`` (old key names) → ``MeanScaleHyperprior.from_state_dict``. CompressAI's files
 carry the CDF tables computed when they were exported and, like CompressAI's own evaluation,
 bench codes with those tables; a file without them gets ``update(force=True)``.
@@ -22,7 +25,6 @@ bench codes with those tables; a file without them gets ``update(force=True)``.
 from __future__ import annotations
 
 import hashlib
-import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +34,7 @@ from urllib.parse import urlparse
 
 import torch
 
-from bench.zoo import CDF_BUFFERS, MissingWeightsError, WeightsError, WeightsHashError
+from bench.zoo import CDF_BUFFERS, MissingWeightsError, WeightsError, WeightsHashError, load_torch_file
 
 ARCHITECTURE = "mbt2018-mean"
 METRIC = "mse"
@@ -119,8 +121,9 @@ def load_mean_scale(quality: int, device: str = "cpu") -> tuple[torch.nn.Module,
     image = _zoo_image()
     from compressai.zoo.pretrained import load_pretrained
 
+    # weights_only: a file that asks for code is refused, naming the file and not torch's advice
+    state_dict = load_torch_file(data, path)
     try:
-        state_dict = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
         if not isinstance(state_dict, dict):
             raise TypeError(f"expected a state dict, found {type(state_dict).__name__}")
         model = image.model_architectures[ARCHITECTURE].from_state_dict(load_pretrained(state_dict))

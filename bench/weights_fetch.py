@@ -3,7 +3,9 @@ when a user types it (bench never downloads otherwise).
 
 ``compressai``: CompressAI's pretrained ``mbt2018-mean`` (MSE) files, qualities 1–8, from
 CompressAI's own URLs into torch.hub's cache, each checked against the SHA-256 prefix in its name
-(``bench.published.fetch``); ``mean-scale@compressai`` then runs them.
+(``bench.published.fetch``); ``mean-scale@compressai`` then runs them, read with ``weights_only=True``.
+The prefix is the only hash CompressAI publishes, so it is the check here; bench's own zoo keeps the
+full SHA-256 of each committed file in ``bench/weights/SHA256SUMS.txt``.
 """
 
 from __future__ import annotations

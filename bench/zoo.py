@@ -5,6 +5,16 @@ eight hex digits are the start of the SHA-256 of the file's own bytes, so a dama
 is caught before it is used. Files live in ``bench/weights/`` (shipped with the package); the
 ``BENCH_WEIGHTS`` environment variable or a ``root`` argument points elsewhere (tests, experiments).
 
+Eight hex digits catch corruption but prove no origin (2^32 tries forge a matching name), so each
+folder also keeps ``SHA256SUMS.txt`` (``sha256sum``'s format: ``<64 hex>  <name>`` per line) with the
+full SHA-256 of each file; ``write_weights`` (both exporters) records what it writes there. Loading
+checks it (``verify_hash``, ``load_weights``): a listed file whose hash differs is refused
+everywhere; in the committed ``bench/weights/``, whose list git reviews, a file must be listed. In
+another folder an unlisted file (copied in by hand) is checked by its name alone, as before: that
+folder is the user's own, and its list is only as trustworthy as the folder.
+Files are unpickled with ``weights_only=True`` (tensors and plain values, never code):
+``load_torch_file`` is the one reader of weights and checkpoints, and its refusal names the file.
+
 A file holds ``{"state_dict": …, "config": {…}}``. Convolution weights and biases are stored in half
 precision (or the weights as int8 with a scale per output channel: ``compact_precision``);
 everything in the entropy models and the GDN layers stays float32 (``precision_keys``):
@@ -22,16 +32,21 @@ the mean-scale loader.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import io
 import os
+import pickle
 import re
+import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 
 from bench.codec import CodecError
+from bench.errors import BenchError
 
 # Quality -> λ of R + λ·255²·MSE: the four λs of COMPASS's base layer.
 QUALITY_LAMBDAS: dict[int, float] = {1: 0.0018, 2: 0.0035, 3: 0.0067, 4: 0.013}
@@ -41,6 +56,9 @@ SUFFIX = ".pth.tar"
 HASH_DIGITS = 8
 FORMAT_VERSION = 1
 CDF_BUFFERS = ("_quantized_cdf", "_offset", "_cdf_length")
+# ``*.txt`` is in the package data (pyproject), so an installed bench ships its committed list
+MANIFEST = "SHA256SUMS.txt"
+_MANIFEST_LINE = re.compile(r"^([0-9a-f]{64}) [ *](\S+)$")
 
 
 class WeightsError(CodecError):
@@ -55,13 +73,58 @@ class WeightsHashError(WeightsError):
     """The file's SHA-256 does not start with the hash in its name."""
 
 
+class WeightsManifestError(WeightsHashError):
+    """The file's full SHA-256 is not the one its folder's ``SHA256SUMS.txt`` records, or a committed
+    file is not listed there."""
+
+
+def committed_root() -> Path:
+    """``bench/weights``: the folder whose files and list git tracks."""
+    return Path(__file__).resolve().parent / "weights"
+
+
 def zoo_root(root: str | os.PathLike[str] | None = None) -> Path:
     """Where weights files live: ``root`` if given, else ``$BENCH_WEIGHTS``, else ``bench/weights``."""
     if root is not None:
         return Path(root)
     if os.environ.get(ENV_VAR):
         return Path(os.environ[ENV_VAR])
-    return Path(__file__).resolve().parent / "weights"
+    return committed_root()
+
+
+def _refusal(error: pickle.UnpicklingError) -> str:
+    """What torch's weights-only unpickler objected to, without its advice to load unsafely."""
+    text = str(error)
+    named = re.search(r"Unsupported global: GLOBAL (\S+) was not an allowed global", text)
+    if named:
+        return f"it asks for the Python object {named.group(1)}, which could run code"
+    detail = text.split("WeightsUnpickler error:", 1)[-1].strip().split("\n")[0]
+    detail = detail.split(" Please ", 1)[0].strip()
+    if not detail or "weights_only" in detail:
+        return "it is not a file of tensors and plain values"
+    return f"it is not a file of tensors and plain values ({detail})"
+
+
+def load_torch_file(source: str | os.PathLike[str] | bytes, name: str | os.PathLike[str],
+                    error: type[BenchError] = WeightsError) -> Any:
+    """``torch.load(source, weights_only=True)`` on the CPU, where ``source`` is a path or the bytes
+    already read (and hashed) from ``name``.
+
+    A file that asks for anything beyond tensors and plain values (dicts, lists, numbers, strings)
+    is refused with ``error`` naming ``name``; torch's own message would advise loading it unsafely,
+    so it is not passed on. bench's weights and training checkpoints need nothing more (a test
+    checks the trainers' checkpoints hold no other global), so no extra globals are allowed."""
+    stream = io.BytesIO(source) if isinstance(source, bytes) else source
+    try:
+        return torch.load(stream, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as refused:
+        raise error(f"{name} was not loaded: {_refusal(refused)}; bench never runs code from a weights or "
+                    "checkpoint file, so it is damaged or was not written by bench") from None
+    except OSError:
+        raise
+    except Exception as unreadable:  # noqa: BLE001 - a torn zip, a wrong format: an unusable file
+        first = (str(unreadable).strip().splitlines() or [type(unreadable).__name__])[0]
+        raise error(f"cannot read {name}: {first}") from None
 
 
 def weights_pattern(model: str, quality: int) -> str:
@@ -140,10 +203,87 @@ def _check_hash(path: Path, data: bytes) -> str:
     return digest
 
 
+def read_manifest(folder: str | os.PathLike[str]) -> dict[str, str] | None:
+    """``{file name: sha256}`` from the folder's ``SHA256SUMS.txt``; None when it has none."""
+    manifest = Path(folder) / MANIFEST
+    try:
+        text = manifest.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    entries = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        match = _MANIFEST_LINE.match(line.strip())
+        if not line.strip():
+            continue
+        if match is None:
+            raise WeightsManifestError(f"{manifest}:{number} is not a `<sha256>  <file name>` line: {line!r}")
+        entries[match.group(2)] = match.group(1)
+    return entries
+
+
+def _check_manifest(path: Path, digest: str) -> None:
+    """Refuse ``path`` when its folder's list records another SHA-256 for it, or when it is a
+    committed file that the list does not record (see the module docstring for the rule)."""
+    folder = path.parent
+    manifest = folder / MANIFEST
+    entries = read_manifest(folder)
+    committed = folder.resolve() == committed_root()
+    expected = (entries or {}).get(path.name)
+    if expected is None:
+        if committed:
+            raise WeightsManifestError(
+                f"{path} is not listed in {manifest}, so its origin is unknown: export it with `python -m "
+                "bench.train export` or `compass --stage export` (which record it), or, for a file you "
+                f"checked yourself, `python -m bench.zoo record {path}`"
+            )
+        return
+    if expected != digest:
+        raise WeightsManifestError(
+            f"{path} has SHA-256 {digest}, but {manifest} records {expected}: the file was changed after it "
+            "was exported; restore it (git checkout) or export it again"
+        )
+
+
 def verify_hash(path: str | os.PathLike[str]) -> str:
-    """Check that the file's SHA-256 starts with the hash in its name; return the full hex digest."""
+    """Check the file's SHA-256 against the hash in its name and against its folder's list
+    (``SHA256SUMS.txt``); return the full hex digest."""
     path = Path(path)
-    return _check_hash(path, path.read_bytes())
+    return _verified(path, path.read_bytes())
+
+
+def _verified(path: Path, data: bytes) -> str:
+    digest = _check_hash(path, data)
+    _check_manifest(path, digest)
+    return digest
+
+
+@contextlib.contextmanager
+def _folder_locked(folder: Path) -> Iterator[None]:
+    # two exports into one folder (e.g. two qualities at a time) must not lose each other's line
+    handle = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(handle)  # closing drops the lock
+
+
+def record_in_manifest(path: str | os.PathLike[str], forget: tuple[str, ...] = ()) -> str:
+    """Write ``path``'s full SHA-256 into its folder's ``SHA256SUMS.txt`` (created if absent),
+    dropping the lines of ``forget`` (file names); return the digest. The list is rewritten whole
+    and replaced atomically, sorted by name."""
+    path = Path(path)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    folder = path.parent
+    with _folder_locked(folder):
+        entries = read_manifest(folder) or {}
+        for name in forget:
+            entries.pop(name, None)
+        entries[path.name] = digest
+        tmp = folder / (MANIFEST + ".tmp")
+        tmp.write_text("".join(f"{entries[name]}  {name}\n" for name in sorted(entries)), encoding="utf-8")
+        os.replace(tmp, folder / MANIFEST)
+    return digest
 
 
 def load_weights(
@@ -151,16 +291,13 @@ def load_weights(
 ) -> tuple[dict[str, Any], Path, str]:
     """Find, verify and read a weights file: ``(contents, path, sha256)``.
 
-    The bytes are read once, hashed, and the same bytes are unpickled (with ``weights_only``, so a
-    file can hold tensors and plain values but no code).
+    The bytes are read once, hashed (name and ``SHA256SUMS.txt``: ``verify_hash``), and the same
+    bytes are unpickled (with ``weights_only``, so a file can hold tensors and plain values but no code).
     """
     path = find_weights(model, quality, root, how_to)
     data = path.read_bytes()
-    digest = _check_hash(path, data)
-    try:
-        contents = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except Exception as error:  # noqa: BLE001 - any unpickling failure means an unusable file
-        raise WeightsError(f"cannot read {path}: {error}") from error
+    digest = _verified(path, data)
+    contents = load_torch_file(data, path)
     if not isinstance(contents, dict) or "state_dict" not in contents or "config" not in contents:
         raise WeightsError(f"{path} is not a bench weights file (expected state_dict and config)")
     return contents, path, digest
@@ -248,8 +385,9 @@ def write_weights(
     config: dict[str, Any],
     root: str | os.PathLike[str] | None = None,
 ) -> Path:
-    """Write ``{"state_dict", "config"}`` as ``{model}-q{quality}-{hash}.pth.tar`` and remove older
-    files of that model and quality. Serialised in memory first so the hash is of the final bytes."""
+    """Write ``{"state_dict", "config"}`` as ``{model}-q{quality}-{hash}.pth.tar``, record its full
+    SHA-256 in the folder's ``SHA256SUMS.txt`` and remove older files of that model and quality (and
+    their lines). Serialised in memory first so the hash is of the final bytes."""
     folder = zoo_root(root)
     folder.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
@@ -260,9 +398,12 @@ def write_weights(
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(data)
     os.replace(tmp, path)
-    for old in _candidates(model, quality, folder):
-        if old != path:
-            old.unlink()
+    older = [old for old in _candidates(model, quality, folder) if old != path]
+    # listed before the older files go: a kill in between leaves two files ("keep one"), never an
+    # unlisted one
+    record_in_manifest(path, forget=tuple(old.name for old in older))
+    for old in older:
+        old.unlink()
     return path
 
 
@@ -296,3 +437,27 @@ def load_mean_scale(
     """CompressAI's MeanScaleHyperprior with the zoo weights for ``quality``, ready to ``compress``."""
     contents, path, _ = load_weights("mean-scale", quality, root)
     return mean_scale_from_weights(contents, path).to(device)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m bench.zoo record FILE…``: list files you have checked yourself (e.g. copied from a
+    scratch zoo) in their folder's ``SHA256SUMS.txt``; the exporters do this for what they write."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m bench.zoo", description=main.__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    record = sub.add_parser("record", help="write the full SHA-256 of weights files into their folder's list")
+    record.add_argument("files", nargs="+", type=Path)
+    args = parser.parse_args(argv)
+    try:
+        for path in args.files:
+            _check_hash(path, path.read_bytes())  # the name must still promise these bytes
+            print(f"{path.parent / MANIFEST}: {record_in_manifest(path)}  {path.name}")
+    except (WeightsError, OSError) as error:
+        print(f"python -m bench.zoo record: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

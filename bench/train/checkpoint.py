@@ -1,4 +1,11 @@
-"""Resumable training state: written atomically so a kill never leaves a half-written file."""
+"""Resumable training state: written atomically so a kill never leaves a half-written file.
+
+Checkpoints are read with ``weights_only=True`` (``load_checkpoint``): they hold tensors (weights,
+optimizer moments, torch's RNG state as a uint8 tensor) and plain values (step counts, the options,
+the config dicts, numpy's bit-generator state, which is a dict of ints and strings), all within
+torch's default allowlist, so a checkpoint that asks for anything else, e.g. a pickle that would
+run code, is refused rather than trusted.
+"""
 
 from __future__ import annotations
 
@@ -31,10 +38,22 @@ def saved_arguments(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def load_checkpoint(path: str | os.PathLike[str]) -> Any:
+    """A training checkpoint or other file of tensors and plain values (``--init-from``, ``--bl``,
+    ``widen --from``, ``export --checkpoint``), unpickled without running code; ``TrainingError``
+    naming the file when it holds anything else or cannot be read."""
+    from bench import zoo
+
+    return zoo.load_torch_file(path, path, TrainingError)
+
+
 def load_if_present(path: Path) -> dict[str, Any] | None:
     if not path.exists():
         return None
-    return torch.load(path, map_location="cpu", weights_only=False)
+    state = load_checkpoint(path)
+    if not isinstance(state, dict):
+        raise TrainingError(f"{path} is not a training checkpoint (it holds a {type(state).__name__})")
+    return state
 
 
 def read_init_source(model: str, source: str, quality: int | None,
@@ -51,4 +70,7 @@ def read_init_source(model: str, source: str, quality: int | None,
     path = Path(source)
     if not path.is_file():
         raise TrainingError(f"{option}: no such file {path}")
-    return torch.load(path, map_location="cpu", weights_only=False), path
+    contents = load_checkpoint(path)
+    if not isinstance(contents, dict):
+        raise TrainingError(f"{option}: {path} holds a {type(contents).__name__}, not weights")
+    return contents, path

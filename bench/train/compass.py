@@ -45,7 +45,7 @@ from bench.codecs.compass.liff import LIFF
 from bench.codecs.compass.model import CONFIGS, CompassConfig, CompassModel, base_layer_forward
 from bench.errors import TrainingError
 from bench.hashing import sha256_file
-from bench.train.checkpoint import load_if_present, read_init_source, save_atomic, saved_arguments
+from bench.train.checkpoint import load_checkpoint, load_if_present, read_init_source, save_atomic, saved_arguments
 from bench.train.common import add_common_arguments
 from bench.train.data import CropSampler, list_training_images
 from bench.train.precision import add_precision_argument, autocast, memory_format, resolve_precision
@@ -174,8 +174,10 @@ def load_base_layer(args: argparse.Namespace) -> tuple[torch.nn.Module, str]:
     """The frozen BL (eval mode, CDF tables ready) and the sha256 of the file it came from."""
     if args.bl:
         path = Path(args.bl)
-        state = torch.load(path, map_location="cpu", weights_only=False)
-        state = state.get("model", state)
+        state = load_checkpoint(path)
+        state = state.get("model", state) if isinstance(state, dict) else state
+        if not isinstance(state, dict) or "g_a.0.weight" not in state:
+            raise TrainingError(f"--bl {path} holds no mean-scale model (a `bench.train mean-scale` checkpoint)")
         bl = residual.build_mean_scale(state["g_a.0.weight"].shape[0], state["g_a.6.weight"].shape[0])
         bl.load_state_dict(state)
         bl.update(force=True)
@@ -288,7 +290,9 @@ def _check_resume_arguments(
 def _load_part(path: str | None, key: str, module: torch.nn.Module) -> None:
     if not path:
         return
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = load_checkpoint(path)
+    if not isinstance(state, dict):
+        raise TrainingError(f"{path} holds a {type(state).__name__}, not a training checkpoint")
     if state.get(key) is None:
         raise TrainingError(f"{path} holds no {key} weights (keys: {sorted(state)})")
     module.load_state_dict(state[key])
@@ -573,7 +577,9 @@ def export(args: argparse.Namespace) -> Path:
 
     if not args.source:
         raise TrainingError("--stage export needs --from RUN/last.pt (a joint checkpoint)")
-    state = torch.load(args.source, map_location="cpu", weights_only=False)
+    state = load_checkpoint(args.source)
+    if not isinstance(state, dict):
+        raise TrainingError(f"{args.source} holds a {type(state).__name__}, not a training checkpoint")
     if state.get("stage") != "joint":
         raise TrainingError(f"{args.source} is a {state.get('stage')} checkpoint; export a joint one")
     quality = args.quality or state.get("quality")

@@ -14,6 +14,7 @@ from PIL import Image
 
 from bench import zoo
 from bench.errors import TrainingError
+from bench.train.checkpoint import load_checkpoint
 
 MODEL = "mean-scale"
 
@@ -31,7 +32,7 @@ def export_checkpoint(
     """Write the zoo file for ``quality`` from a ``bench.train mean-scale`` checkpoint."""
     if quality not in zoo.QUALITY_LAMBDAS:
         raise ValueError(f"quality must be one of {sorted(zoo.QUALITY_LAMBDAS)}, got {quality}")
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    state = load_checkpoint(checkpoint)
     if not isinstance(state, dict) or "model" not in state:
         raise ValueError(f"{checkpoint} is not a `bench.train mean-scale` checkpoint (no 'model' entry)")
     state_dict = state["model"]
@@ -87,7 +88,7 @@ def compare_precision(
     checkpoint: str | Path, quality: int, root: str | Path | None, image_path: str | Path
 ) -> str:
     """One line comparing the checkpoint's float32 weights with the exported file on one image."""
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    state = load_checkpoint(checkpoint)
     n, m = _infer_sizes(state["model"])
     reference = zoo.build_mean_scale(n, m)
     reference.load_state_dict(state["model"])

@@ -40,7 +40,9 @@ def train(data_root: Path, out: Path, steps: int, *extra: str, env: dict | None 
 
 
 def load(out: Path) -> dict:
-    return torch.load(out / "last.pt", map_location="cpu", weights_only=False)
+    from bench.train.checkpoint import load_checkpoint
+
+    return load_checkpoint(out / "last.pt")  # as the trainer resumes it: weights_only
 
 
 def test_trains_checkpoints_validates_and_resumes_exactly(data_root, tmp_path):
