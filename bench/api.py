@@ -231,10 +231,13 @@ class ReportResult:
 
 
 def report(run_dirs: Sequence[Path | str], out: Path | str = Path("reports"),
-           eval_model_json: bool = False, metric: str = "psnr-rgb") -> ReportResult:
+           eval_model_json: bool = False, metric: str = "psnr-rgb", bootstrap: int | None = None,
+           bd_average: str = "curves", latex: bool = False) -> ReportResult:
     """Tables, BD-rate tables and RD plots of ``run_dirs`` into ``out``, BD-rates and RD plots on the
     quality ``metric`` (``bench.rd_metrics``: psnr-rgb, psnr-y, psnr-yuv, ms-ssim-db). With
-    ``eval_model_json`` also CompressAI ``eval_model`` JSON files into ``out/eval_model``."""
+    ``eval_model_json`` also CompressAI ``eval_model`` JSON files into ``out/eval_model``. ``bootstrap``:
+    resamples of the BD-rate intervals (None: the default, 2000; 0: none); ``bd_average``: curves or
+    images, the BD-rate convention the tables lead with; ``latex``: also LaTeX tables."""
     from bench.errors import ReportError
     from bench.report import build_report
     from bench.store import export_eval_model
@@ -247,7 +250,10 @@ def report(run_dirs: Sequence[Path | str], out: Path | str = Path("reports"),
         if not (run_dir / "records.jsonl").is_file():
             raise ReportError(f"{run_dir} holds no records.jsonl; run `bench run --out {run_dir} ...` first")
     notes = [note for run_dir in run_dirs if (note := RunStore(run_dir).check_tail())]
-    page = build_report(run_dirs, out, metric)
+    from bench.bdrate import DEFAULT_BOOTSTRAP
+
+    page = build_report(run_dirs, out, metric, DEFAULT_BOOTSTRAP if bootstrap is None else bootstrap, bd_average,
+                        latex)
     files: list[Path] = []
     if eval_model_json:
         records = [r for run_dir in run_dirs for r in RunStore(run_dir).typed_records()]

@@ -174,3 +174,141 @@ def bd_rate(
         psnr_reason=psnr_reason,
         note="; ".join(notes),
     )
+
+
+# --- many curves at once (bootstrap resamples, per-image curves) ----------------------------------
+#
+# ``bd_rate`` integrates one pair with scipy's PchipInterpolator through the bjontegaard package. A
+# bootstrap needs thousands of pairs per comparison, so the same integral is also written here over
+# rows of a 2-D array: the PCHIP slopes exactly as scipy's ``PchipInterpolator._find_derivatives``
+# computes them (Fritsch–Butland harmonic mean inside, Moler's one-sided three-point rule at the
+# ends, linear through 2 points), then the closed-form integral of each Hermite cubic piece. The
+# same overlap rule as ``bd_rate`` makes a row NaN. Rows this fast path cannot take (a non-finite or
+# non-positive point, two points with the same quality) are handed to ``bd_rate`` one by one, so
+# every row follows the module's rules; tests hold the two paths equal.
+
+DEFAULT_BOOTSTRAP = 2000  # resamples; percentile intervals need ~1000+ for stable 2.5/97.5 % tails
+BOOTSTRAP_SEED = 31  # fixed, so that a report is reproducible to the digit
+CI_LEVEL = 0.95
+
+
+def _pchip_slopes(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """PCHIP derivatives at the knots, per row (x strictly increasing along axis 1)."""
+    h = np.diff(x, axis=1)
+    m = np.diff(y, axis=1) / h
+    if x.shape[1] == 2:
+        return np.concatenate([m, m], axis=1)
+    sign = np.sign(m)
+    flat = (sign[:, 1:] != sign[:, :-1]) | (m[:, 1:] == 0) | (m[:, :-1] == 0)
+    w1 = 2 * h[:, 1:] + h[:, :-1]
+    w2 = h[:, 1:] + 2 * h[:, :-1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inner = np.where(flat, 0.0, (w1 + w2) / (w1 / m[:, :-1] + w2 / m[:, 1:]))
+
+    def edge(h0: np.ndarray, h1: np.ndarray, m0: np.ndarray, m1: np.ndarray) -> np.ndarray:
+        d = ((2 * h0 + h1) * m0 - h0 * m1) / (h0 + h1)
+        wrong_sign = np.sign(d) != np.sign(m0)
+        overshoot = (np.sign(m0) != np.sign(m1)) & (np.abs(d) > 3 * np.abs(m0))
+        return np.where(wrong_sign, 0.0, np.where(overshoot, 3 * m0, d))
+
+    first = edge(h[:, 0], h[:, 1], m[:, 0], m[:, 1])
+    last = edge(h[:, -1], h[:, -2], m[:, -1], m[:, -2])
+    return np.concatenate([first[:, None], inner, last[:, None]], axis=1)
+
+
+def _pchip_integral(x: np.ndarray, y: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Integral over [lo, hi] (inside each row's range) of each row's PCHIP through (x, y)."""
+    d = _pchip_slopes(x, y)
+    h = np.diff(x, axis=1)
+    m = np.diff(y, axis=1) / h
+    # the piece on [x_k, x_k+1] as y_k + d_k t + c2 t² + c3 t³ with t = x − x_k
+    c2 = (3 * m - 2 * d[:, :-1] - d[:, 1:]) / h
+    c3 = (d[:, :-1] + d[:, 1:] - 2 * m) / h**2
+    start, end = x[:, :-1], x[:, 1:]
+    t0 = np.clip(lo[:, None], start, end) - start
+    t1 = np.clip(hi[:, None], start, end) - start
+
+    def antiderivative(t: np.ndarray) -> np.ndarray:
+        return t * (y[:, :-1] + t * (d[:, :-1] / 2 + t * (c2 / 3 + t * c3 / 4)))
+
+    return (antiderivative(t1) - antiderivative(t0)).sum(axis=1)
+
+
+def _sorted_rows(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    order = np.argsort(x, axis=1, kind="stable")
+    return np.take_along_axis(x, order, axis=1), np.take_along_axis(y, order, axis=1)
+
+
+def bd_rate_rows(
+    anchor_rate: np.ndarray, anchor_psnr: np.ndarray, test_rate: np.ndarray, test_psnr: np.ndarray,
+) -> np.ndarray:
+    """BD-rate % of each row's test curve against the same row's anchor curve (the rules of
+    ``bd_rate``; NaN where it gives NaN). Arrays are (rows, points); an anchor of one row is
+    broadcast to all test rows (a published curve against bootstrap resamples)."""
+    rows = max(np.shape(anchor_rate)[0], np.shape(test_rate)[0])
+    ra, qa = (np.broadcast_to(np.asarray(a, float), (rows, np.shape(anchor_rate)[1]))
+              for a in (anchor_rate, anchor_psnr))
+    rt, qt = (np.broadcast_to(np.asarray(a, float), (rows, np.shape(test_rate)[1])) for a in (test_rate, test_psnr))
+    out = np.full(rows, math.nan)
+    if ra.shape[1] < MIN_POINTS or rt.shape[1] < MIN_POINTS:
+        return out
+    with np.errstate(divide="ignore", invalid="ignore"):
+        xa, ya = _sorted_rows(qa, np.log10(ra))
+        xt, yt = _sorted_rows(qt, np.log10(rt))
+    fast = (np.isfinite(ya).all(1) & np.isfinite(xa).all(1) & np.isfinite(yt).all(1) & np.isfinite(xt).all(1)
+            & (np.diff(xa, axis=1) > 0).all(1) & (np.diff(xt, axis=1) > 0).all(1))
+    for row in np.flatnonzero(~fast):  # rare: the scalar path cleans and merges points
+        out[row] = bd_rate(ra[row], qa[row], rt[row], qt[row]).bd_rate
+    if not fast.any():
+        return out
+    xa, ya, xt, yt = xa[fast], ya[fast], xt[fast], yt[fast]
+    lo = np.maximum(xa[:, 0], xt[:, 0])
+    hi = np.minimum(xa[:, -1], xt[:, -1])
+    shorter = np.minimum(xa[:, -1] - xa[:, 0], xt[:, -1] - xt[:, 0])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        valid = (hi > lo) & ((hi - lo) / shorter >= MIN_OVERLAP)
+        delta = (_pchip_integral(xt, yt, lo, hi) - _pchip_integral(xa, ya, lo, hi)) / (hi - lo)
+    out[fast] = np.where(valid, (10.0**delta - 1.0) * 100.0, math.nan)
+    return out
+
+
+_COUNTS: dict[tuple[int, int, int], np.ndarray] = {}
+
+
+def resample_counts(images: int, resamples: int = DEFAULT_BOOTSTRAP, seed: int = BOOTSTRAP_SEED) -> np.ndarray:
+    """(resamples, images) multiplicities of a bootstrap over ``images`` images: row b says how often
+    each image (in a fixed order) is drawn in resample b. One matrix per image count and seed, shared
+    by every pair with that many images, so a report is reproducible and pairs are resampled alike."""
+    key = (images, resamples, seed)
+    if key not in _COUNTS:
+        draws = np.random.default_rng([seed, images]).integers(0, images, size=(resamples, images))
+        counts = np.zeros((resamples, images))
+        np.add.at(counts, (np.arange(resamples)[:, None], draws), 1.0)
+        _COUNTS[key] = counts
+    return _COUNTS[key]
+
+
+def weighted_means(counts: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Per resample (row of ``counts``), the mean of ``values`` (images × points) over the drawn
+    images, skipping NaN as pandas' mean does (an MS-SSIM a small layer lacks); an infinite value
+    drawn makes that mean infinite (the point is then dropped, as for the curve itself)."""
+    finite = np.isfinite(values)
+    sums = counts @ np.where(finite, values, 0.0)
+    drawn = counts @ (~np.isnan(values)).astype(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        means = sums / drawn
+        for sign in (1.0, -1.0):
+            hit = counts @ (values == sign * np.inf).astype(float)
+            means = np.where(hit > 0, sign * np.inf, means)
+    return means
+
+
+def percentile_interval(samples: np.ndarray, level: float = CI_LEVEL) -> tuple[float, float, int]:
+    """The percentile bootstrap interval of ``samples`` and how many were finite (a resample whose
+    curves overlap too little has no BD-rate; it is left out, and callers say so)."""
+    finite = samples[np.isfinite(samples)]
+    if finite.size == 0:
+        return math.nan, math.nan, 0
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(finite, [tail, 100 - tail])
+    return float(low), float(high), int(finite.size)

@@ -10,6 +10,7 @@ from typing import Any, Callable, Sequence
 from bench import shm_build, weights_fetch  # stdlib-only imports: cheap
 from bench.config import DEFAULT_RUN_DIR, DEFAULT_SCALES, RunConfig, check_device
 from bench.errors import UsageError, exit_status, is_user_error
+from bench.bdrate import DEFAULT_BOOTSTRAP
 from bench.rd_metrics import DEFAULT_METRIC, METRICS
 from bench.ycbcr import DEFAULT_YUV_MATRIX, YUV_MATRICES
 
@@ -64,7 +65,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from bench import api
 
     result = api.report(args.run_dirs or [DEFAULT_RUN_DIR], args.out, eval_model_json=args.eval_model_json,
-                        metric=args.metric)
+                        metric=args.metric, bootstrap=args.bootstrap, bd_average=args.bd_average, latex=args.latex)
     print(f"report written to {result.page}")
     for note in result.notes:  # e.g. the torn last line of a killed run, left out of the tables
         print(f"bench report: {note}", file=sys.stderr)
@@ -248,6 +249,17 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
                              "and a time estimate from the run directory's records, then exit")
 
 
+def _resamples(text: str) -> int:
+    """--bootstrap's value: a whole number ≥ 0 (argparse turns the error into a usage line)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expects a whole number of resamples, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 (no intervals) or more, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -259,6 +271,15 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--eval-model-json", action="store_true", help="also export CompressAI eval_model JSON files")
     report.add_argument("--metric", choices=list(METRICS), default=DEFAULT_METRIC,
                         help=f"quality metric of the BD-rate tables and RD plots (default {DEFAULT_METRIC})")
+    report.add_argument("--bootstrap", type=_resamples, default=DEFAULT_BOOTSTRAP, metavar="N",
+                        help=f"bootstrap resamples of images for the 95 %% intervals of every BD-rate "
+                             f"(default {DEFAULT_BOOTSTRAP}; 0: no intervals)")
+    report.add_argument("--bd-average", choices=["curves", "images"], default="curves",
+                        help="the BD-rate the tables lead with: of the mean curves (curves, CompressAI's "
+                             "convention; default) or the mean of per-image BD-rates (images, JPEG AI's); "
+                             "the CSVs hold both")
+    report.add_argument("--latex", action="store_true",
+                        help="also write the glance and per-layer BD-rate tables as LaTeX (booktabs) into OUT/latex")
     listing = sub.add_parser("list", help="registered codecs (with availability), datasets, anchors")
     listing.add_argument("--data-root", type=Path)
     encode = sub.add_parser("encode", help="encode one image with a codec into a bench bitstream file")

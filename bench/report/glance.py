@@ -12,7 +12,7 @@ import math
 import pandas as pd
 
 from bench.codec import SCALABLE_ROLE
-from bench.report.bdtables import anchors_every_family, family
+from bench.report.bdtables import anchors_every_family, family, interval_text
 from bench.report.tables import dataset_order, is_kodak
 
 
@@ -38,27 +38,48 @@ def _protocol_order(row: tuple[str, str, str]) -> tuple:
     return dataset_order(dataset), anchor != "top", len(scales), scales
 
 
+def glance_keys(long: pd.DataFrame) -> dict[str, list[tuple[str, str, str]]]:
+    """``{codec: [(dataset, protocol, scales label), ...]}``: the rows of each codec's glance table,
+    in their order (what the strip plots the table links to are drawn for)."""
+    top = _top(long)
+    return {codec: sorted({(r.dataset, r.anchor, r.scales_label) for r in rows.itertuples()}, key=_protocol_order)
+            for codec, rows in top.groupby("codec", sort=True) if not anchors_every_family(codec)}
+
+
+def _top(long: pd.DataFrame) -> pd.DataFrame:
+    if long.empty:
+        return long
+    return long[(long["role"] == SCALABLE_ROLE) & (long["layer"] == long["scales_label"].map(_layers) - 1)]
+
+
+def glance_references(long: pd.DataFrame, codec: str) -> list[str]:
+    """The references of a codec's glance table, in column order."""
+    top = _top(long)
+    return sorted(set(top.loc[top["codec"] == codec, "reference"]), key=lambda ref: _reference_order(codec, ref))
+
+
 def glance_tables(long: pd.DataFrame, paper: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
     """``{scalable codec: table}`` for each scalable codec under test (not a conventional anchor)
-    with a BD-rate at its top layer. Cells are BD-rate % (blank where the run lacks the reference or
-    the curves do not overlap enough: bdrate.csv says why); ``paper`` (``paper_comparison``'s frame)
-    adds a column with the paper's figures against its anchors for rows it reports."""
+    with a BD-rate at its top layer. Cells are BD-rate % with the 95 % bootstrap interval when
+    ``long`` has one (``+46.5 % [+41.2, +52.0]``, ``(n.s.)`` when it contains 0; blank where the run
+    lacks the reference or the curves do not overlap enough: bdrate.csv says why); ``paper``
+    (``paper_comparison``'s frame) adds a column with the paper's figures against its anchors for
+    rows it reports."""
     out: dict[str, pd.DataFrame] = {}
     if long.empty:
         return out
-    top = long[(long["role"] == SCALABLE_ROLE) & (long["layer"] == long["scales_label"].map(_layers) - 1)]
-    for codec, rows in top.groupby("codec", sort=True):
-        if anchors_every_family(codec):
-            continue
-        references = sorted(set(rows["reference"]), key=lambda ref: _reference_order(codec, ref))
-        keys = sorted({(r.dataset, r.anchor, r.scales_label) for r in rows.itertuples()}, key=_protocol_order)
-        cells = {(r.dataset, r.anchor, r.scales_label, r.reference): r.bd_rate for r in rows.itertuples()}
+    top = _top(long)
+    for codec, keys in glance_keys(long).items():
+        rows = top[top["codec"] == codec]
+        references = glance_references(long, codec)
+        cells = {(r.dataset, r.anchor, r.scales_label, r.reference): r for r in rows.itertuples()}
         table_rows = []
         for dataset, anchor, label in keys:
             row = {"dataset": dataset, "protocol": anchor, "scales": "×" + str(label).replace(",", ", ×")}
             for ref in references:
-                value = cells.get((dataset, anchor, label, ref), math.nan)
-                row[f"vs {ref}"] = "" if value is None or not math.isfinite(value) else f"{value:+.1f} %"
+                found = cells.get((dataset, anchor, label, ref))
+                row[f"vs {ref}"] = "" if found is None else interval_text(
+                    found.bd_rate, getattr(found, "ci_low", math.nan), getattr(found, "ci_high", math.nan))
             if paper is not None and not paper.empty:
                 row["paper"] = _paper_cell(paper, codec, dataset, anchor, label)
             table_rows.append(row)

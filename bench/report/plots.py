@@ -10,6 +10,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
@@ -25,9 +26,61 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9.]+", "-", text).strip("-") or "x"
 
 
+PUBLISHED_COLOUR = "0.35"
+
+
+def _is_grey(colour: tuple) -> bool:
+    red, green, blue = colour[:3]
+    return max(red, green, blue) - min(red, green, blue) < 0.05
+
+
 def codec_colours(codecs: list[str]) -> dict[str, tuple]:
-    cmap = plt.get_cmap("tab10" if len(codecs) <= 10 else "tab20")
-    return {codec: cmap(i % cmap.N) for i, codec in enumerate(sorted(codecs))}
+    """A colour per codec from tab10/tab20 with their greys left out: grey is the published reference
+    curves' colour, and a codec drawn in it (x265 was, as tab10's 8th) reads as a reference."""
+    cmap = plt.get_cmap("tab10" if len(codecs) <= 8 else "tab20")
+    palette = [cmap(i) for i in range(cmap.N) if not _is_grey(cmap(i))]
+    return {codec: palette[i % len(palette)] for i, codec in enumerate(sorted(codecs))}
+
+
+def strip_name(codec: str, dataset: str, anchor: str, label: str) -> str:
+    """File name of the per-image strip plot of a glance-table row."""
+    return f"strip_{slug(codec)}_{slug(Path(dataset).name)}_{slug(anchor)}_{slug(label)}.png"
+
+
+def strip_plot(per_image: pd.DataFrame, pairs: pd.DataFrame, title: str, path: Path) -> Path:
+    """One strip per reference: each image's own BD-rate of the pair (dots, the worst named), the
+    mean of them (the ``images`` average, diamond) and the BD-rate of the mean curves with its 95 %
+    bootstrap interval (bar). ``per_image``: bdrate_images rows of the pairs; ``pairs``: their
+    bdrate.csv rows, in the order to draw."""
+    fig, ax = plt.subplots(figsize=(8, 0.6 + 0.55 * max(len(pairs), 1)), dpi=100)
+    jitter = np.random.default_rng(0)  # fixed: the same figure every time
+    for y, pair in enumerate(pairs.itertuples()):
+        values = per_image.loc[per_image["reference"] == pair.reference, ["image", "bd_rate"]].dropna()
+        ax.scatter(values["bd_rate"], y + jitter.uniform(-0.15, 0.15, len(values)), s=14, color="tab:blue",
+                   alpha=0.7, zorder=2, label="one image" if y == 0 else None)
+        if pd.notna(pair.bd_rate):
+            if pd.notna(getattr(pair, "ci_low", np.nan)):
+                ax.plot([pair.ci_low, pair.ci_high], [y + 0.3, y + 0.3], color="black", linewidth=2,
+                        label="curves: 95 % interval" if y == 0 else None)
+            ax.scatter([pair.bd_rate], [y + 0.3], marker="|", s=200, color="black", zorder=3,
+                       label="curves: BD-rate of the mean curves" if y == 0 else None)
+        if pd.notna(getattr(pair, "bd_rate_images", np.nan)):
+            ax.scatter([pair.bd_rate_images], [y], marker="D", s=40, color="tab:red", zorder=3,
+                       label="images: mean of per-image BD-rates" if y == 0 else None)
+        if len(values):
+            worst = values.loc[values["bd_rate"].idxmax()]
+            ax.annotate(str(worst["image"]), (worst["bd_rate"], y - 0.2), fontsize=7, ha="center", va="top")
+    ax.axvline(0, color="0.5", linewidth=0.8)
+    ax.set_yticks(range(len(pairs)), [f"vs {r}" for r in pairs["reference"]])
+    ax.set_ylim(len(pairs) - 0.4, -0.6)
+    ax.set_xlabel("BD-rate % (negative: fewer bits than the reference)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, axis="x", alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.tight_layout()
+    fig.savefig(path, bbox_inches="tight")
+    plt.close(fig)
+    return path
 
 
 def rd_plot(
@@ -67,7 +120,7 @@ def rd_plot(
             ax.plot(
                 curve.bpp,
                 curve.psnr,
-                color="0.35",
+                color=PUBLISHED_COLOUR,
                 marker=marker,
                 linestyle=linestyle,
                 linewidth=1.0,
@@ -79,7 +132,7 @@ def rd_plot(
                 Line2D(
                     [],
                     [],
-                    color="0.35",
+                    color=PUBLISHED_COLOUR,
                     marker=marker,
                     linestyle=linestyle,
                     label=f"{name} (published, full-size Kodak)",

@@ -175,6 +175,41 @@ def _cost_columns(rows: pd.DataFrame) -> dict[str, Any]:
     }
 
 
+def params_by_module(records: pd.DataFrame) -> pd.DataFrame:
+    """One row per codec and module: its parameter count (``extra.params``; the largest seen, as in
+    the cost tables), in the codec's module order. Empty when no record has per-module counts."""
+    rows = []
+    for codec, group in records.groupby("codec", sort=True):
+        modules: dict[str, int] = {}
+        for extra in group["extra"]:
+            for name, n in _modules(extra).items():
+                modules[name] = max(modules.get(name, 0), n)
+        total = pd.Series([_params(e) for e in group["extra"]]).max()
+        rows += [{"codec": codec, "module": name, "params": n, "share": n / total if total else math.nan}
+                 for name, n in modules.items()]
+    return pd.DataFrame(rows, columns=["codec", "module", "params", "share"])
+
+
+def timing_split(layer_costs: pd.DataFrame) -> pd.DataFrame:
+    """The codec-internal timing splits of ``cost_by_layer`` one part per row: ``call`` (encode or
+    decode), ``part``, its median seconds and its share of the call's median time (NaN for a
+    self-check, ``check_*``, which runs outside the timed call)."""
+    rows = []
+    for _, row in layer_costs.iterrows():
+        for call, prefix in (("encode", INTERNAL_PREFIX), ("decode", DECODE_INTERNAL_PREFIX)):
+            total = row[f"{call}_s"]
+            for column, value in row.items():
+                if not (str(column).startswith(prefix) and str(column).endswith("_s")) or pd.isna(value):
+                    continue
+                part = str(column)[len(prefix):-len("_s")]
+                in_call = not part.startswith("check_")
+                rows.append({**{k: row[k] for k in [*COST_KEYS, "layer"]}, "call": call, "part": part,
+                             "median_s": float(value),
+                             "share": float(value) / total if in_call and total > 0 else math.nan,
+                             "in_call_time": in_call})
+    return pd.DataFrame(rows, columns=[*COST_KEYS, "layer", "call", "part", "median_s", "share", "in_call_time"])
+
+
 def cost_by_layer(records: pd.DataFrame) -> pd.DataFrame:
     """One row per (codec, dataset, scales, anchor, device, threads, layer): median times over images.
 

@@ -194,8 +194,10 @@ def test_glance_gathers_the_top_layer_against_every_reference_with_the_papers_fi
     assert md.index("## At a glance: compass") < md.index("## Method")  # first thing a reader sees
     [row] = _glance(md, "compass")
     # shvc (the conventional scalable anchor) comes before the codec's own family
-    assert list(row) == ["dataset", "protocol", "scales", "vs shvc", "vs mean-scale", "paper"]
-    assert row["vs shvc"] == "-50.0 %" and row["vs mean-scale"] == "-20.0 %"
+    assert list(row) == ["dataset", "protocol", "scales", "vs shvc", "vs mean-scale", "per image", "paper"]
+    # every image saves exactly 50 % / 20 %: every resample of images gives the same BD-rate
+    assert row["vs shvc"] == "-50.0 % [-50.0, -50.0]" and row["vs mean-scale"] == "-20.0 % [-20.0, -20.0]"
+    assert row["per image"] == "[strip](strip_compass_kodak_base-0.25_1.2.png)"
     assert row["protocol"] == "base:0.25" and row["scales"] == "×1.2" and "SHVC -53.9 %" in row["paper"]
     # anchors and simulcast codecs are references, not codecs under test
     assert "At a glance: shvc" not in md and "At a glance: simulcast" not in md
@@ -205,7 +207,7 @@ def test_glance_of_a_three_layer_run_uses_its_top_layer(kodak_report):
     path, _ = kodak_report
     [row] = _glance(path.read_text(), "compass")
     # compass's layer 2 is 0.8× the synthetic curve, which x265's full-image records equal
-    assert row["scales"] == "×1.2, ×1.25" and row["vs x265"] == "-20.0 %"
+    assert row["scales"] == "×1.2, ×1.25" and row["vs x265"] == "-20.0 % [-20.0, -20.0]"
     assert "paper" not in row  # the paper has no ×1.2, ×1.25 row
 
 
@@ -219,7 +221,7 @@ def test_kodak_comes_before_clic_in_the_glance_the_dataset_table_and_the_section
     md = (out / "report.md").read_text()
     rows = _glance(md, "compass")
     assert [row["dataset"] for row in rows] == ["kodak", "clic"]  # the paper's dataset first, not alphabetical
-    assert [row["vs mean-scale"] for row in rows] == ["-20.0 %", "-10.0 %"]
+    assert [row["vs mean-scale"] for row in rows] == ["-20.0 % [-20.0, -20.0]", "-10.0 % [-10.0, -10.0]"]
     kodak, clic = "Kodak Lossless True Color Image Suite", "CLIC 2020 pro-valid, 30-image subset"
     assert md.index(f"| {kodak}") < md.index(f"| {clic}")
     assert md.index(f"## {kodak} —") < md.index(f"## {clic} —")
@@ -234,7 +236,7 @@ def test_glance_gives_the_papers_kodak_figures_on_kodak_rows_only(tmp_path, make
     build_report([write_run(tmp_path / "run", records)], out)
     kodak, clic = _glance((out / "report.md").read_text(), "compass")
     assert kodak["dataset"] == "kodak" and "SHVC -35.9 %" in kodak["paper"]
-    assert clic["dataset"] == "clic" and clic["paper"] == "" and clic["vs shvc"] == "-20.0 %"
+    assert clic["dataset"] == "clic" and clic["paper"] == "" and clic["vs shvc"].startswith("-20.0 % [")
     # the paper table keeps the CLIC row, saying where the paper's number comes from
     paper = pd.read_csv(out / "compass_paper.csv")
     clic_rows = paper[(paper.dataset == "clic") & (paper.paper_anchor == "SHVC")]

@@ -205,15 +205,26 @@ def test_report_shows_params_memory_and_split(tmp_path):
     section = md.split("## Cost")[1].split("\n## ")[0]
     summary, per_layer = section.split("### Median time per layer")
     assert "device" in summary.split("\n|")[1]  # two devices: a column, not the "every row" sentence
-    assert "bl 1.76M, liff 290k, rc 1.76M" in summary and "3.82M" in summary
-    assert "| 9.00 " in summary and "| 122 " in summary and "| 52 " in summary  # model MB, RSS, CUDA
-    compass_top = next(
-        line for line in per_layer.splitlines() if line.startswith("| compass") and "| 1 " in line
-    )
+    costs, modules = summary.split("### Parameters per module")
+    assert "3.82M" in costs and "per module" not in costs.split("\n|")[1]  # no wrapping cell any more
+    assert "| 9.00 " in costs and "| 122 " in costs and "| 52 " in costs  # model MB, RSS, CUDA
+    # one module per row, in the codec's order, with its share of the total
+    assert [line.split("|")[2].strip() for line in modules.splitlines() if line.startswith("| compass")] == [
+        "bl", "liff", "rc"]
+    assert "| compass | liff     | 290k     | 8%      |" in modules
+    table = pd.read_csv(out / "params_modules.csv")
+    assert list(table.module) == ["bl", "liff", "rc"] and list(table.params) == [1_764_000, 290_000, 1_764_000]
+    layers, split = per_layer.split("### Encode/decode split (codec-internal)")
+    assert "split" not in layers.split("\n|")[1]  # the per-layer table no longer holds the split cells
     encode = statistics.median(encode_time("compass", i, q, 1) for i in range(3) for q in QUALITIES)
-    assert f"network 0.3 s ({0.3 / encode:.0%})" in compass_top and "entropy 0.075 s" in compass_top
+    network = next(line for line in split.splitlines() if line.startswith("| compass") and "network" in line
+                   and "| 1 " in line)
+    assert "| 0.3 " in network and f"| {0.3 / encode:.0%} " in network
+    parts = pd.read_csv(out / "timing_split.csv")
+    row = parts[(parts.codec == "compass") & (parts.layer == 1) & (parts.part == "entropy")].iloc[0]
+    assert row.call == "encode" and row.median_s == pytest.approx(0.075)
     html = (out / "report.html").read_text()
-    assert "bl 1.76M, liff 290k, rc 1.76M" in html and "encode split (codec-internal)" in html
+    assert "Parameters per module" in html and "Encode/decode split (codec-internal)" in html
 
 
 def test_self_check_timings_are_listed_but_not_as_a_share_of_the_encode_time(tmp_path):
@@ -222,6 +233,8 @@ def test_self_check_timings_are_listed_but_not_as_a_share_of_the_encode_time(tmp
 
     run = write(tmp_path / "run", make("shvc", "scalable", shvc_extra))
     md = build_report([run], tmp_path / "report").read_text()
-    per_layer = md.split("## Cost")[1].split("### Median time per layer")[1].split("\n## ")[0]
-    line = next(row for row in per_layer.splitlines() if row.startswith("| shvc"))
-    assert "check_shm_decode 0.4 s (not in the time)" in line and "shm_encoder 2 s (" in line
+    split = md.split("### Encode/decode split (codec-internal)")[1].split("\n## ")[0]
+    check = next(row for row in split.splitlines() if "check_shm_decode" in row)
+    encoder = next(row for row in split.splitlines() if "shm_encoder" in row)
+    assert "| 0.4 " in check and "not in the time" in check
+    assert "| 2 " in encoder and "%" in encoder and "not in the time" not in encoder
