@@ -9,12 +9,19 @@ How strictly depends on whether the codec can be expected to reproduce its bytes
   its *fingerprint* (``Codec.fingerprint``: what its output depends on, e.g. an external encoder's
   version; torch, CompressAI, weights hashes and the CPU for learned codecs) is the baseline's.
 * ``tolerance``: bits within 2 %, PSNR within 0.05 dB, MS-SSIM within 0.002. Used for codecs that
-  declare themselves not deterministic (``Codec.deterministic``: external reference software) and
-  whenever the fingerprint differs (another encoder build, another CPU).
+  declare themselves not deterministic (``Codec.deterministic``: external reference software).
 
-BD-rates must stay within ``BD_MARGIN`` percentage points in either mode. A codec in the baseline
-but unavailable here is listed as skipped (a failure with ``--strict``); ``--update`` rewrites the
-baseline deliberately, after a change that is meant to move the numbers.
+Which mode a codec gets comes from its code, never from the baseline file: a fingerprint or a
+``deterministic`` flag in the baseline that differs from this run's is listed as a change beside
+the values, which are compared as strictly as ever (an edited fingerprint once bought a codec the
+loose limits). BD-rates must stay within ``BD_MARGIN`` percentage points in either mode.
+
+The gate cannot pass on nothing: an empty baseline is an error, and it fails when it compares fewer
+codecs or records than the baseline holds (a codec unavailable here, a record or BD-rate the run
+lacks, or one the baseline lacks) unless the missing codec is unavailable with a reason and
+``--allow-missing`` names it. ``--update`` rewrites the baseline deliberately, after a change that
+is meant to move the numbers; it refuses to write one with fewer codecs or records than the one it
+replaces unless ``--force``, and never writes an empty one.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from bench.codec import Codec
 from bench.errors import CheckError, UsageError
@@ -180,7 +187,8 @@ class Moved:
 @dataclass
 class Comparison:
     moved: list[Moved] = field(default_factory=list)
-    skipped: dict[str, str] = field(default_factory=dict)  # codec -> why
+    skipped: dict[str, str] = field(default_factory=dict)  # codec -> why (unavailable and --allow-missing)
+    missing: dict[str, str] = field(default_factory=dict)  # codec of the baseline not compared -> why: a failure
     modes: dict[str, str] = field(default_factory=dict)  # codec -> "exact" / "tolerance (why)"
     new: list[str] = field(default_factory=list)  # codecs available now but not in the baseline
     not_run: dict[str, str] = field(default_factory=dict)  # unavailable now and not in the baseline either
@@ -208,24 +216,33 @@ def _differs(field_name: str, old: Any, new: Any, limits: dict[str, float]) -> t
     return (delta != 0, delta > limit, text)
 
 
-def compare(baseline: dict[str, Any], current: dict[str, Any], run: CheckRun) -> Comparison:
+def compare(baseline: dict[str, Any], current: dict[str, Any], run: CheckRun,
+            allow_missing: frozenset[str] | set[str] = frozenset()) -> Comparison:
+    """What moved between ``baseline`` and this run (``current``, ``summarise(run)``). A codec of the
+    baseline that did not run here is ``skipped`` when it is unavailable with a reason and
+    ``allow_missing`` names it, else ``missing`` (a failure)."""
     result = Comparison()
     base_codecs, now_codecs = baseline.get("codecs", {}), run.codecs
     for spec, old in base_codecs.items():
         now = now_codecs.get(spec)
+        reason = (now.get("reason") or "").strip() if now else ""
         if now is None or not now["available"]:
-            result.skipped[spec] = now.get("reason", "unavailable") if now else "not in the configuration"
+            if now is not None and reason and spec in allow_missing:
+                result.skipped[spec] = reason
+            else:
+                why = f"unavailable here: {reason or 'no reason given'}" if now else "not in the configuration"
+                result.missing[spec] = why
             continue
-        if not old.get("deterministic", True) or not now["deterministic"]:
-            result.modes[spec] = "tolerance (external reference software)"
-        elif old.get("fingerprint") != now.get("fingerprint"):
-            changed = sorted(k for k in set(old.get("fingerprint", {})) | set(now.get("fingerprint", {}))
-                             if old.get("fingerprint", {}).get(k) != now.get("fingerprint", {}).get(k))
-            detail = ", ".join(f"{k}: {old.get('fingerprint', {}).get(k)} -> {now['fingerprint'].get(k)}"
-                               for k in changed)
-            result.modes[spec] = f"tolerance (other build: {detail})"
-        else:
-            result.modes[spec] = "exact"
+        # the mode follows the codec's code; the baseline's flags and fingerprint can only be reported
+        result.modes[spec] = "exact" if now["deterministic"] else "tolerance (external reference software)"
+        if old.get("deterministic", True) != now["deterministic"]:
+            result.moved.append(Moved(spec, "codec", "deterministic", old.get("deterministic"), now["deterministic"],
+                                      "reported", False))
+        old_print, now_print = old.get("fingerprint") or {}, now.get("fingerprint") or {}
+        for name in sorted(set(old_print) | set(now_print)):
+            if old_print.get(name) != now_print.get(name):
+                result.moved.append(Moved(spec, "codec", f"fingerprint {name}", old_print.get(name),
+                                          now_print.get(name), "reported", False))
     result.new = sorted(spec for spec, entry in now_codecs.items() if entry["available"] and spec not in base_codecs)
     result.not_run = {spec: entry.get("reason", "unavailable") for spec, entry in now_codecs.items()
                       if not entry["available"] and spec not in base_codecs}
@@ -233,7 +250,10 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], run: CheckRun) ->
     failed_jobs = {key.split("|")[0] for key, _ in run.failed}
     for key, old in baseline.get("records", {}).items():
         spec, rest = key.split("|", 1)
-        if spec in result.skipped:
+        if spec in result.skipped or spec in result.missing:
+            continue
+        if spec not in base_codecs:  # records without their codec's entry: nothing says how to compare
+            result.moved.append(Moved(spec, rest, "record", "no codec entry", "-", "codec entry", True))
             continue
         limits = EXACT if result.modes.get(spec) == "exact" else TOLERANCE
         new = current["records"].get(key)
@@ -246,10 +266,20 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], run: CheckRun) ->
             moved, beyond, limit = _differs(name, old[name], new[name], limits)
             if moved:
                 result.moved.append(Moved(spec, rest, name, old[name], new[name], limit, beyond))
+    for key in sorted(set(current["records"]) - set(baseline.get("records", {}))):
+        spec, rest = key.split("|", 1)
+        if spec in base_codecs:  # the baseline holds fewer records of a codec than the run makes
+            result.moved.append(Moved(spec, rest, "record", "absent", "present", "in the baseline", True))
+    checked = set(base_codecs) - set(result.skipped) - set(result.missing)
+    for key in sorted(set(current["bdrate"]) - set(baseline.get("bdrate", {}))):
+        test, anchor = key.split("|")[0].split(" vs ")
+        if {test, anchor} <= checked:
+            result.moved.append(Moved(test, key, "bd-rate %", "absent", current["bdrate"][key], "in the baseline",
+                                      True))
     for key, old in baseline.get("bdrate", {}).items():
         pair = key.split("|")[0]
         test, anchor = pair.split(" vs ")
-        if test in result.skipped or anchor in result.skipped:
+        if not {test, anchor} <= checked:
             continue
         new = current["bdrate"].get(key)
         if new is None or old is None:
@@ -292,8 +322,11 @@ def render(comparison: Comparison, run: CheckRun) -> str:
         failed = sum(1 for m in comparison.moved if m.codec == spec and m.failed)
         state = "FAIL" if failed else "ok"
         lines.append(f"  {spec:<22} {state:<4} {count} records, {moved} values moved, {failed} beyond limits; {mode}")
+    for spec, why in comparison.missing.items():
+        lines.append(f"  {spec:<22} FAIL in the baseline, {_short(why)} (--allow-missing {spec} to pass without "
+                     "it where it is unavailable with a reason)")
     for spec, reason in comparison.skipped.items():
-        lines.append(f"  {spec:<22} skip unavailable here: {_short(reason)}")
+        lines.append(f"  {spec:<22} skip unavailable here (--allow-missing): {_short(reason)}")
     for spec, reason in comparison.not_run.items():
         lines.append(f"  {spec:<22} skip unavailable here and not in the baseline: {_short(reason)}")
     for spec in comparison.new:
@@ -301,7 +334,8 @@ def render(comparison: Comparison, run: CheckRun) -> str:
     text = "codecs:\n" + "\n".join(lines)
     if comparison.moved:
         table = [[m.codec, m.what, m.field, _fmt(m.baseline), _fmt(m.now), _delta_text(m.baseline, m.now, m.field),
-                  m.limit, "FAIL" if m.failed else "ok"] for m in comparison.moved]
+                  m.limit, "FAIL" if m.failed else ("changed" if m.limit == "reported" else "ok")]
+                 for m in comparison.moved]
         shown = sorted(table, key=lambda row: (row[-1] != "FAIL", row[0], row[1]))
         text += "\n\nwhat moved (codec | image|scales|quality|layer, or BD pair|scales|layer):\n"
         text += tabulate(shown, headers=["codec", "where", "field", "baseline", "now", "change", "limit", "status"],
@@ -320,7 +354,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="baseline file (default: bench/baselines/check.json)")
     parser.add_argument("--update", action="store_true", help="rewrite the baseline from this run (deliberately)")
     parser.add_argument("--strict", action="store_true",
-                        help="a codec of the baseline that is unavailable here is a failure, not a skip")
+                        help="a codec of the baseline that is unavailable here is a failure even when "
+                             "--allow-missing names it")
+    parser.add_argument("--allow-missing", action="append", default=[], metavar="SPECS",
+                        help="comma list of codecs of the baseline that may be missing here, when they are "
+                             "unavailable with a reason (e.g. shvc without SHM); any other missing codec fails")
+    parser.add_argument("--force", action="store_true",
+                        help="with --update: write the baseline even when it holds fewer codecs or records than "
+                             "the one it replaces")
     parser.add_argument("--out", type=Path, help="keep the run in this folder (new, or holding no records.jsonl yet); "
                              "default: a temp folder")
     parser.add_argument("--data-root", type=Path,
@@ -338,13 +379,40 @@ def load_baseline(path: Path) -> dict[str, Any]:
     if not isinstance(baseline, dict) or baseline.get("format") != FORMAT:
         found = baseline.get("format") if isinstance(baseline, dict) else None
         raise CheckError(f"{path} has format {found}, expected {FORMAT}; rerun --update")
+    if not isinstance(baseline.get("records"), dict) or not isinstance(baseline.get("codecs"), dict):
+        raise CheckError(f"{path} is not a bench check baseline (no records or codecs object); rerun --update")
+    if not baseline["records"] or not baseline["codecs"]:
+        raise CheckError(f"{path} is an empty baseline ({len(baseline['codecs'])} codecs, "
+                         f"{len(baseline['records'])} records): it would check nothing; write one with "
+                         "`python -m bench check --update` where the codecs are available")
     return baseline
 
 
+def _existing_size(path: Path) -> tuple[set[str], int] | None:
+    """The codecs and record count of the baseline ``--update`` would replace (None: none readable)."""
+    try:
+        old = json.loads(path.read_bytes().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if not isinstance(old, dict) or not isinstance(old.get("codecs"), dict) or not isinstance(old.get("records"), dict):
+        return None
+    return set(old["codecs"]), len(old["records"])
+
+
 def check(config: CheckConfig, baseline_path: Path, out: Path | None = None, data_root: Path | None = None,
-          update: bool = False, strict: bool = False, jobs: int = 1, stream: Any = None) -> int:
-    """Run, compare (or ``update``) and print; the exit status: 0 pass, 1 regression."""
+          update: bool = False, strict: bool = False, jobs: int = 1, stream: Any = None,
+          allow_missing: Sequence[str] = (), force: bool = False) -> int:
+    """Run, compare (or ``update``) and print; the exit status: 0 pass, 1 regression (or a baseline
+    ``update`` refused). ``allow_missing``: codecs of the baseline that may be unavailable here (with
+    a reason); ``force``: let ``update`` write a smaller baseline than the one it replaces."""
     stream = stream or sys.stdout
+    allowed = {spec.strip() for value in allow_missing for spec in value.split(",") if spec.strip()}
+    unknown = sorted(allowed - set(config.qualities))
+    if unknown:
+        raise UsageError(f"--allow-missing names {', '.join(unknown)}, not in the check configuration "
+                         f"({', '.join(config.qualities)})")
+    if force and not update:
+        raise UsageError("--force only applies to --update")
     baseline = None if update else load_baseline(baseline_path)  # before minutes of coding, not after
     temp = None
     if out is None:
@@ -365,6 +433,10 @@ def check(config: CheckConfig, baseline_path: Path, out: Path | None = None, dat
                 print(f"failed job {key}: {error}", file=stream)
             print("bench check: baseline NOT updated: some jobs failed", file=stream)
             return 1
+        refusal = _update_refusal(current, _existing_size(baseline_path) if baseline_path.is_file() else None, force)
+        if refusal:
+            print(f"bench check: baseline NOT updated: {refusal}", file=stream)
+            return 1
         document = dict(current, written=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
         baseline_path.parent.mkdir(parents=True, exist_ok=True)
         baseline_path.write_text(json.dumps(document, indent=1, sort_keys=True) + "\n")
@@ -377,12 +449,15 @@ def check(config: CheckConfig, baseline_path: Path, out: Path | None = None, dat
     if baseline.get("config") != current["config"]:
         raise CheckError(f"{baseline_path} was written for another check configuration; if the change to "
                          "CheckConfig is deliberate, rerun with --update")
-    comparison = compare(baseline, current, run)
+    comparison = compare(baseline, current, run, allowed)
     print(render(comparison, run), file=stream)
     failures = comparison.failures
     strict_skips = list(comparison.skipped) if strict else []
-    if failures or strict_skips or run.failed:
+    if failures or strict_skips or run.failed or comparison.missing:
         reasons = []
+        if comparison.missing:
+            reasons.append(f"{len(comparison.missing)} codecs of the baseline not compared: "
+                           f"{', '.join(comparison.missing)}")
         if failures:
             reasons.append(f"{len(failures)} values beyond their limits")
         if run.failed:
@@ -395,8 +470,27 @@ def check(config: CheckConfig, baseline_path: Path, out: Path | None = None, dat
     return 0
 
 
+def _update_refusal(current: dict[str, Any], existing: tuple[set[str], int] | None, force: bool) -> str | None:
+    """Why ``--update`` must not write ``current`` over the baseline of ``existing`` (codecs, record
+    count), or None. An empty baseline is never written; a smaller one only with ``force``: a codec
+    that is merely unavailable here would otherwise drop out of the gate for good."""
+    if not current["records"] or not current["codecs"]:
+        return (f"this run made {len(current['records'])} records of {len(current['codecs'])} codecs; an empty "
+                "baseline would check nothing (are the tools and weights here?)")
+    if existing is None or force:
+        return None
+    codecs, records = existing
+    lost = sorted(codecs - set(current["codecs"]))
+    if lost or len(current["records"]) < records:
+        what = f"without {', '.join(lost)}" if lost else "with fewer records"
+        return (f"the new baseline ({len(current['codecs'])} codecs, {len(current['records'])} records) would "
+                f"replace one of {len(codecs)} codecs and {records} records {what}; add --force if that is meant")
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
     """``bench check`` with parsed arguments; the exit status (a CheckError is the user's to fix)."""
     if args.jobs < 1:
         raise UsageError("--jobs must be at least 1")
-    return check(CheckConfig(), args.baseline, args.out, args.data_root, args.update, args.strict, args.jobs)
+    return check(CheckConfig(), args.baseline, args.out, args.data_root, args.update, args.strict, args.jobs,
+                 allow_missing=args.allow_missing, force=args.force)

@@ -1,5 +1,6 @@
 """`bench check`: passes against a baseline it just wrote, fails (showing the moved row) when a codec's
-output or the baseline changes, skips unavailable codecs unless --strict."""
+output or the baseline changes, and cannot pass on nothing: an empty or shrunken baseline, a missing
+codec (unless --allow-missing names it) and a smaller --update (unless --force) fail."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from PIL import Image
 
 from bench.check import CheckConfig, CheckError, check
 from bench.codec import Availability, Codec, Encoded
+from bench.errors import UsageError
 from bench.registry import _REGISTRY, register_codec
 
 
@@ -121,36 +123,146 @@ def test_altered_baseline_value_is_reported(codecs, images: Path, tmp_path: Path
     assert "psnr" in row and "FAIL" in row and "-1.00e-03" in row
 
 
-def test_a_tiny_move_within_tolerance_passes_when_the_build_differs(codecs, images: Path, tmp_path: Path) -> None:
+def test_a_fingerprint_change_in_the_baseline_is_reported_not_a_reason_to_relax(codecs, images: Path,
+                                                                                tmp_path: Path) -> None:
     baseline = tmp_path / "check.json"
     assert _run(_config(images), baseline, update=True)[0] == 0
     document = json.loads(baseline.read_text())
     document["codecs"]["check-quant"]["fingerprint"]["torch"] = "0.0-other"
+    document["codecs"]["simulcast:check-quant"]["deterministic"] = False
+    baseline.write_text(json.dumps(document))
+    status, text = _run(_config(images), baseline)  # the values themselves did not move
+    assert status == 0, text
+    (row,) = [line for line in text.splitlines() if "fingerprint torch" in line]
+    assert "0.0-other" in row and "changed" in row
+    (row,) = [line for line in text.splitlines() if " deterministic " in line]
+    assert "simulcast:check-quant" in row and "changed" in row
+    assert "tolerance" not in text  # both still compared exactly
+
     key = "check-quant|im0.png|1.5|2|1"
-    document["records"][key]["bits"] = round(document["records"][key]["bits"] * 1.01)  # 1 % < 2 %
+    document["records"][key]["bits"] = round(document["records"][key]["bits"] * 1.01)  # 1 % < the loose 2 %
     baseline.write_text(json.dumps(document))
     status, text = _run(_config(images), baseline)
-    assert status == 0, text
-    assert "tolerance (other build: torch: 0.0-other ->" in text
+    assert status == 1, text
     (row,) = [line for line in text.splitlines() if "im0.png|1.5|2|1" in line]
-    assert "bits" in row and " ok" in row
+    assert "bits" in row and "FAIL" in row and "exact" in row
 
 
-def test_unavailable_codec_is_skipped_unless_strict(codecs, images: Path, tmp_path: Path) -> None:
+class _Toggle(_Quantizer):
+    """Available while ``AVAILABLE``: a codec whose tools go missing between two runs."""
+
+    AVAILABLE = True
+
+    def availability(self) -> Availability:
+        return Availability.ok() if self.AVAILABLE else Availability.missing("its tools went missing")
+
+
+@pytest.fixture
+def toggle(codecs, monkeypatch: pytest.MonkeyPatch):
+    register_codec("check-toggle")(_Toggle)
+    monkeypatch.setattr(_Toggle, "AVAILABLE", True)
+    yield _Toggle
+    _REGISTRY.pop("check-toggle", None)
+
+
+def test_an_unavailable_codec_fails_unless_allow_missing_names_it(toggle, images: Path, tmp_path: Path) -> None:
     baseline = tmp_path / "check.json"
-    config = _config(images)
+    config = _config(images, {"check-toggle": (1, 2)})
     assert _run(config, baseline, update=True)[0] == 0
-    document = json.loads(baseline.read_text())
-    # Pretend the baseline was written where check-missing was available.
-    document["codecs"]["check-missing"] = dict(document["codecs"]["check-quant"])
-    document["config"]["qualities"]["check-missing"] = [1, 2]
-    baseline.write_text(json.dumps(document))
-    config = _config(images, {"check-missing": (1, 2)})
+    toggle.AVAILABLE = False
     status, text = _run(config, baseline)
+    assert status == 1, text
+    assert "its tools went missing" in text and "--allow-missing check-toggle" in text
+    assert "codecs of the baseline not compared: check-toggle" in text
+    status, text = _run(config, baseline, allow_missing=["check-toggle"])
     assert status == 0, text
-    assert "check-missing" in text and "skip" in text and "deliberately unavailable" in text
-    status, text = _run(config, baseline, strict=True)
-    assert status == 1 and "--strict and unavailable: check-missing" in text
+    assert "skip unavailable here (--allow-missing): its tools went missing" in text
+    status, text = _run(config, baseline, allow_missing=["check-toggle"], strict=True)
+    assert status == 1 and "--strict and unavailable: check-toggle" in text
+    with pytest.raises(UsageError, match="--allow-missing names nonesuch"):
+        _run(config, baseline, allow_missing=["check-toggle,nonesuch"])
+
+
+def test_a_codec_missing_without_a_reason_fails_even_when_allowed(toggle, images: Path, tmp_path: Path,
+                                                                   monkeypatch) -> None:
+    baseline = tmp_path / "check.json"
+    config = _config(images, {"check-toggle": (1, 2)})
+    assert _run(config, baseline, update=True)[0] == 0
+    monkeypatch.setattr(_Toggle, "availability", lambda self: Availability.missing(""))
+    status, text = _run(config, baseline, allow_missing=["check-toggle"])
+    assert status == 1 and "no reason given" in text
+
+
+def test_update_refuses_a_smaller_baseline_without_force(toggle, images: Path, tmp_path: Path) -> None:
+    baseline = tmp_path / "check.json"
+    config = _config(images, {"check-toggle": (1, 2)})
+    assert _run(config, baseline, update=True)[0] == 0
+    before = baseline.read_bytes()
+    toggle.AVAILABLE = False
+    status, text = _run(config, baseline, update=True)
+    assert status == 1 and "baseline NOT updated" in text and "without check-toggle" in text and "--force" in text
+    assert baseline.read_bytes() == before
+    status, text = _run(config, baseline, update=True, force=True)
+    assert status == 0, text
+    assert "check-toggle" not in json.loads(baseline.read_text())["codecs"]
+    with pytest.raises(UsageError, match="--force only applies to --update"):
+        _run(config, baseline, force=True)
+
+
+def test_all_codecs_unavailable_checks_nothing_and_fails(codecs, images: Path, tmp_path: Path, monkeypatch) -> None:
+    """Tools and weights missing: 0 records compared must not pass, and --update must not write that."""
+    baseline = tmp_path / "check.json"
+    assert _run(_config(images), baseline, update=True)[0] == 0
+    monkeypatch.setattr(_Quantizer, "availability", lambda self: Availability.missing("no tools here"))
+    status, text = _run(_config(images), baseline)
+    assert status == 1, text
+    assert "codecs of the baseline not compared: check-quant, simulcast:check-quant" in text
+    before = baseline.read_bytes()
+    for force in (False, True):
+        status, text = _run(_config(images), baseline, update=True, force=force)
+        assert status == 1 and "baseline NOT updated" in text and "empty baseline" in text
+    assert baseline.read_bytes() == before
+
+
+def test_an_empty_baseline_is_an_error(codecs, images: Path, tmp_path: Path, monkeypatch) -> None:
+    from bench import check as check_module
+
+    monkeypatch.setattr(check_module, "run_configuration", lambda *a, **k: pytest.fail("ran before refusing"))
+    baseline = tmp_path / "empty.json"
+    empty = {"format": 1, "config": _config(images).describe(), "codecs": {}, "records": {}, "bdrate": {}}
+    baseline.write_text(json.dumps(empty))
+    with pytest.raises(CheckError, match="empty baseline"):
+        _run(_config(images), baseline)
+    baseline.write_text(json.dumps({"format": 1}))
+    with pytest.raises(CheckError, match="no records or codecs"):
+        _run(_config(images), baseline)
+
+
+def test_a_baseline_with_records_deleted_fails(codecs, images: Path, tmp_path: Path) -> None:
+    baseline = tmp_path / "check.json"
+    assert _run(_config(images), baseline, update=True)[0] == 0
+    original = baseline.read_text()
+    document = json.loads(original)
+    dropped = [key for key in document["records"] if key.startswith("simulcast:check-quant|")]
+    for key in [*dropped, "check-quant|im1.png|1.5|1|1"]:
+        del document["records"][key]
+    baseline.write_text(json.dumps(document))
+    status, text = _run(_config(images), baseline)
+    assert status == 1, text
+    absent = [line for line in text.splitlines() if " absent " in line and "FAIL" in line]
+    assert len(absent) == len(dropped) + 1
+
+    document = json.loads(original)
+    del document["bdrate"][sorted(document["bdrate"])[0]]
+    baseline.write_text(json.dumps(document))
+    status, text = _run(_config(images), baseline)
+    assert status == 1 and [line for line in text.splitlines() if "bd-rate %" in line and " absent " in line]
+
+    document = json.loads(original)
+    del document["codecs"]["check-quant"]  # its records kept: nothing says how to compare them
+    baseline.write_text(json.dumps(document))
+    status, text = _run(_config(images), baseline)
+    assert status == 1 and "no codec entry" in text
 
 
 def test_other_configuration_or_missing_baseline_is_an_error(codecs, images: Path, tmp_path: Path) -> None:
