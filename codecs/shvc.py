@@ -633,6 +633,16 @@ def _find_binary(folder: Path, names: Sequence[str]) -> Path | None:
     return None
 
 
+def _not_executable(folder: Path, names: Sequence[str]) -> Path | None:
+    """A file of one of ``names`` that is there but cannot be run (no execute permission)."""
+    for directory in (folder, folder / "bin"):
+        for name in names:
+            path = directory / name
+            if path.is_file() and not os.access(path, os.X_OK):
+                return path
+    return None
+
+
 @dataclass
 class ShmRun:
     """What one encode or decode ran: shell-quoted command lines (relative to ``workdir``), the
@@ -698,8 +708,10 @@ class ShvcCodec(Codec):
             raise CodecError(str(error)) from None
 
     def _folder(self) -> Path | None:
+        """The SHM folder, absolute: it is resolved against the working directory when read, because
+        SHM runs in a temporary folder where a relative path would name nothing."""
         folder = self.source or os.environ.get(ENV_VAR)
-        return Path(folder).expanduser() if folder else None
+        return Path(folder).expanduser().absolute() if folder else None
 
     def binaries(self) -> tuple[Path, Path]:
         """(encoder, decoder); CodecError saying how to install them when they are missing."""
@@ -727,11 +739,16 @@ class ShvcCodec(Codec):
         )
         if folder is None:
             return Availability.missing(f"SHM binaries not configured: {how}")
-        missing = [
-            " or ".join(names)
-            for names in (ENCODER_NAMES, DECODER_NAMES)
-            if _find_binary(folder, names) is None
-        ]
+        if not folder.is_dir():
+            return Availability.missing(f"SHM folder {folder} does not exist: {how}")
+        missing = [names for names in (ENCODER_NAMES, DECODER_NAMES) if _find_binary(folder, names) is None]
+        blocked = [path for path in (_not_executable(folder, names) for names in missing) if path is not None]
+        if blocked:
+            files = " and ".join(str(path) for path in blocked)
+            verb = "is" if len(blocked) == 1 else "are"
+            return Availability.missing(f"{files} {verb} not executable (chmod +x, and check that the file "
+                                        f"system is not mounted noexec): {how}")
+        missing = [" or ".join(names) for names in missing]
         if missing:
             names = " and ".join(missing)
             return Availability.missing(f"no executable {names} in {folder} or {folder}/bin: {how}")

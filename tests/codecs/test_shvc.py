@@ -470,3 +470,36 @@ def test_ctc_preset_is_the_ctc_options_and_qps() -> None:
     assert create_codec("shvc:CTC").default_qualities == (22, 26, 30, 34)
     assert "shvc:ctc" in ShvcCodec.list_variants
     assert "ctc (preset)" in ShvcCodec(arg="speed=1", source="/nowhere").availability().reason
+
+
+def _fake_shm(folder: Path, mode: int = 0o755) -> None:
+    folder.mkdir(parents=True)
+    for name in ("TAppEncoderStatic", "TAppDecoderStatic"):
+        path = folder / name
+        path.write_text("#!/bin/sh\nexit 0\n")
+        path.chmod(mode)
+
+
+def test_a_relative_shm_dir_is_made_absolute_when_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # SHM runs in a temporary folder: a relative SHM_DIR there names nothing (issue 27, defect 6)
+    _fake_shm(tmp_path / "shm" / "bin")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(shvc.ENV_VAR, "shm")
+    codec = ShvcCodec()
+    assert codec.availability().available
+    assert codec._folder() == tmp_path / "shm"
+    encoder, decoder = codec.binaries()  # what runs in SHM's temporary folder
+    assert encoder == tmp_path / "shm" / "bin" / "TAppEncoderStatic" and encoder.is_absolute()
+    assert decoder == tmp_path / "shm" / "bin" / "TAppDecoderStatic"
+    # a spec's relative source too
+    assert create_codec("hm@shm").binaries()[0] == encoder
+
+
+def test_binaries_that_are_not_executable_are_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_shm(tmp_path / "bin", mode=0o644)
+    monkeypatch.setenv(shvc.ENV_VAR, str(tmp_path))
+    status = ShvcCodec().availability()
+    assert not status.available
+    assert f"{tmp_path}/bin/TAppEncoderStatic and {tmp_path}/bin/TAppDecoderStatic are not executable" in status.reason
+    monkeypatch.setenv(shvc.ENV_VAR, str(tmp_path / "nowhere"))
+    assert f"SHM folder {tmp_path}/nowhere does not exist" in ShvcCodec().availability().reason
