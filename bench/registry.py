@@ -13,9 +13,10 @@ from importlib import metadata
 from typing import Callable, TypeVar
 
 from bench.codec import Codec
-from bench.errors import UnknownCodecError
+from bench.errors import EnvelopeError, UnknownCodecError
 
-__all__ = ["CodecSpec", "UnknownCodecError", "codec_class", "codec_names", "create_codec", "register_codec"]
+__all__ = ["CodecSpec", "UnknownCodecError", "codec_class", "codec_names", "create_codec", "file_spec",
+           "portable_spec", "register_codec"]
 
 ENTRY_POINT_GROUP = "bench.codecs"
 
@@ -101,6 +102,59 @@ def create_codec(spec: str, device: str = "cpu") -> Codec:
     """Instantiate the codec named by ``spec`` (see ``CodecSpec``)."""
     parsed = CodecSpec.parse(spec)
     return codec_class(parsed.name)(arg=parsed.arg, source=parsed.source, device=device)
+
+
+# A wrapper spec (``simulcast:simulcast:x265``) nests codecs; a file's spec needs no deeper nesting,
+# and the bound keeps a hostile header from recursing without end.
+MAX_SPEC_NESTING = 4
+
+
+def named_sources(cls: type[Codec]) -> tuple[str, ...]:
+    """The ``@SOURCE`` values of a codec that name weights rather than a place on this machine: its
+    ``named_sources`` (e.g. ``("bench", "compressai")``), else the ``published_sources`` it lists.
+    Any other source of a codec (``shvc@/opt/SHM/bin``) is a folder and may come only from the user."""
+    return tuple(getattr(cls, "named_sources", cls.published_sources))
+
+
+def file_spec(text: str) -> CodecSpec:
+    """The codec spec a bitstream file's header names, checked before anything is built from it.
+
+    A file chooses only *which* registered codec decodes it and with which named weights: a
+    ``@SOURCE`` that is a folder (binaries, weights on disk) would let the file pick an executable,
+    so it is refused (EnvelopeError); binary folders come from the user's environment (``SHM_DIR``)
+    or ``bench decode --codec``. A wrapper (``simulcast:INNER``) is checked through its inner spec,
+    whose source it is. UnknownCodecError for a codec that is not registered here."""
+    return _file_spec(text, text, 0)
+
+
+def _file_spec(text: str, whole: str, depth: int) -> CodecSpec:
+    if depth > MAX_SPEC_NESTING or len(text) > 512:
+        raise EnvelopeError(f"bitstream header names a codec spec nested too deeply: {whole[:80]!r}")
+    parsed = CodecSpec.parse(text)
+    cls = codec_class(parsed.name)
+    # construction is cheap and never fails or runs anything (``Codec`` contract)
+    inner = getattr(cls(arg=parsed.arg, source=parsed.source), "inner_spec", None)
+    if isinstance(inner, str) and inner:
+        _file_spec(inner, whole, depth + 1)  # the wrapper's source is its inner codec's
+    elif parsed.source is not None and parsed.source not in named_sources(cls):
+        known = ", ".join(named_sources(cls)) or "none"
+        raise EnvelopeError(
+            f"bitstream header names codec {whole!r}, whose @{parsed.source} is not a weights source of "
+            f"{parsed.name} (known: {known}); a file never chooses a folder or binary: set the codec's "
+            f"environment variable (e.g. SHM_DIR) or name the spec with `bench decode --codec`"
+        )
+    return parsed
+
+
+def portable_spec(spec: str) -> str:
+    """The spec to write into a file for a codec made from ``spec``: as is when ``file_spec`` accepts
+    it, else without its ``@SOURCE`` (a folder of this machine that a decoder must not take from a file)."""
+    try:
+        file_spec(spec)
+        return spec
+    except EnvelopeError:
+        parsed = CodecSpec.parse(spec)
+        return parsed.name + (f":{parsed.arg}" if parsed.arg else "")
 
 
 def declared_class(spec: str) -> type[Codec] | None:

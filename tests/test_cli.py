@@ -417,3 +417,100 @@ def test_an_impossible_quality_is_refused_before_the_run(capsys, tmp_path: Path,
                  "--out", str(tmp_path / "run"), "--no-progress"]) == 2
     assert quality in capsys.readouterr().err
     assert not (tmp_path / "run" / "records.jsonl").exists()
+
+
+# --- hostile files and outputs that are inputs (issue 27, defects 1, 3 and 7) ------------------------
+
+
+def _fake_hm_folder(tmp_path: Path) -> tuple[Path, Path]:
+    """A folder whose "SHM decoder" logs that it ran: what a file naming hm@FOLDER would start."""
+    folder, log = tmp_path / "evil", tmp_path / "ran.log"
+    (folder / "bin").mkdir(parents=True)
+    for name in ("TAppEncoderStatic", "TAppDecoderStatic"):
+        binary = folder / "bin" / name
+        binary.write_text(f"#!/bin/sh\necho ran >> {log}\nexit 1\n")
+        binary.chmod(0o755)
+    return folder, log
+
+
+def _hm_payload() -> bytes:
+    """An hm bitstream that passes the header and NAL checks, so that decoding reaches the binary."""
+    return bytes([0x01]) + (8).to_bytes(2, "big") + (8).to_bytes(2, "big") + b"\x00\x00\x01\x40\x01" + b"\x0c" * 8
+
+
+def test_a_file_cannot_choose_the_executable_decode_runs(capsys, tmp_path: Path, monkeypatch) -> None:
+    folder, log = _fake_hm_folder(tmp_path)
+    monkeypatch.delenv("SHM_DIR", raising=False)
+    for spec in (f"hm@{folder}", f"hm@{folder}/bin", f"simulcast:hm@{folder}"):
+        path = tmp_path / "evil.bench"
+        path.write_bytes(pack({"codec": spec, "sizes": [[8, 8]]}, _hm_payload()))
+        assert main(["decode", str(path), str(tmp_path / "out")]) == 2
+        err = capsys.readouterr().err
+        assert f"names codec '{spec}', whose @{spec.split('@')[1]} is not a weights source" in err, err
+        assert err.count("\n") == 1
+    assert not log.exists()
+    # The user may name the folder, for the file's codec only.
+    path = tmp_path / "hm.bench"
+    path.write_bytes(pack({"codec": "hm", "sizes": [[8, 8]]}, _hm_payload()))
+    assert main(["decode", "--codec", f"x265@{folder}", str(path), str(tmp_path / "out")]) == 2
+    assert "--codec x265@" in capsys.readouterr().err and not log.exists()
+    assert main(["decode", "--codec", f"hm@{folder}", str(path), str(tmp_path / "out")]) == 2
+    assert log.read_text() == "ran\n"  # the user's binary (failing here on purpose) ran once
+    assert "TAppDecoder failed" in capsys.readouterr().err
+
+
+def test_encode_writes_no_folder_into_the_file(tmp_path: Path, test_codecs) -> None:
+    path = tmp_path / "o.bench"
+    # test-raw ignores its source: "@/home/me/bin" stands for a binary folder on the encoding machine
+    assert main(["encode", "--codec", "test-raw@/home/me/bin", "--quality", "1", str(_source(tmp_path)),
+                 str(path)]) == 0
+    assert unpack(path.read_bytes()).header["codec"] == "test-raw"
+    assert main(["decode", str(path), str(tmp_path / "dec")]) == 0
+
+
+def test_decode_never_overwrites_its_input(capsys, tmp_path: Path, test_codecs) -> None:
+    bitstream = tmp_path / "x_L0.png"
+    assert main(["encode", "--codec", "test-raw", "--quality", "1", str(_source(tmp_path)), str(bitstream)]) == 0
+    before = bitstream.read_bytes()
+    capsys.readouterr()
+    assert main(["decode", str(bitstream), str(tmp_path / "x")]) == 2
+    assert "the output " + str(bitstream) + " is the input bitstream" in capsys.readouterr().err
+    assert bitstream.read_bytes() == before
+    (tmp_path / "link_L0.png").symlink_to(bitstream)
+    assert main(["decode", str(bitstream), str(tmp_path / "link")]) == 2
+    assert bitstream.read_bytes() == before
+
+
+def test_encode_to_a_hard_link_of_its_input_is_refused(capsys, tmp_path: Path, test_codecs) -> None:
+    source = _source(tmp_path)
+    before = source.read_bytes()
+    link = tmp_path / "link.bench"
+    link.hardlink_to(source)
+    assert main(["encode", "--codec", "test-raw", "--quality", "1", str(source), str(link)]) == 2
+    assert "is the input image" in capsys.readouterr().err and source.read_bytes() == before
+
+
+def test_decode_checks_the_header_sizes_before_decoding(capsys, tmp_path: Path, test_codecs) -> None:
+    path = tmp_path / "o.bench"
+    assert main(["encode", "--codec", "test-raw", "--quality", "1", str(_source(tmp_path)), str(path)]) == 0
+    envelope = unpack(path.read_bytes())
+    capsys.readouterr()
+    # a header claiming a picture above --max-pixels is refused before any codec runs
+    big = tmp_path / "big.bench"
+    big.write_bytes(pack(dict(envelope.header, sizes=[[4096, 4096]]), envelope.payload))
+    assert main(["decode", str(big), str(tmp_path / "a")]) == 2
+    assert "layer 0 is 4096x4096 = 16777216 pixels, more than --max-pixels 6000000" in capsys.readouterr().err
+    assert main(["decode", "--max-pixels", "3000", str(path), str(tmp_path / "b")]) == 2  # 64x48 = 3072
+    assert "more than --max-pixels 3000" in capsys.readouterr().err
+    assert main(["decode", "--max-pixels", "3072", str(path), str(tmp_path / "c")]) == 0
+    # sizes that are not what the payload decodes to: the header lies
+    lying = tmp_path / "lying.bench"
+    lying.write_bytes(pack(dict(envelope.header, sizes=[[40, 64]]), envelope.payload))
+    assert main(["decode", str(lying), str(tmp_path / "d")]) == 2
+    assert "header says layer 0 is 64x40, but its bitstream decodes to 64x48" in capsys.readouterr().err
+    assert not list(tmp_path.glob("d_L*.png"))
+    # more layers than the codec codes
+    many = tmp_path / "many.bench"
+    many.write_bytes(pack(dict(envelope.header, sizes=[[48, 64]] * 2, layer_bytes=[1, 1]), envelope.payload))
+    assert main(["decode", "--layers", "1", str(many), str(tmp_path / "e")]) == 2
+    assert "names 2 layers; test-raw codes at most 1" in capsys.readouterr().err

@@ -118,3 +118,36 @@ def test_entry_point_plugins_are_loaded(monkeypatch: pytest.MonkeyPatch, clean_r
     codec = create_codec("test-entry-codec")
     assert isinstance(codec, OtherCodec) and codec.spec == "test-entry-codec"
     assert codec_class("x265").__name__ == "X265Codec"
+
+
+# --- the codec spec a bitstream file may name (issue 27, defect 1) ---------------------------------
+
+
+@pytest.mark.parametrize("text", ["x265", "x265:veryslow", "shvc:ctc", "hm:chroma=420", "mean-scale@bench",
+                                  "mean-scale@compressai", "compass@official", "simulcast:mean-scale@compressai",
+                                  "simulcast:hm:chroma=420"])
+def test_a_file_may_name_a_codec_and_its_named_weights(text: str) -> None:
+    assert registry.file_spec(text) == CodecSpec.parse(text)
+    assert registry.portable_spec(text) == text
+
+
+@pytest.mark.parametrize("text, portable", [
+    ("hm@/some/dir", "hm"),
+    ("shvc:ctc@/opt/SHM/bin", "shvc:ctc"),
+    ("shvc@bench", "shvc"),  # a relative folder named like a weights source is still a folder
+    ("simulcast:hm@/some/dir", "simulcast:hm"),
+    ("simulcast:simulcast:hm:chroma=420@../x", "simulcast:simulcast:hm:chroma=420"),
+    ("mean-scale@/tmp/weights", "mean-scale"),
+])
+def test_a_file_never_names_a_folder(text: str, portable: str) -> None:
+    with pytest.raises(registry.EnvelopeError, match="is not a weights source"):
+        registry.file_spec(text)
+    assert registry.portable_spec(text) == portable
+    registry.file_spec(portable)
+
+
+def test_file_specs_are_registered_and_shallow() -> None:
+    with pytest.raises(UnknownCodecError, match="unknown codec 'no-such'"):
+        registry.file_spec("simulcast:no-such")
+    with pytest.raises(registry.EnvelopeError, match="nested too deeply"):
+        registry.file_spec("simulcast:" * 50 + "x265")
