@@ -127,3 +127,21 @@ def test_the_command_line_fetches_and_reports(server: Server, capsys: pytest.Cap
     assert main(["weights", "fetch", "compressai", "--qualities", "4", "--no-progress"]) == 2
     assert "not the one its name promises" in capsys.readouterr().err
     assert main(["weights", "fetch", "compressai", "--qualities", "three"]) == 2
+
+
+def test_a_cached_file_that_would_run_code_is_refused_unrun(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.pickle_payload import hostile_zoo_file
+
+    marker = tmp_path / "ran"
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    # named with its own hash prefix, as a download that passed fetch's check would be
+    evil = hostile_zoo_file(published.cache_dir(), "mbt2018-mean", 6, marker)
+    evil = evil.rename(evil.with_name(evil.name.replace("-q6-", "-6-")))
+    table = published._zoo_image().model_urls["mbt2018-mean"]["mse"]
+    monkeypatch.setitem(table, 6, f"https://example.invalid/{evil.name}")
+    assert published.cached_path(6) == evil
+    with pytest.raises(WeightsError) as caught:
+        published.load_mean_scale(6)
+    assert str(caught.value).startswith(f"{evil} was not loaded: it asks for the Python object exec")
+    assert "weights_only" not in str(caught.value)
+    assert not marker.exists()

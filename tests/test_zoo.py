@@ -203,3 +203,144 @@ def test_int8_storage_halves_the_convolutions_and_loads_within_half_a_step(check
 def test_unknown_storage_is_refused():
     with pytest.raises(zoo.WeightsError, match="float16, int8"):
         zoo.compact_precision({"w": torch.ones(2, 2, 1, 1)}, set(), "int4")
+
+
+# ----------------------------------------------------------------------------- the full-hash list
+def test_the_committed_files_are_listed_with_their_full_sha256_and_pass():
+    folder = zoo.committed_root()
+    files = sorted(p.name for p in folder.glob("*.pth.tar"))
+    listed = zoo.read_manifest(folder)
+    expected = {f"{model}-q{quality}" for model in ("mean-scale", "compass") for quality in range(1, 5)}
+    assert {name.rsplit("-", 1)[0] for name in files} == expected
+    assert sorted(listed) == files  # no file unlisted, no stale line
+    for name in files:
+        digest = hashlib.sha256((folder / name).read_bytes()).hexdigest()
+        assert zoo.verify_hash(folder / name) == listed[name] == digest
+    # sha256sum's own format, so `sha256sum -c SHA256SUMS.txt` checks it too
+    lines = (folder / zoo.MANIFEST).read_text().splitlines()
+    assert lines == [f"{listed[name]}  {name}" for name in files]
+
+
+@pytest.fixture()
+def committed(tmp_path, monkeypatch) -> Path:
+    """A stand-in for bench/weights (the folder whose list must name every file)."""
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    monkeypatch.setattr(zoo, "committed_root", lambda: folder.resolve())
+    return folder
+
+
+def _forge_listed_hash(path: Path) -> str:
+    """Rewrite the list so it records another SHA-256 with the same 8-hex prefix for ``path``: what
+    a file forged to match the name (2^32 tries) looks like to the check."""
+    real = hashlib.sha256(path.read_bytes()).hexdigest()
+    forged = real[:8] + ("0" if real[8] != "0" else "1") + real[9:]
+    manifest = path.parent / zoo.MANIFEST
+    manifest.write_text(manifest.read_text().replace(real, forged))
+    return forged
+
+
+def test_a_file_whose_full_hash_is_not_the_listed_one_is_refused(checkpoint, committed):
+    path = export_checkpoint(checkpoint, 3, committed)
+    real = zoo.verify_hash(path)
+    forged = _forge_listed_hash(path)
+    for load in (lambda: zoo.verify_hash(path), lambda: zoo.load_mean_scale(3, root=committed)):
+        with pytest.raises(zoo.WeightsManifestError) as caught:
+            load()
+        assert str(caught.value) == (f"{path} has SHA-256 {real}, but {committed / zoo.MANIFEST} records {forged}: "
+                                     "the file was changed after it was exported; restore it (git checkout) or "
+                                     "export it again")
+
+
+def test_a_tampered_committed_file_is_refused(checkpoint, committed):
+    path = export_checkpoint(checkpoint, 3, committed)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(zoo.WeightsHashError):  # the name's prefix already differs
+        zoo.load_mean_scale(3, root=committed)
+
+
+def test_a_committed_file_must_be_listed(checkpoint, committed, tmp_path):
+    scratch = export_checkpoint(checkpoint, 3, tmp_path / "scratch")
+    copied = committed / scratch.name
+    shutil.copy(scratch, copied)  # copied by hand: no list in the committed folder yet
+    with pytest.raises(zoo.WeightsManifestError, match=f"{copied} is not listed in {committed / zoo.MANIFEST}"):
+        zoo.verify_hash(copied)
+    (committed / zoo.MANIFEST).write_text("")
+    with pytest.raises(zoo.WeightsManifestError, match="python -m bench.zoo record"):
+        zoo.load_weights("mean-scale", 3, committed)
+    # recording it is the deliberate step that lets it load
+    assert zoo.main(["record", str(copied)]) == 0
+    assert zoo.read_manifest(committed) == {copied.name: hashlib.sha256(copied.read_bytes()).hexdigest()}
+    assert zoo.load_weights("mean-scale", 3, committed)[1] == copied
+
+
+def test_record_refuses_a_file_whose_name_lies(checkpoint, tmp_path, capsys):
+    path = export_checkpoint(checkpoint, 3, tmp_path / "zoo")
+    liar = path.with_name("mean-scale-q3-00000000.pth.tar")
+    path.rename(liar)
+    assert zoo.main(["record", str(liar)]) == 2
+    assert "00000000" in capsys.readouterr().err
+    assert liar.name not in zoo.read_manifest(liar.parent)
+
+
+def test_export_into_the_committed_folder_keeps_its_list(tmp_path, committed, monkeypatch):
+    monkeypatch.delenv(zoo.ENV_VAR, raising=False)  # the default folder: bench/weights (here its stand-in)
+    first = make_checkpoint(tmp_path / "a" / "last.pt", step=3)
+    assert train_main(["export", "--checkpoint", str(first), "--quality", "3"]) == 0
+    q1 = export_checkpoint(make_checkpoint(tmp_path / "q1" / "last.pt", lmbda=0.0018), 1)
+    old = zoo.find_weights("mean-scale", 3)
+    second = make_checkpoint(tmp_path / "b" / "last.pt", step=5)
+    assert train_main(["export", "--checkpoint", str(second), "--quality", "3"]) == 0
+    new = zoo.find_weights("mean-scale", 3)
+    assert new != old and not old.exists() and new.parent == committed
+    # the replaced file's line went with it; the other quality's stays
+    assert zoo.read_manifest(committed) == {q1.name: zoo.verify_hash(q1), new.name: zoo.verify_hash(new)}
+    assert zoo.load_mean_scale(3).N == 16
+
+
+def test_outside_the_committed_folder_a_listed_file_is_checked_and_an_unlisted_one_by_its_name(checkpoint,
+                                                                                             tmp_path):
+    scratch = tmp_path / "scratch"
+    path = export_checkpoint(checkpoint, 3, scratch)
+    assert zoo.read_manifest(scratch) == {path.name: zoo.verify_hash(path)}  # exports keep a list everywhere
+    other = tmp_path / "copied"
+    other.mkdir()
+    shutil.copy(path, other / path.name)  # a file copied by hand into a folder without a list
+    assert zoo.read_manifest(other) is None
+    assert zoo.load_weights("mean-scale", 3, other)[2] == zoo.verify_hash(path)
+    _forge_listed_hash(path)
+    with pytest.raises(zoo.WeightsManifestError, match="records"):
+        zoo.load_weights("mean-scale", 3, scratch)
+
+
+def test_a_malformed_list_is_refused_by_line(checkpoint, tmp_path):
+    path = export_checkpoint(checkpoint, 3, tmp_path)
+    (tmp_path / zoo.MANIFEST).write_text(f"{zoo.verify_hash(path)}  {path.name}\nnot a line\n")
+    with pytest.raises(zoo.WeightsManifestError, match=rf"{zoo.MANIFEST}:2 is not a"):
+        zoo.verify_hash(path)
+
+
+# ----------------------------------------------------------------------------- no code from a file
+def test_a_zoo_file_that_would_run_code_is_refused_unrun(tmp_path, committed, monkeypatch):
+    from tests.pickle_payload import hostile_zoo_file
+
+    marker = tmp_path / "ran"
+    # a scratch folder: the name's prefix is right, so only weights_only stands between it and exec
+    evil = hostile_zoo_file(tmp_path / "scratch", "mean-scale", 3, marker)
+    monkeypatch.setenv(zoo.ENV_VAR, str(evil.parent))
+    for load in (lambda: zoo.load_weights("mean-scale", 3), lambda: zoo.load_mean_scale(3)):
+        with pytest.raises(zoo.WeightsError) as caught:
+            load()
+        assert str(caught.value).startswith(f"{evil} was not loaded: it asks for the Python object exec")
+        assert "weights_only" not in str(caught.value) and caught.value.__cause__ is None
+    assert not marker.exists()
+    # in the committed folder it is refused before any unpickling: no list names it
+    planted = hostile_zoo_file(committed, "mean-scale", 3, marker)
+    with pytest.raises(zoo.WeightsManifestError, match="is not listed"):
+        zoo.load_weights("mean-scale", 3, committed)
+    zoo.record_in_manifest(planted)  # even listed, it is read without running anything
+    with pytest.raises(zoo.WeightsError, match="was not loaded"):
+        zoo.load_weights("mean-scale", 3, committed)
+    assert not marker.exists()
