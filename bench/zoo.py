@@ -270,15 +270,15 @@ def _folder_locked(folder: Path) -> Iterator[None]:
 
 def record_in_manifest(path: str | os.PathLike[str], forget: tuple[str, ...] = ()) -> str:
     """Write ``path``'s full SHA-256 into its folder's ``SHA256SUMS.txt`` (created if absent),
-    dropping the lines of ``forget`` (file names); return the digest. The list is rewritten whole
-    and replaced atomically, sorted by name."""
+    dropping the lines of ``forget`` (file names) and of files no longer in the folder (a line
+    vouches for a file; one without a file vouches for nothing); return the digest. The list is
+    rewritten whole and replaced atomically, sorted by name."""
     path = Path(path)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     folder = path.parent
     with _folder_locked(folder):
-        entries = read_manifest(folder) or {}
-        for name in forget:
-            entries.pop(name, None)
+        entries = {name: listed for name, listed in (read_manifest(folder) or {}).items()
+                   if name not in forget and (folder / name).is_file()}
         entries[path.name] = digest
         tmp = folder / (MANIFEST + ".tmp")
         tmp.write_text("".join(f"{entries[name]}  {name}\n" for name in sorted(entries)), encoding="utf-8")

@@ -267,10 +267,11 @@ def test_a_committed_file_must_be_listed(checkpoint, committed, tmp_path):
     shutil.copy(scratch, copied)  # copied by hand: no list in the committed folder yet
     with pytest.raises(zoo.WeightsManifestError, match=f"{copied} is not listed in {committed / zoo.MANIFEST}"):
         zoo.verify_hash(copied)
-    (committed / zoo.MANIFEST).write_text("")
+    # the list still names the file this one replaced (deleted by hand)
+    (committed / zoo.MANIFEST).write_text(f"{'0' * 64}  mean-scale-q3-00000000.pth.tar\n")
     with pytest.raises(zoo.WeightsManifestError, match="python -m bench.zoo record"):
         zoo.load_weights("mean-scale", 3, committed)
-    # recording it is the deliberate step that lets it load
+    # recording it is the deliberate step that lets it load; the absent file's line goes
     assert zoo.main(["record", str(copied)]) == 0
     assert zoo.read_manifest(committed) == {copied.name: hashlib.sha256(copied.read_bytes()).hexdigest()}
     assert zoo.load_weights("mean-scale", 3, committed)[1] == copied
