@@ -77,7 +77,7 @@ def refused(capsys: pytest.CaptureFixture[str], status: int, marker: Path, path:
 
 
 def test_the_payload_runs_when_unpickled_unsafely(tmp_path: Path) -> None:
-    # the files below would have run it: plain unpickling (what weights_only=False does) executes it
+    # the files below would have run it: plain unpickling (torch.load without weights_only) executes it
     marker = tmp_path / "ran"
     pickle.loads(pickle.dumps(Payload(marker)))
     assert marker.read_text() == "payload ran"
