@@ -123,7 +123,7 @@ for q in (1, 2, 3, 4):
     path = runs / f"compass-q{q}" / "last.pt"
     if not path.exists():
         print(f"q{q}: no checkpoint"); continue
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = torch.load(path, map_location="cpu", weights_only=True)
     slim = {k: v for k, v in state.items() if k not in ("optimizer", "aux_optimizer")}
     torch.save(slim, out / f"compass-joint-q{q}.pt")
     print(f"q{q}: {state['step']} steps, {state['trained_seconds'] / 60:.1f} min")

@@ -78,7 +78,7 @@ def _common(root, stage: str, out: str, steps: int) -> list[str]:
 
 
 def _states(path) -> dict:
-    state = torch.load(path, weights_only=False)
+    state = torch.load(path, weights_only=True)
     return {key: state[key] for key in ("liff", "rc") if state[key] is not None}
 
 
@@ -92,12 +92,12 @@ def test_stages_resume_and_export(setup, capsys):
     _run(*_common(root, "liff", "liff", 2))
     _run(*_common(root, "liff", "liff", 3))
     assert "resumed" in capsys.readouterr().out
-    liff_state = torch.load(root / "liff" / "last.pt", weights_only=False)
+    liff_state = torch.load(root / "liff" / "last.pt", weights_only=True)
     assert liff_state["step"] == 3 and liff_state["rc"] is None
 
     # RC with bicubic prediction over a BL from a training checkpoint
     _run(*_common(root, "rc", "rc", 2), "--bl", str(root / "bl.pt"), "--lmbda", "0.01")
-    rc_state = torch.load(root / "rc" / "last.pt", weights_only=False)
+    rc_state = torch.load(root / "rc" / "last.pt", weights_only=True)
     assert rc_state["step"] == 2 and rc_state["lmbda"] == 0.01 and rc_state["liff"] is None
 
     # joint over the zoo's BL at quality 2: 3 steps in one go == 2 steps + resume to 3
@@ -114,7 +114,7 @@ def test_stages_resume_and_export(setup, capsys):
     _run(*_common(root, "joint", "joint-b", 3), *init)
     a, b = root / "joint-a" / "last.pt", root / "joint-b" / "last.pt"
     assert _equal(_states(a), _states(b))
-    joint = torch.load(a, weights_only=False)
+    joint = torch.load(a, weights_only=True)
     assert joint["lmbda"] == 0.0035 and joint["quality"] == 2
     assert joint["bl_sha256"] == zoo.verify_hash(zoo.find_weights("mean-scale", 2))
     # the joint run started from the pre-trained parts and changed them
@@ -167,7 +167,7 @@ def test_init_from_an_exported_zoo_file_resumes_its_weights(setup):
 
     # 0 steps: the run only initialises and saves, so its weights are the zoo file's, widened
     _run(*_common(root, "joint", "tuned", 0), "--quality", "2", "--init-from", "zoo")
-    tuned = torch.load(root / "tuned" / "last.pt", weights_only=False)
+    tuned = torch.load(root / "tuned" / "last.pt", weights_only=True)
     for part in ("liff", "rc"):
         for key, value in tuned[part].items():
             if key.endswith("_cdf") or key.endswith("_cdf_length") or key.endswith("_offset"):
@@ -185,8 +185,8 @@ def test_init_from_refuses_weights_of_another_bl(setup):
     # --rebase-bl: the same weights, fine-tuned onto the zoo's BL; export then records that BL
     _run(*_common(root, "joint", "rebased", 0), "--quality", "2", "--rebase-bl",
          "--init-from", str(root / "other-bl" / "last.pt"))
-    rebased = torch.load(root / "rebased" / "last.pt", weights_only=False)
-    source = torch.load(root / "other-bl" / "last.pt", weights_only=False)
+    rebased = torch.load(root / "rebased" / "last.pt", weights_only=True)
+    source = torch.load(root / "other-bl" / "last.pt", weights_only=True)
     assert rebased["bl_sha256"] != source["bl_sha256"]
     assert all(torch.equal(rebased["liff"][k], v) for k, v in source["liff"].items())
     _run("--stage", "export", "--from", str(root / "rebased" / "last.pt"))
@@ -197,7 +197,7 @@ def test_minutes_bounds_training_time_instead_of_steps(setup, capsys):
     root = setup
     argv = _common(root, "liff", "timed", 10_000)
     _run(*argv, "--minutes", "0.002")  # 0.12 s of training: far fewer than 10,000 steps
-    state = torch.load(root / "timed" / "last.pt", weights_only=False)
+    state = torch.load(root / "timed" / "last.pt", weights_only=True)
     assert 1 <= state["step"] < 10_000
     assert state["trained_seconds"] >= 0.12
     assert "min of training" in capsys.readouterr().out
@@ -307,7 +307,7 @@ def test_bf16_training_is_recorded_in_the_checkpoint_and_the_export(setup):
     root = setup
     _run(*_common(root, "joint", "bf16", 1), "--quality", "2", "--precision", "bf16")
     expected = "fp32" if bf16_problem(torch.device("cpu")) else "bf16"
-    assert torch.load(root / "bf16" / "last.pt", weights_only=False)["precision"] == expected
+    assert torch.load(root / "bf16" / "last.pt", weights_only=True)["precision"] == expected
     _run("--stage", "export", "--from", str(root / "bf16" / "last.pt"))
     assert zoo.load_weights("compass", 2)[0]["config"]["train"]["precision"] == expected
 
@@ -329,7 +329,7 @@ def test_a_widened_rc_codes_as_before_trains_and_exports_at_its_new_size(setup):
         capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    widened = torch.load(wide_file, weights_only=False)
+    widened = torch.load(wide_file, weights_only=True)
     assert widened["config"]["rc_n"] == 16 and widened["config"]["rc_m"] == 24
 
     # the wider RC codes a residual as the exported one did
