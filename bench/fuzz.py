@@ -26,11 +26,12 @@ the worker after a hang or a crash and goes on with the next input. Input ``i`` 
 seed and ``i``, so ``--start i --count 1`` reproduces it; ``--save-failures DIR`` writes the bytes
 of every failing input there.
 
-Besides bench's own formats (the ``bench encode`` envelope, the layer container, the run folder's
-records and manifest), every registered codec that declares a ``Codec.fuzz_setup`` is a decoder,
-under its own name: the codec builds its seeds in the worker (learned codecs with tiny random
-models, whose parsers and entropy decoders are exactly the production code, only the networks are
-small, so garbage decodes quickly) and says how to reseal its CRCs.
+Besides bench's own formats (the ``bench encode`` envelope and the codec spec its header names, the
+layer container, the run folder's records and manifest), every registered codec that declares a
+``Codec.fuzz_setup`` is a decoder, under its own name: the codec builds its seeds in the worker
+(learned codecs with tiny random models, whose parsers and entropy decoders are exactly the
+production code, only the networks are small, so garbage decodes quickly) and says how to reseal
+its CRCs; the learned codecs' seeds include decompression bombs (headers claiming 2048² and 4096²).
 """
 
 from __future__ import annotations
@@ -316,6 +317,35 @@ def manifest_target(workdir: Path, time_limit: float) -> Target:
     return Target("manifest", [seed], decode, (StoreError,), validate=validate)
 
 
+def codec_spec_target(workdir: Path, time_limit: float) -> Target:
+    """The codec spec in a ``bench encode`` file's header, which chooses the codec ``bench decode``
+    builds (``bench.registry.file_spec``). Seeds name registered codecs and named weights, and hostile
+    ones a folder (``hm@/dir``: a file must never choose an executable, issue 27); a spec that passes
+    with a source no codec of its chain names as weights is a failure (invalid-result)."""
+    from bench.envelope import EnvelopeError, pack, unpack
+    from bench.registry import UnknownCodecError, declared_class, file_spec, named_sources
+
+    specs = ("hm@/tmp/bench-fuzz/evil", "simulcast:hm:chroma=420@../evil/bin", "shvc:ctc@bench",
+             "simulcast:mean-scale@compressai", "compass@official", "mean-scale@bench", "shvc:ctc", "x265:slow")
+    seeds = [pack({"codec": spec, "quality": 1, "sizes": [[16, 16]]}, b"\x00" * 8) for spec in specs]
+    for spec in specs[3:]:  # load every codec module now (torch included), not in an input's time
+        file_spec(spec)
+
+    def decode(data: bytes, _: random.Random) -> Any:
+        return file_spec(unpack(data).header["codec"])
+
+    def validate(spec) -> str | None:
+        if spec.source is None:
+            return None
+        # every codec the spec chains (simulcast:INNER...): the source must name weights of one of them
+        chain = [spec.name, *(spec.arg or "").split(":")]
+        named = {source for name in chain if (cls := declared_class(name)) is not None
+                 for source in named_sources(cls)}
+        return None if spec.source in named else f"accepted {spec} with a source that names no weights"
+
+    return Target("codec-spec", seeds, decode, (EnvelopeError, UnknownCodecError), validate=validate)
+
+
 # Decoders of bench's own formats: "module:function" building the Target. Every registered codec with
 # a ``Codec.fuzz_setup`` is a decoder too, under its own name (``CODEC_PREFIX`` + name).
 DECODERS: dict[str, str] = {
@@ -323,6 +353,7 @@ DECODERS: dict[str, str] = {
     "container": "bench.fuzz:container_target",
     "records": "bench.fuzz:records_target",
     "manifest": "bench.fuzz:manifest_target",
+    "codec-spec": "bench.fuzz:codec_spec_target",
 }
 CODEC_PREFIX = "codec:"
 
@@ -332,7 +363,7 @@ def decoders() -> dict[str, str]:
     from bench.codec import Codec
     from bench.registry import codec_class, codec_names
 
-    formats = {name: path for name, path in DECODERS.items() if name in ("envelope", "container")}
+    formats = {name: path for name, path in DECODERS.items() if name in ("envelope", "codec-spec", "container")}
     codecs = {name: CODEC_PREFIX + name for name in codec_names()
               if codec_class(name).fuzz_setup.__func__ is not Codec.fuzz_setup.__func__}
     return {**formats, **codecs, **{n: p for n, p in DECODERS.items() if n not in formats}}

@@ -69,6 +69,14 @@ def reseal_tail_crc(data: bytes) -> bytes:
     return data[:-4] + struct.pack(">I", zlib.crc32(data[:-4]))
 
 
+def mean_scale_bomb(stream: bytes, height: int, width: int) -> bytes:
+    """A hostile mean-scale stream: ``stream``'s strings under a header claiming ``height`` x ``width``,
+    its CRC resealed (a decompression bomb: a few hundred bytes that claim a giant picture)."""
+    out = bytearray(stream)
+    struct.pack_into(">HH", out, 6, height, width)  # after magic (4), version and quality (1 + 1)
+    return reseal_tail_crc(bytes(out))
+
+
 def reseal_container(data: bytes, inner: Callable[[bytes], bytes] | None = None) -> bytes:
     """Recompute the CRC of every chunk of a ``_container`` stream that is complete (``inner``
     reseals each chunk's own stream first)."""

@@ -31,10 +31,15 @@ Everything below (padding, threads, bitstream) is the same for both sources.
   so a bitstream decoded with other weights than it was made with (another source included) fails
   loudly. The latent shapes
   follow from height and width. Every byte counts in the rate.
+* Hostile headers: decoding allocates for the size the header claims, so ``decode`` refuses, before
+  any network runs, a picture above ``max_pixels`` (``bench decode --max-pixels``), strings that
+  are not rANS strings or too short for the claimed latent (``min_hyper_bytes``), and a picture
+  whose estimated decoding memory exceeds what is available (``check_memory``).
 """
 
 from __future__ import annotations
 
+import os
 import struct
 import zlib
 from pathlib import Path
@@ -58,6 +63,7 @@ from bench.codec import (
 )
 from bench.complexity import LayerComplexity, count_macs, kmac_per_pixel, meta_input, on_meta
 from bench.determinism import NETWORK_THREADS, fixed_network_threads
+from bench.images import DEFAULT_MAX_PIXELS
 from bench.registry import register_codec
 
 MAGIC = b"bMSH"
@@ -66,9 +72,102 @@ _HEADER = struct.Struct(">4sBBHH4sII")
 _CRC = struct.Struct(">I")
 MULTIPLE = 64  # g_a downsamples by 16 and h_a by another 4
 MAX_SIDE = 65535  # the header stores each side as u16
-MAX_PIXELS = 1 << 25  # 33.5 MP (8K UHD); refuse larger claims before allocating anything
+# The largest picture this codec encodes (8K UHD). Not a safe decoding limit: decoding 4096² takes
+# ~9 GB (g_s's activations, ~5·N bytes per pixel); decoding is bounded by ``max_pixels``, the
+# string-length bound and the memory estimate below.
+MAX_PIXELS = 1 << 25
 BENCH_SOURCES = (None, "bench")
 SOURCES = (*BENCH_SOURCES, "compressai")
+
+# CompressAI's rANS coder (RansEncoder) writes 32-bit words and ends every string with its 64-bit
+# state: a string of this coder is a multiple of 4 bytes and at least 8 bytes long.
+RANS_WORD_BYTES = 4
+RANS_MIN_BYTES = 8
+# Bits per symbol by which rANS may undercut a symbol's ideal cost log2(2^precision / freq): its state
+# stays >= 2^31 and freq <= 2^16, so the rounding of one step loses at most 2^-15/ln 2 < 2^-14 bits.
+RANS_ROUNDING_BITS = 2.0**-14
+
+
+def check_rans_string(string: bytes, what: str) -> None:
+    """BitstreamError unless ``string`` can be a string of CompressAI's rANS coder (see above)."""
+    if len(string) < RANS_MIN_BYTES or len(string) % RANS_WORD_BYTES:
+        raise BitstreamError(f"{what} of {len(string)} bytes is not an entropy-coded string (rANS strings are "
+                             f"multiples of {RANS_WORD_BYTES} bytes, at least {RANS_MIN_BYTES})")
+
+
+def min_hyper_bytes(entropy_bottleneck: torch.nn.Module, z_size: tuple[int, int]) -> int:
+    """A lower bound on the bytes of any z string of a ``z_size`` (height, width) hyper-latent.
+
+    The entropy bottleneck codes channel c of z with one fixed CDF, whatever the picture, so every
+    symbol of channel c costs at least log2(2^precision / f_c) bits, f_c the largest frequency of
+    that CDF (less RANS_ROUNDING_BITS), and a rANS string holds no more information than its bits
+    (its final state, 64 bits, covers its initial 31 and the rest). A header claiming a large
+    picture over a short z string is refused with this before any network runs; a real string
+    always passes (trained models cost 0.1 to 3.6 bits per symbol and channel: ~2.8 KB for 2048²)."""
+    cdf = entropy_bottleneck._quantized_cdf.long()
+    lengths = entropy_bottleneck._cdf_length.reshape(-1).long()
+    precision = int(getattr(entropy_bottleneck, "entropy_coder_precision", 16))
+    if cdf.numel() == 0 or cdf.shape[0] != lengths.numel():
+        return 0  # no CDF tables (CompressAI raises its own error when decoding)
+    columns = torch.arange(cdf.shape[1] - 1)
+    freqs = (cdf[:, 1:] - cdf[:, :-1]).masked_fill(columns[None, :] >= (lengths[:, None] - 1), 0)
+    largest = freqs.max(dim=1).values.clamp(min=1).double()
+    costs = (precision - torch.log2(largest) - RANS_ROUNDING_BITS).clamp(min=0)
+    return int(float(costs.sum()) * z_size[0] * z_size[1] // 8)
+
+
+def check_hyper_string(entropy_bottleneck: torch.nn.Module, z_string: bytes, z_size: tuple[int, int],
+                       what: str) -> None:
+    """BitstreamError when ``z_string`` is shorter than any z string of ``z_size`` can be."""
+    least = min_hyper_bytes(entropy_bottleneck, z_size)
+    if len(z_string) < least:
+        raise BitstreamError(f"{what}: a {z_size[1]}x{z_size[0]} hyper-latent needs at least {least} bytes, the "
+                             f"string has {len(z_string)}: the header's picture size is not this stream's")
+
+
+def synthesis_channels(model: torch.nn.Module) -> int:
+    """N, the channel count of a mean-scale hyperprior's synthesis transform (its widest activations)."""
+    return int(getattr(model, "N", None) or model.g_s[0].weight.shape[1])
+
+
+def decode_bytes_per_pixel(model: torch.nn.Module) -> int:
+    """Peak bytes per (padded) picture pixel of decoding with ``model``: g_s's last IGDN runs at half
+    resolution on N float32 channels (N bytes per pixel per tensor) and holds about three such
+    tensors plus the transposed conv's; measured 570 B/px for N=128 (2.4 GB at 2048²), so 6·N + 64."""
+    return 6 * synthesis_channels(model) + 64
+
+
+def available_memory() -> int | None:
+    """Bytes this process can still allocate: the system's available memory, within the address-space
+    limit (ulimit -v) if there is one; None where neither can be read."""
+    limits = []
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    limits.append(int(line.split()[1]) * 1024)
+    except (OSError, ValueError):
+        pass
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft != resource.RLIM_INFINITY:
+            with open("/proc/self/statm") as handle:
+                used = int(handle.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+            limits.append(max(0, soft - used))
+    except (ImportError, OSError, ValueError):
+        pass
+    return min(limits) if limits else None
+
+
+def check_memory(needed: int, what: str) -> None:
+    """CodecError when decoding needs more memory than this process can get (checked before any
+    network runs, so a picture that cannot fit fails at once instead of exhausting the machine)."""
+    free = available_memory()
+    if free is not None and needed > free:
+        raise CodecError(f"{what} needs about {needed / 2**30:.1f} GiB to decode, {free / 2**30:.1f} GiB are "
+                         "available")
 
 
 def padded(size: int) -> int:
@@ -93,20 +192,28 @@ class MeanScaleCodec(Codec):
     description = ("CompressAI mean-scale hyperprior (single layer) with bench's trained zoo weights, "
                    "or CompressAI's published ones (mean-scale@compressai)")
     published_sources = ("compressai",)  # what `bench list` shows beside the default
+    # Every @SOURCE names weights (none is a folder), so a bitstream file may name any (bench.registry).
+    named_sources = ("bench", "compressai")
+    # Decoding allocates for the size a header claims: the largest picture (per layer) ``decode``
+    # accepts; ``bench decode --max-pixels`` sets it. Pictures this instance encoded itself are trusted.
+    max_pixels: int = DEFAULT_MAX_PIXELS
 
     @classmethod
     def fuzz_setup(cls, workdir: Path, time_limit: float) -> FuzzSetup:
-        from bench.codecs._fuzzing import reseal_tail_crc, test_image, use_tiny_mean_scale_zoo
+        from bench.codecs._fuzzing import mean_scale_bomb, reseal_tail_crc, test_image, use_tiny_mean_scale_zoo
 
         use_tiny_mean_scale_zoo(workdir)
         codec = cls()
         seeds = [codec.encode([test_image(48, 64, 0)], 3).data, codec.encode([test_image(23, 37, 1)], 1).data]
+        # decompression bombs (issue 27): headers claiming 2048² and 4096² over a small picture's strings
+        seeds += [mean_scale_bomb(seeds[0], 2048, 2048), mean_scale_bomb(seeds[1], 4096, 4096)]
         return FuzzSetup(codec, seeds, reseal=reseal_tail_crc)
 
     def __init__(self, arg: str | None = None, source: str | None = None, device: str = "cpu") -> None:
         super().__init__(arg, source, device)
         self._models: dict[int, tuple[torch.nn.Module, Path, str]] = {}
         self._meta_models: dict[int, torch.nn.Module] = {}  # shapes only, for ``complexity``
+        self._encoded_pixels = 0  # the largest picture encoded here: its decode is not a hostile claim
         if source == "compressai":
             self.default_qualities = published.qualities()
 
@@ -248,6 +355,7 @@ class MeanScaleCodec(Codec):
             raise CodecError(f"mean-scale codes images up to {MAX_SIDE} per side and {MAX_PIXELS} pixels, "
                              f"got {width}x{height}")
         model, _, digest = self._model(quality)
+        self._encoded_pixels = max(self._encoded_pixels, height * width)
         x = torch.from_numpy(image.copy()).to(self.device)  # a copy: inputs may be read-only
         x = x.permute(2, 0, 1)[None].float().div_(255.0)
         x = pad_image(x)
@@ -271,13 +379,17 @@ class MeanScaleCodec(Codec):
 
     def _reconstruct(self, data: bytes, clock: SectionClock | None = None) -> torch.Tensor:
         """The decoder's float output (3xHxW in [0, 1]), before rounding to 8 bits."""
-        quality, height, width, tag, y_string, z_string = _parse(data, self.default_qualities)
+        limit = max(self.max_pixels, self._encoded_pixels)
+        quality, height, width, tag, y_string, z_string = _parse(data, self.default_qualities, limit)
         model, path, digest = self._model(quality)
         if bytes.fromhex(digest[:8]) != tag:
             raise BitstreamError(f"this mean-scale bitstream was made with weights whose SHA-256 starts with "
                                  f"{tag.hex()} (bench zoo: mean-scale-q{quality}-{tag.hex()}), not with "
                                  f"{path.name} ({self.spec})")
         shape = (padded(height) // MULTIPLE, padded(width) // MULTIPLE)
+        # what the strings present can hold, then what decoding would allocate: both before any network
+        check_hyper_string(model.entropy_bottleneck, z_string, shape, "mean-scale z string")
+        check_memory(padded(height) * padded(width) * decode_bytes_per_pixel(model), f"a {width}x{height} picture")
         try:
             with torch.inference_mode(), fixed_network_threads(self.device):
                 x_hat = _decompress(model, y_string, z_string, shape, clock or SectionClock(self.device))
@@ -321,7 +433,8 @@ def _split(clock: SectionClock) -> dict[str, float]:
     return {key: clock.seconds.get(key, 0.0) for key in ("network", "entropy")}
 
 
-def _parse(data: bytes, qualities: Sequence[int]) -> tuple[int, int, int, bytes, bytes, bytes]:
+def _parse(data: bytes, qualities: Sequence[int],
+           max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, int, int, bytes, bytes, bytes]:
     """Check a mean-scale bitstream and split it; every check comes before any allocation."""
     if len(data) < _HEADER.size + _CRC.size:
         raise BitstreamError(f"mean-scale bitstream of {len(data)} bytes is shorter than its header")
@@ -339,11 +452,14 @@ def _parse(data: bytes, qualities: Sequence[int]) -> tuple[int, int, int, bytes,
         raise BitstreamError("mean-scale bitstream is corrupted (CRC32 mismatch)")
     if quality not in qualities:
         raise BitstreamError(f"mean-scale bitstream names quality {quality}, not one of {sorted(qualities)}")
-    if not (1 <= height and 1 <= width and height * width <= MAX_PIXELS):
-        raise BitstreamError(f"mean-scale bitstream claims a {width}x{height} image "
-                             f"(limit {MAX_PIXELS} pixels)")
-    if not y_len or not z_len:
-        raise BitstreamError("mean-scale bitstream has an empty latent string")
+    if not (1 <= height and 1 <= width):
+        raise BitstreamError(f"mean-scale bitstream claims a {width}x{height} image")
+    if height * width > max_pixels:
+        raise BitstreamError(f"mean-scale bitstream claims a {width}x{height} image, more than the limit of "
+                             f"{max_pixels} pixels (bench decode --max-pixels)")
     y_start = _HEADER.size
     z_start = y_start + y_len
-    return quality, height, width, tag, data[y_start:z_start], data[z_start : z_start + z_len]
+    y_string, z_string = data[y_start:z_start], data[z_start : z_start + z_len]
+    check_rans_string(y_string, "mean-scale y string")
+    check_rans_string(z_string, "mean-scale z string")
+    return quality, height, width, tag, y_string, z_string

@@ -26,6 +26,7 @@ from bench.codec import BitstreamError, CodecError
 from bench.codecs import _container, mean_scale
 from bench.codecs._fuzzing import reseal_container
 from bench.codecs.compass import bitstream as compass_bitstream
+from bench.images import DEFAULT_MAX_PIXELS
 from bench.zoo import QUALITY_LAMBDAS
 
 PROPERTY = settings(max_examples=200, deadline=None, database=None,  # no .hypothesis/ in the repo
@@ -112,14 +113,19 @@ def _mean_scale_stream(quality, height, width, tag, y, z, y_len=None, z_len=None
     return body + struct.pack(">I", zlib.crc32(body))
 
 
+# what CompressAI's rANS coder writes: whole 32-bit words, at least its 8-byte final state
+_rans_strings = st.binary(min_size=8, max_size=40).map(lambda b: b[: len(b) // 4 * 4])
+
+
 @PROPERTY
 @given(quality=st.integers(0, 255), height=st.integers(0, 65535), width=st.integers(0, 65535),
        tag=st.binary(min_size=4, max_size=4), y=st.binary(max_size=40), z=st.binary(max_size=40))
 def test_mean_scale_header_claims_are_checked_before_anything_is_allocated(quality, height, width, tag, y,
                                                                            z) -> None:
     data = _mean_scale_stream(quality, height, width, tag, y, z)
+    rans = all(len(s) >= mean_scale.RANS_MIN_BYTES and len(s) % mean_scale.RANS_WORD_BYTES == 0 for s in (y, z))
     valid = (quality in QUALITY_LAMBDAS and height >= 1 and width >= 1
-             and height * width <= mean_scale.MAX_PIXELS and y and z)
+             and height * width <= DEFAULT_MAX_PIXELS and rans)
     if not valid:
         with pytest.raises(BitstreamError):
             _parse(data)
@@ -128,8 +134,7 @@ def test_mean_scale_header_claims_are_checked_before_anything_is_allocated(quali
 
 
 @PROPERTY
-@given(y=st.binary(min_size=1, max_size=40), z=st.binary(min_size=1, max_size=40),
-       y_len=st.integers(0, 2**32 - 1), z_len=st.integers(0, 2**32 - 1))
+@given(y=_rans_strings, z=_rans_strings, y_len=st.integers(0, 2**32 - 1), z_len=st.integers(0, 2**32 - 1))
 def test_mean_scale_string_lengths_must_match_the_bytes(y, z, y_len, z_len) -> None:
     data = _mean_scale_stream(3, 48, 64, b"abcd", y, z, y_len, z_len)
     if (y_len, z_len) == (len(y), len(z)):
@@ -137,8 +142,8 @@ def test_mean_scale_string_lengths_must_match_the_bytes(y, z, y_len, z_len) -> N
     elif y_len + z_len != len(y) + len(z):
         with pytest.raises(BitstreamError, match="truncated or has trailing bytes"):
             _parse(data)
-    elif 0 in (y_len, z_len):
-        with pytest.raises(BitstreamError, match="empty latent string"):
+    elif any(n < mean_scale.RANS_MIN_BYTES or n % mean_scale.RANS_WORD_BYTES for n in (y_len, z_len)):
+        with pytest.raises(BitstreamError, match="is not an entropy-coded string"):
             _parse(data)
     else:  # the same total split differently: parses, but the strings are the ones the header says
         _, _, _, _, ys, zs = _parse(data)
@@ -277,6 +282,34 @@ def test_learned_decoders_survive_a_short_fuzz_run(decoder: str) -> None:
 def test_x265_decoder_survives_a_short_fuzz_run(x265_ready) -> None:
     report = fuzz.fuzz("x265", 25, seed=0, time_limit=20.0)
     assert report.inputs == 25 and report.failed == 0, report.failures[:3]
+
+
+def test_codec_spec_fuzz_never_accepts_a_folder() -> None:
+    report = fuzz.fuzz("codec-spec", 300, seed=0, time_limit=10.0)
+    assert report.inputs == 300 and report.failed == 0, report.failures[:3]
+    assert report.counts["clear-error"] > 0 and report.counts["decoded"] > 0
+    target = fuzz.codec_spec_target(Path("."), 10.0)  # its hostile seeds, unchanged: clear errors
+    for seed, outcome in zip(target.seeds[:3], ("clear-error",) * 3):
+        assert fuzz.classify(target, seed, None)[0] == outcome
+        assert "is not a weights source" in fuzz.classify(target, seed, None)[1]
+    assert [fuzz.classify(target, seed, None)[0] for seed in target.seeds[3:]] == ["decoded"] * 5
+
+
+@pytest.mark.parametrize("decoder", ["mean-scale", "compass"])
+def test_decompression_bombs_are_fuzz_seeds_that_end_in_clear_errors(decoder: str, tmp_path: Path) -> None:
+    """The last two seeds of the learned decoders claim 2048² and 4096² over a small picture's strings
+    (issue 27): refused at once, well under the fuzz worker's memory limit."""
+    target = fuzz.codec_target(decoder, tmp_path, 10.0)
+
+    class AllLayers:
+        choice = staticmethod(lambda options: None)
+
+    # 2048² is within --max-pixels: the strings present are too short for its hyper-latent
+    for bomb, reason in zip(target.seeds[-2:], ("hyper-latent needs at least", "more than the limit of 6000000")):
+        began = time.perf_counter()
+        outcome, detail = fuzz.classify(target, bomb, AllLayers())
+        assert outcome == "clear-error" and reason in detail, detail
+        assert time.perf_counter() - began < 1.0
 
 
 @pytest.mark.parametrize("decoder", ["records", "manifest"])

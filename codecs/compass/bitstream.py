@@ -17,7 +17,8 @@ Layout (all integers big-endian)::
 Chunks appear in layer order, BL first. A file cut after chunk k is a valid stream of layers 0..k:
 decoding reads the header and only the chunks it needs, so a prefix decode never touches (or
 depends on) later chunks. Every failure is a ``BitstreamError`` that names what is wrong and in
-which layer; sizes are sanity-checked before anything is allocated for them.
+which layer; sizes are checked against the format's limits here and against what the decoder may
+allocate in ``plugin.CompassCodec.decode``, before anything is allocated for them.
 """
 
 from __future__ import annotations
@@ -33,7 +34,10 @@ MAGIC = b"CMPS"
 FORMAT_VERSION = 1
 MAX_LAYERS = 32
 MAX_SIDE = 16384
-MAX_PIXELS = 1 << 26  # 8192×8192: beyond any benchmark image, small enough to never exhaust memory
+# The format's own limit per layer (8192×8192). Not a safe decoding limit: decoding allocates ~1 KB per
+# pixel, so the codec also bounds what a header may claim (``CompassCodec.max_pixels``, ``bench decode
+# --max-pixels``), checks the strings present against it and estimates the memory before decoding.
+MAX_PIXELS = 1 << 26
 _CHUNK_HEAD = struct.Struct(">BI")
 _CRC = struct.Struct(">I")
 

@@ -32,6 +32,18 @@ def reseal(data: bytes) -> bytes:
     return bytes(out)
 
 
+def bomb(data: bytes, height: int, width: int) -> bytes:
+    """A hostile COMPASS stream: ``data``'s chunks under a header whose top layer claims ``height`` x
+    ``width`` (the layers below it scaled alike), resealed: a decompression bomb."""
+    out = bytearray(data)
+    pos = 7 + out[6]
+    count = out[pos]
+    for k in range(count):
+        share = (k + 1) / count
+        struct.pack_into(">HH", out, pos + 1 + 4 * k, max(1, int(height * share)), max(1, int(width * share)))
+    return reseal(bytes(out))
+
+
 def tiny_codec(codec_class: type) -> object:
     """A COMPASS codec at quality 2 over a tiny random BL and the tiny LIFF/RC configuration."""
     import torch
@@ -55,4 +67,6 @@ def fuzz_setup(codec_class: type) -> FuzzSetup:
     codec = tiny_codec(codec_class)
     seeds = [codec.encode(pyramid(test_image(48, 64, 4), (0.5, 0.75, 1)), 2).data,
              codec.encode(pyramid(test_image(40, 40, 5), (0.6, 1)), 2).data]
+    # decompression bombs (issue 27): headers claiming 2048² and 4096² over a small picture's chunks
+    seeds += [bomb(seeds[1], 2048, 2048), bomb(seeds[0], 4096, 4096)]
     return FuzzSetup(codec, seeds, layer_choices=(None, None, 1, 2), reseal=reseal)

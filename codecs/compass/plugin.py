@@ -36,12 +36,16 @@ from bench.codec import (
     check_image,
     weights_file_id,
 )
-from bench.codecs.compass import bitstream, official
+from bench.codecs import mean_scale
+from bench.codecs.compass import bitstream, official, residual
 from bench.codecs.compass.complexity import layer_macs
-from bench.codecs.compass.model import CompassConfig, CompassModel
+from bench.codecs.compass.liff import LiffConfig
+from bench.codecs.compass.model import CompassConfig, CompassModel, bl_coded_size
+from bench.codecs.compass.model import _unpack_strings as model_strings
 from bench.complexity import LayerComplexity, kmac_per_pixel, on_meta
 from bench.determinism import NETWORK_THREADS, fixed_network_threads
 from bench.hashing import sha256_file
+from bench.images import DEFAULT_MAX_PIXELS
 from bench.registry import register_codec
 
 QUALITIES = (1, 2, 3, 4)
@@ -130,6 +134,45 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
     return 10 * np.log10(255**2 / max(mse, 1e-12))
 
 
+def check_payloads(model: CompassModel, payloads: Sequence[bytes], sizes: Sequence[tuple[int, int]]) -> None:
+    """Refuse, before any network runs, layers whose strings cannot be those of their claimed size
+    (rANS strings, and z strings at least ``mean_scale.min_hyper_bytes`` long) and a decode whose
+    estimated peak memory exceeds what this process can get: a hostile header claims giant layers
+    over a few bytes, and decoding allocates for the claim."""
+    peak = 0
+    for k, (payload, size) in enumerate(zip(payloads, sizes)):
+        try:
+            y_string, z_string = model_strings(payload)
+        except ValueError as error:
+            raise BitstreamError(f"layer {k}: {error}") from None
+        coder = model.bl if k == 0 else model.rc
+        coded = bl_coded_size(size, model.bl_padding) if k == 0 else size
+        mean_scale.check_rans_string(y_string, f"layer {k}: y string")
+        mean_scale.check_rans_string(z_string, f"layer {k}: z string")
+        z_size = residual.size_plan(coded[0], coded[1], coder, model.padding)["z"]
+        mean_scale.check_hyper_string(coder.entropy_bottleneck, z_string, z_size, f"layer {k}")  # type: ignore[arg-type]
+        peak = max(peak, decode_bytes(model, k, size, sizes[k - 1] if k else None))
+    height, width = max(sizes[: len(payloads)], key=lambda s: s[0] * s[1])
+    mean_scale.check_memory(peak, f"a COMPASS layer of {width}x{height}")
+
+
+def decode_bytes(model: CompassModel, k: int, size: tuple[int, int], below: tuple[int, int] | None) -> int:
+    """Estimated peak bytes of decoding layer ``k`` of ``size`` (``below``: layer k-1's size): the
+    BL's or RC's synthesis (``mean_scale.decode_bytes_per_pixel``), and for an EL LIFF's features of
+    the layer below (G0 + C·G float32 channels, a few tensors alive), one query band (its target
+    pixels and previous-layer rows, 4·hidden + 3 terms each, ``liff.LIFF.forward``) and the layers kept."""
+    if k == 0:
+        coded = bl_coded_size(size, model.bl_padding)
+        return coded[0] * coded[1] * mean_scale.decode_bytes_per_pixel(model.bl)
+    assert below is not None
+    pixels, below_pixels = size[0] * size[1], below[0] * below[1]
+    liff = model.config.liff if model.config is not None else LiffConfig()
+    features = below_pixels * 4 * (liff.g0 + liff.rdb_convs * liff.growth) * 4
+    band = (liff.chunk_pixels + 4 * (below[1] + 2)) * 4 * (4 * liff.mlp_hidden + 3) * 4
+    kept = 4 * 3 * 4 * (pixels + below_pixels)  # previous layer, prediction, residual, reconstruction
+    return pixels * mean_scale.decode_bytes_per_pixel(model.rc) + features + band + kept
+
+
 @register_codec("compass")
 class CompassCodec(Codec):
     scalable = True
@@ -144,6 +187,11 @@ class CompassCodec(Codec):
         "(compass@official: the published checkpoints)"
     )
     published_sources = ("official",)  # what `bench list` shows beside the default
+    # Every @SOURCE names weights (none is a folder), so a bitstream file may name any (bench.registry).
+    named_sources = ("bench", "official")
+    # Decoding allocates for the sizes a header claims: the largest layer ``decode`` accepts (``bench
+    # decode --max-pixels`` sets it). Layers this instance encoded itself are trusted.
+    max_pixels: int = DEFAULT_MAX_PIXELS
     family = "mean-scale"  # its BL: reports pair it with mean-scale and simulcast:mean-scale
 
     @classmethod
@@ -163,6 +211,7 @@ class CompassCodec(Codec):
         super().__init__(arg, source, device)
         self._models: dict[int, CompassModel] = dict(models or {})
         self._injected = models is not None
+        self._encoded_pixels = 0  # the largest layer encoded here: its decode is not a hostile claim
         self._info: dict[int, dict[str, str]] = {}
         self._meta_models: dict[int, torch.nn.Module] = {}  # shapes only, for ``complexity``
         # the last encode's layers, reconstructions and LIFF predictions, for ``encode_diagnostics``
@@ -296,6 +345,7 @@ class CompassCodec(Codec):
                     f"than layer {k - 1} {sizes[k - 1]}"
                 )
         model = self._model(quality)
+        self._encoded_pixels = max(self._encoded_pixels, *(h * w for h, w in sizes))
         header = bitstream.Header(quality, model.model_id, tuple(sizes))
         bitstream.encode_header(header)  # size/count limits checked before any network runs
         clock = SectionClock(self.device)
@@ -331,6 +381,11 @@ class CompassCodec(Codec):
     def decode(self, data: bytes, num_layers: int | None = None) -> list[np.ndarray]:
         self.last_decode_timings = {}
         header, payloads = bitstream.unpack(data, num_layers)
+        limit = max(self.max_pixels, self._encoded_pixels)
+        for k, (h, w) in enumerate(header.sizes[: len(payloads)]):
+            if h * w > limit:
+                raise BitstreamError(f"layer {k} claims {w}x{h} pixels, more than the limit of {limit} "
+                                     "(bench decode --max-pixels)")
         known = self._models if self._injected else QUALITIES
         if header.quality not in known:
             raise BitstreamError(f"bitstream names quality {header.quality}, which no COMPASS weights here have")
@@ -340,6 +395,7 @@ class CompassCodec(Codec):
                 f"bitstream was encoded with {header.model_id!r}, but quality "
                 f"{header.quality} here is {model.model_id!r}"
             )
+        check_payloads(model, payloads, header.sizes)  # before any network runs
         out = []
         previous = None
         clock = SectionClock(self.device)
