@@ -211,14 +211,15 @@ def cmd_decode(args: argparse.Namespace) -> int:
     for path in outputs:
         if _same_file(path, args.bitstream):
             raise UsageError(f"the output {path} is the input bitstream; give another prefix")
-    # Everything taken from the header is checked before a codec is built from it: the spec names
-    # a registered codec and, at most, named weights (never a folder or binary: those come from the
-    # user's environment or --codec), and no layer is larger than --max-pixels.
-    spec = file_spec(envelope.header["codec"])
+    # Everything taken from the header is checked before a codec is built from it: no layer is larger
+    # than --max-pixels (first: it needs no codec module loaded, so a bomb fails at once), and the spec
+    # names a registered codec and, at most, named weights (never a folder or binary: those come
+    # from the user's environment or --codec).
     for k, (height, width) in enumerate(sizes[:wanted]):
         if height * width > max_pixels:
             raise EnvelopeError(f"the file's layer {k} is {width}x{height} = {height * width} pixels, more than "
                                 f"--max-pixels {max_pixels}; raise it to decode this file")
+    spec = file_spec(envelope.header["codec"])
     chosen = envelope.header["codec"]
     if args.codec is not None:  # the user's spec: the file's codec and options, the user's @SOURCE
         mine = CodecSpec.parse(args.codec)
