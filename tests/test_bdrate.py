@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from bench.anchors import published_curves
-from bench.bdrate import MIN_OVERLAP, bd_rate
+from bench.bdrate import MIN_OVERLAP, bd_rate, bd_rate_rows, percentile_interval, resample_counts, weighted_means
 
 ANCHOR_BPP = [0.12, 0.25, 0.5, 1.0, 1.6]
 ANCHOR_PSNR = [27.0, 30.0, 33.0, 36.0, 38.5]
@@ -110,3 +110,55 @@ def test_non_finite_and_zero_rate_points_are_dropped_with_a_note():
 def test_mismatched_lengths_raise():
     with pytest.raises(ValueError, match="rates but"):
         bd_rate([0.1, 0.2], [30.0], ANCHOR_BPP, ANCHOR_PSNR)
+
+
+# --- the vectorised path (bootstrap resamples, per-image curves) ---------------------------------
+
+
+def test_rows_equal_the_bjontegaard_package_on_random_and_awkward_curves():
+    rng = np.random.default_rng(5)
+    rows = 200
+    # monotone but noisy curves of 5 and 4 points (PCHIP's three- and two-sided slope rules, flat
+    # stretches, sign changes), some with too little overlap
+    anchor_rate = np.sort(rng.uniform(0.1, 2, (rows, 5)), axis=1)
+    anchor_psnr = 28 + 5 * np.log(anchor_rate) + rng.normal(0, 0.4, (rows, 5))
+    test_rate = np.sort(rng.uniform(0.1, 2, (rows, 4)), axis=1)
+    test_psnr = 28.5 + 5 * np.log(test_rate) + rng.normal(0, 0.4, (rows, 4))
+    test_psnr[0, 1] = test_psnr[0, 2]  # two equal PSNRs: merged by the scalar path
+    test_rate[1, 0] = 0.0  # a zero rate: dropped by the scalar path
+    anchor_psnr[2, -1] = np.inf  # a lossless point
+    fast = bd_rate_rows(anchor_rate, anchor_psnr, test_rate, test_psnr)
+    slow = np.array([bd_rate(anchor_rate[i], anchor_psnr[i], test_rate[i], test_psnr[i]).bd_rate for i in range(rows)])
+    assert np.array_equal(np.isnan(fast), np.isnan(slow)) and 5 < np.isnan(slow).sum() < rows // 2
+    np.testing.assert_allclose(fast, slow, rtol=0, atol=1e-9, equal_nan=True)
+
+
+def test_rows_with_two_points_are_linear_and_one_anchor_row_is_broadcast():
+    anchor = (np.array([[0.2, 0.8]]), np.array([[30.0, 36.0]]))
+    tests = (np.array([[0.18, 0.72], [0.22, 0.88]]), np.array([[30.0, 36.0], [30.0, 36.0]]))
+    np.testing.assert_allclose(bd_rate_rows(*anchor, *tests), [-10.0, 10.0], atol=1e-9)
+
+
+def test_resample_counts_are_fixed_draws_of_every_image_count():
+    counts = resample_counts(24, 2000)
+    assert counts.shape == (2000, 24) and (counts.sum(axis=1) == 24).all()
+    assert np.array_equal(counts, resample_counts(24, 2000))  # the fixed seed: the same every time
+    assert not np.array_equal(counts[0], counts[1])
+    # each image is drawn once per resample on average
+    assert counts.mean() == pytest.approx(1.0) and counts.mean(axis=0) == pytest.approx(np.ones(24), abs=0.1)
+
+
+def test_weighted_means_skip_nan_like_pandas_and_keep_infinity():
+    values = np.array([[1.0, np.nan, 5.0], [3.0, 4.0, np.inf]])
+    counts = np.array([[2.0, 0.0], [1.0, 1.0], [0.0, 2.0]])
+    np.testing.assert_array_equal(weighted_means(counts, values), [[1.0, np.nan, 5.0], [2.0, 4.0, np.inf],
+                                                                   [3.0, 4.0, np.inf]])
+
+
+def test_percentile_interval_leaves_out_resamples_without_a_value():
+    samples = np.concatenate([np.arange(1.0, 101.0), [np.nan] * 10])
+    low, high, valid = percentile_interval(samples)
+    assert valid == 100 and low == pytest.approx(np.percentile(np.arange(1.0, 101.0), 2.5))
+    assert high == pytest.approx(np.percentile(np.arange(1.0, 101.0), 97.5))
+    low, high, valid = percentile_interval(np.array([np.nan, np.nan]))
+    assert math.isnan(low) and math.isnan(high) and valid == 0
