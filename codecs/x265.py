@@ -35,6 +35,7 @@ import numpy as np
 from bench.codec import Availability, BitstreamError, Codec, CodecError, Encoded, FuzzSetup, check_image
 from bench.codecs._still import ffmpeg_availability, ffmpeg_binary, run_ffmpeg_command
 from bench.codecs._yuv import YuvFormat, planes_to_rgb, rgb_to_planes
+from bench.images import DEFAULT_MAX_PIXELS
 from bench.registry import register_codec
 
 _YUV444 = YuvFormat("444", 8)
@@ -113,6 +114,12 @@ class X265Codec(Codec):
     # The 4-byte header carries no length and HEVC's arithmetic-coded slice cannot tell where it was
     # cut: ffmpeg conceals a cut stream (adding a length would change every bitstream's size).
     detects_truncation = False
+    # The largest picture ``decode`` accepts (``bench decode --max-pixels``), from the 4-byte header and
+    # from the HEVC stream itself (ffmpeg's decoder limit): a hostile stream cannot make ffmpeg
+    # allocate (and hand back) frames of any size its SPS claims. Pictures this instance encoded are
+    # trusted.
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    _encoded_pixels: int = 0
 
     def fingerprint(self, weights: Mapping[str, str] | None = None) -> dict[str, str]:
         return dict(x265_fingerprint())
@@ -204,6 +211,7 @@ class X265Codec(Codec):
         if not hevc:
             raise CodecError("ffmpeg x265 encode produced no bytes")
         data = _HEADER.pack(width, height) + hevc
+        self._encoded_pixels = max(self._encoded_pixels, padded.shape[0] * padded.shape[1])
         return Encoded(data=data, layer_bytes=[len(data)])
 
     def decode(self, data: bytes, num_layers: int | None = None) -> list[np.ndarray]:
@@ -215,13 +223,21 @@ class X265Codec(Codec):
         if width == 0 or height == 0:
             raise BitstreamError(f"x265 header names an empty image ({width}x{height})")
         coded_w, coded_h = max(width, MIN_SIDE), max(height, MIN_SIDE)
+        limit = max(self.max_pixels, self._encoded_pixels)
+        if coded_w * coded_h > limit:
+            raise BitstreamError(f"x265 header claims a {width}x{height} picture, more than the limit of {limit} "
+                                 "pixels (bench decode --max-pixels)")
         binary = self._binary()
         import ffmpeg  # only now: availability() has said it is installed
         # No output pix_fmt: ffmpeg must hand back the decoder's own yuv444p untouched (asking for
         # a format could make it convert); anything else shows up as a wrong byte count below.
         # At most 2 frames out: a damaged stream cannot make ffmpeg buffer unbounded output, and a
-        # second frame still shows up as a wrong byte count.
-        stream = ffmpeg.input("pipe:", format="hevc").output("pipe:", format="rawvideo", **{"frames:v": 2})
+        # second frame still shows up as a wrong byte count. max_pixels: the decoder refuses an SPS
+        # larger than the header's picture (the size this codec writes), before allocating for it;
+        # ffmpeg checks the coded size, padded to 8 (HEVC's CU) and its width to its stride alignment.
+        allowed = (coded_w + 128) * (coded_h + 128)
+        stream = ffmpeg.input("pipe:", format="hevc", max_pixels=allowed).output(
+            "pipe:", format="rawvideo", **{"frames:v": 2})
         raw = self._run(_command(stream, binary), data[_HEADER.size :], "HEVC decode", BitstreamError)
         expected = coded_w * coded_h * 3
         if len(raw) != expected:

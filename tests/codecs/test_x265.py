@@ -164,3 +164,25 @@ def test_unknown_preset_is_unavailable() -> None:
     status = create_codec("x265:warpspeed").availability()
     assert not status.available and "warpspeed" in status.reason
     assert x265_module.DEFAULT_PRESET in x265_module.PRESETS
+
+
+@needs_x265
+def test_decode_bounds_the_picture_the_header_and_the_stream_claim() -> None:
+    """Issue 27: a header claiming a giant picture is refused before ffmpeg runs, and an HEVC stream
+    whose SPS is larger than its header's picture is refused by ffmpeg's decoder before it allocates."""
+    coder = X265Codec("ultrafast")
+    big = coder.encode([smooth_image(240, 320)], 40).data
+    small = coder.encode([smooth_image(24, 32)], 40).data
+    fresh = X265Codec("ultrafast")
+    with pytest.raises(BitstreamError, match="claims a 4096x4096 picture, more than the limit of 6000000"):
+        fresh.decode(bytes([16, 0, 16, 0]) + small[4:])
+    # the 240x320 stream under a 24x32 header: ffmpeg's max_pixels stops it
+    with pytest.raises(BitstreamError, match="exceeds specified max pixel count"):
+        fresh.decode(small[:4] + big[4:])
+    fresh.max_pixels = 320 * 240 - 1
+    with pytest.raises(BitstreamError, match="more than the limit of 76799"):
+        fresh.decode(big)
+    assert coder.decode(big)[0].shape == (240, 320, 3)  # its own encode is trusted whatever the limit
+    for height, width in ((17, 23), (16, 16), (37, 61)):
+        data = coder.encode([smooth_image(height, width)], 40).data
+        assert X265Codec("ultrafast").decode(data)[0].shape == (height, width, 3)
