@@ -3,7 +3,10 @@
 bench drives the real binaries; nothing here imitates them. Finding them: the directory given as
 the spec's source (``shvc@/path/to/shm/bin``) or the environment variable ``SHM_DIR``, searched
 itself and in its ``bin/`` for ``TAppEncoderStatic``/``TAppEncoder`` and
-``TAppDecoderStatic``/``TAppDecoder``. Tested with SHM-12.1 (HM-16.10).
+``TAppDecoderStatic``/``TAppDecoder``; a relative folder is made absolute when read (SHM runs in a
+temporary folder). The folder is the user's alone: ``bench encode`` writes the spec without it and
+``bench decode`` refuses a file that names one (``bench.registry.file_spec``; ``--codec`` gives it).
+Tested with SHM-12.1 (HM-16.10).
 
 Pipeline of one ``encode`` (all intra, one frame, ``FramesToBeEncoded 1``):
 
@@ -70,6 +73,7 @@ from bench.codecs._yuv import (
     planes_to_rgb,
     rgb_to_planes,
 )
+from bench.images import DEFAULT_MAX_PIXELS
 from bench.registry import register_codec
 
 logger = logging.getLogger(__name__)
@@ -680,6 +684,11 @@ class ShvcCodec(Codec):
     report_role = "shvc"  # the contract's SHVC anchor
     anchors_every_family = True  # every scalable codec is compared with SHVC
 
+    # The largest layer ``decode`` accepts from a header (``bench decode --max-pixels``): SHM allocates
+    # and writes YUV files for what the stream claims. Pictures this instance encoded are trusted.
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    _encoded_pixels: int = 0
+
     def fingerprint(self, weights: Mapping[str, str] | None = None) -> dict[str, str]:
         return {"external": "SHM"}
 
@@ -879,6 +888,7 @@ class ShvcCodec(Codec):
 
         header = pack_header(fmt, geometries)
         counts[0] += len(header)
+        self._encoded_pixels = max(self._encoded_pixels, *(g.width * g.height for g in geometries))
         return Encoded(
             data=header + stream,
             layer_bytes=counts,
@@ -891,6 +901,11 @@ class ShvcCodec(Codec):
         count = total if num_layers is None else num_layers
         if not 1 <= count <= total:
             raise CodecError(f"cannot decode {num_layers} layers from a {total}-layer shvc bitstream")
+        limit = max(self.max_pixels, self._encoded_pixels)
+        for k, geo in enumerate(geometries[:count]):
+            if geo.width * geo.height > limit:
+                raise BitstreamError(f"shvc layer {k} claims {geo.width}x{geo.height} pixels, more than the limit "
+                                     f"of {limit} (bench decode --max-pixels)")
         stream = data[header_size:]
         layer_byte_counts(stream, total)  # validates the NAL structure before the binary sees it
         _, decoder = self.binaries()

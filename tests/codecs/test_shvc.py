@@ -503,3 +503,16 @@ def test_binaries_that_are_not_executable_are_named(tmp_path: Path, monkeypatch:
     assert f"{tmp_path}/bin/TAppEncoderStatic and {tmp_path}/bin/TAppDecoderStatic are not executable" in status.reason
     monkeypatch.setenv(shvc.ENV_VAR, str(tmp_path / "nowhere"))
     assert f"SHM folder {tmp_path}/nowhere does not exist" in ShvcCodec().availability().reason
+
+
+def test_decode_refuses_layers_above_max_pixels_before_running_anything() -> None:
+    # issue 27: SHM would allocate and write YUV files for whatever a header claims
+    fmt = ShvcOptions().yuv
+    stream = b"\x00\x00\x01\x40\x01" + b"\x0c" * 8
+    data = shvc.pack_header(fmt, [LayerGeometry(2048, 1536), LayerGeometry(4096, 4096)]) + stream
+    codec = ShvcCodec()
+    with pytest.raises(BitstreamError, match="layer 1 claims 4096x4096 pixels, more than the limit of 6000000"):
+        codec.decode(data)
+    codec.max_pixels = 1000
+    with pytest.raises(BitstreamError, match="layer 0 claims 2048x1536 pixels, more than the limit of 1000"):
+        codec.decode(data, 1)
