@@ -482,8 +482,9 @@ def _bootstrap_text(bootstrap: int, average: str) -> str:
         "as the pair has, with replacement, and the same images for both codecs (paired), averages each "
         "codec's curve over them and integrates the BD-rate as above; the interval is the 2.5th and 97.5th "
         "percentiles of the resampled BD-rates (ci_low, ci_high). Against a published curve only the run's "
-        "images are resampled (the published curve is a fixed mean). A resample whose curves overlap too "
-        "little has no BD-rate and is left out (the note says how many were used). The interval says how much "
+        "images are resampled (the published curve is a fixed mean): nothing cancels the spread between images "
+        "there, as it does when both codecs see the same draw, so those intervals are far wider. A resample "
+        "whose curves overlap too little has no BD-rate and is left out (the note says how many were used). The interval says how much "
         "the figure depends on which images were picked, not how well the curves were interpolated; "
         f"{NOT_SIGNIFICANT} marks an interval that contains 0. " + _average_text(average)
     )
