@@ -484,8 +484,9 @@ def _bootstrap_text(bootstrap: int, average: str) -> str:
         "percentiles of the resampled BD-rates (ci_low, ci_high). Against a published curve only the run's "
         "images are resampled (the published curve is a fixed mean): nothing cancels the spread between images "
         "there, as it does when both codecs see the same draw, so those intervals are far wider. A resample "
-        "whose curves overlap too little has no BD-rate and is left out (the note says how many were used). The interval says how much "
-        "the figure depends on which images were picked, not how well the curves were interpolated; "
+        "whose curves overlap too little has no BD-rate and is left out (the note says how many were used). "
+        "The interval says how much the figure depends on which images were picked, not how well the curves "
+        "were interpolated; "
         f"{NOT_SIGNIFICANT} marks an interval that contains 0. " + _average_text(average)
     )
 
