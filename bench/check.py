@@ -464,6 +464,11 @@ def check(config: CheckConfig, baseline_path: Path, out: Path | None = None, dat
             reasons.append(f"{len(run.failed)} jobs failed")
         if strict_skips:
             reasons.append(f"--strict and unavailable: {', '.join(strict_skips)}")
+        other_build = sorted({m.codec for m in comparison.moved if m.field.startswith("fingerprint")})
+        if failures and other_build:  # the likely cause, said once: the limits do not loosen for it
+            reasons.append(f"the fingerprints of {', '.join(other_build)} differ from the baseline's (another "
+                           "machine or build?); if these values are meant to change, rewrite the baseline here "
+                           "with --update")
         print(f"bench check: FAILED ({'; '.join(reasons)})", file=stream)
         return 1
     print("bench check: passed", file=stream)

@@ -146,6 +146,7 @@ def test_a_fingerprint_change_in_the_baseline_is_reported_not_a_reason_to_relax(
     assert status == 1, text
     (row,) = [line for line in text.splitlines() if "im0.png|1.5|2|1" in line]
     assert "bits" in row and "FAIL" in row and "exact" in row
+    assert "the fingerprints of check-quant differ from the baseline's" in text
 
 
 class _Toggle(_Quantizer):
