@@ -10,7 +10,7 @@ import pytest
 
 from bench.cli import main
 from bench.datasets import load_dataset
-from bench.planning import cost_rates, format_plan, format_seconds, job_pixels, make_plan
+from bench.planning import Plan, PlanRow, cost_rates, format_plan, format_seconds, job_pixels, make_plan
 from bench.runner import Job, plan_jobs
 from bench.store import RunStore
 
@@ -122,3 +122,10 @@ def test_dry_run_prints_the_plan_and_writes_nothing(make_image_folder, tmp_path,
     # The dry run left the run directory as it was (no manifest entry, no records).
     assert (out / "records.jsonl").read_bytes() == records_before
     assert json.loads((out / "manifest.json").read_text()) == manifest_before
+
+
+def test_a_single_layer_combination_is_shown_as_scales_1() -> None:
+    text = format_plan(Plan([PlanRow("jpeg", (), 5, jobs=24), PlanRow("x265", (1.5, 2.0), 22, jobs=24)], 0),
+                       Path("runs/x"))
+    rows = {line.split()[0]: line.split()[1] for line in text.splitlines()[2:4]}
+    assert rows == {"jpeg": "1", "x265": "1.5,2"}  # what --scales takes back

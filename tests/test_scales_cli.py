@@ -27,3 +27,26 @@ def test_scales_errors_are_one_line_before_any_job(capsys, tmp_path: Path, make_
     assert status == 2
     assert message in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "run" / "records.jsonl").exists()
+
+
+def test_scales_1_runs_a_single_layer_codec_and_its_report_compares_with_the_published_curves(
+        tmp_path: Path, make_image_folder) -> None:
+    """``--scales 1`` codes the full picture once; a Kodak given as a folder path (named kodak) still
+    gets its BD-rates against the published Kodak curves (issue #31: they were dropped)."""
+    import pandas as pd
+
+    folder = make_image_folder(2, 64, 96, name="kodak")
+    run = tmp_path / "run"
+    assert main(["run", "--codecs", "jpeg", "--scales", "1", "--dataset", str(folder), "--qualities", "20,60,90",
+                 "--out", str(run), "--no-progress"]) == 0
+    records = [line for line in (run / "records.jsonl").read_text().splitlines() if line]
+    assert len(records) == 2 * 3
+    assert all('"scales": []' in r and '"num_layers": 1' in r and '"width": 96' in r for r in records)
+    out = tmp_path / "report"
+    assert main(["report", str(run), "--out", str(out), "--bootstrap", "50"]) == 0
+    published = pd.read_csv(out / "bdrate_published.csv")
+    assert len(published) == 3 and set(published.dataset) == {str(folder)}  # one row per published curve
+    assert set(published.scales) == {"1 layer"} and set(published.images) == {"2 of 24"}
+    assert {"ci_low", "ci_high", "psnr_reason", "note"} <= set(published.columns)
+    # a row without a BD-rate says why
+    assert (published.bd_rate.notna() | published.reason.fillna("").astype(bool)).all()
