@@ -82,10 +82,11 @@ def write_latex(out_dir: Path, glances: dict[str, pd.DataFrame], focus: pd.DataF
                        f"BD-rate ({average} average)")
             path.write_text(tabular(layer_table(rows, average), "llrlrr", caption))
             written.append(path)
+    # \input names the file with its extension: the scales in a name (1.5) would read as one
     document = [r"\documentclass{article}", r"\usepackage[margin=1cm,landscape]{geometry}",
                 r"\usepackage{booktabs}", r"\begin{document}", r"\small"]
     for path in written:
-        document += [r"\noindent\texttt{" + escape(path.name) + r"}\\", r"\input{" + path.stem + "}", r"\bigskip", ""]
+        document += [r"\noindent\texttt{" + escape(path.name) + r"}\\", r"\input{" + path.name + "}", r"\bigskip", ""]
     document.append(r"\end{document}")
     (folder / "tables.tex").write_text("\n".join(document) + "\n")
     return written
