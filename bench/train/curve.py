@@ -7,7 +7,8 @@ mbt2018-mean curve (``../shared/reference/kodak-mbt2018-mean-mse.json``) at its 
 published rate there comes from interpolating log-rate against PSNR (PCHIP, as BD-rate does),
 and ``rate_vs_published`` is our rate over that one, minus 1. Over the four qualities this is
 what a BD-rate averages; for one point it says how far that point is from the published curve.
-CPU-hours are training time (steps only) times the threads the run used.
+CPU-hours are the CPU time the training steps got (``cpu_seconds``, measured by the process); points
+written before it was recorded use training time (steps only) times the threads the run used.
 
     python -m bench.train curve ~/.cache/bench-train/ms-q3-bf16-c128 [RUN ...]
 """
@@ -68,7 +69,7 @@ def current_branch(points: list[dict]) -> list[dict]:
 def table(run_dir: Path, reference: tuple[np.ndarray, np.ndarray]) -> list[str]:
     lines = [f"{run_dir}", "   step  CPU-h   bpp     PSNR   vs published"]
     for point in read_curve(run_dir):
-        cpu_hours = point["trained_seconds"] * point.get("threads", 1) / 3600
+        cpu_hours = point.get("cpu_seconds", point["trained_seconds"] * point.get("threads", 1)) / 3600
         delta = rate_vs_published(point["bpp"], point["psnr"], reference)
         lines.append(f"{point['step']:7d}  {cpu_hours:5.2f}  {point['bpp']:.4f}  {point['psnr']:.2f}  "
                      f"{delta * 100:+7.1f} %  ({point.get('images', '?')} images, {point.get('precision', 'fp32')})")

@@ -140,6 +140,9 @@ def train(args: argparse.Namespace) -> Path:
     sampler = CropSampler(training_images, args.crop, args.seed)
     step = 0
     trained_seconds = 0.0
+    # CPU time the steps really got (all threads): on a shared machine wall time × threads overstates
+    # it, and the learning curves are compared per CPU-hour
+    cpu_seconds = 0.0
     init_source = None
 
     state = load_if_present(checkpoint_path)
@@ -151,6 +154,7 @@ def train(args: argparse.Namespace) -> Path:
         torch.set_rng_state(state["torch_rng"])
         step = state["step"]
         trained_seconds = float(state.get("trained_seconds", 0.0))
+        cpu_seconds = float(state.get("cpu_seconds", 0.0))
         init_source = state.get("init_source")
         saved_args = state.get("args", {})
         if args.init_from and args.init_from != saved_args.get("init_from", args.init_from):
@@ -184,6 +188,7 @@ def train(args: argparse.Namespace) -> Path:
                 "torch_rng": torch.get_rng_state(),
                 "step": step,
                 "trained_seconds": trained_seconds,
+                "cpu_seconds": cpu_seconds,
                 "init_source": init_source,
                 "config": {"N": args.N, "M": args.M, "lmbda": args.lmbda, "crop": args.crop,
                            "batch": args.batch, "lr": args.lr, "steps": args.steps, "minutes": args.minutes,
@@ -209,7 +214,7 @@ def train(args: argparse.Namespace) -> Path:
     prefetch = PrefetchedBatches(draw, depth=4) if device.type != "cpu" and not done else None
     try:
         while not schedule.finished(step, trained_seconds):
-            started = time.monotonic()
+            started, started_cpu = time.monotonic(), time.process_time()
             lr = args.lr * (args.decay_factor if schedule.decayed(step, trained_seconds) else 1.0)
             for group in optimizer.param_groups:
                 group["lr"] = lr
@@ -227,6 +232,7 @@ def train(args: argparse.Namespace) -> Path:
             aux_optimizer.step()
             step += 1
             trained_seconds += time.monotonic() - started
+            cpu_seconds += time.process_time() - started_cpu
             bar.update(1)
             bar.set_postfix(loss=f"{losses['loss'].item():.3f}", bpp=f"{losses['bpp'].item():.3f}",
                             psnr=f"{psnr_from_mse(losses['mse'].item()):.2f}", lr=f"{lr:.0e}")
@@ -239,6 +245,7 @@ def train(args: argparse.Namespace) -> Path:
                 tqdm.write(f"step {step}: kodak[:{len(val_images)}] {metrics['bpp']:.4f} bpp "
                            f"{metrics['psnr']:.2f} dB (likelihood estimate)")
                 append_curve_point(curve_path, {"step": step, "trained_seconds": round(trained_seconds, 1),
+                                                "cpu_seconds": round(cpu_seconds, 1),
                                                 "precision": precision, "threads": args.threads,
                                                 "images": len(val_images), **metrics})
     finally:

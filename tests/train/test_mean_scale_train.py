@@ -71,6 +71,7 @@ def test_minutes_budget_and_a_rerun_of_a_finished_run_writes_nothing(data_root, 
     log = train(data_root, run, 100_000, "--minutes", "0.003")  # ~0.2 s of training, not 100k steps
     state = load(run)
     assert 1 <= state["step"] < 100_000 and state["trained_seconds"] >= 0.18
+    assert 0 < state["cpu_seconds"] <= 2 * state["trained_seconds"]  # one thread, plus a little for data
     assert "min of training" in log
     finished_at = (run / "last.pt").stat().st_mtime_ns
     assert "resumed" in train(data_root, run, 100_000, "--minutes", "0.003")

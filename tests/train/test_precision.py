@@ -105,6 +105,11 @@ def test_the_curve_compares_a_point_with_the_published_curve_at_its_psnr(tmp_pat
          "bpp": 0.4, "psnr": 31.0}) + "\n")
     lines = table(run, reference)
     assert "1000   1.00  0.4000  31.00     +0.0 %" in lines[-1]
+    # a point that measured its CPU time is placed by it, not by wall time × threads
+    (run / "curve.jsonl").write_text(json.dumps(
+        {"step": 1000, "trained_seconds": 1800.0, "cpu_seconds": 2160.0, "threads": 2, "images": 24,
+         "precision": "bf16", "bpp": 0.4, "psnr": 31.0}) + "\n")
+    assert "1000   0.60  0.4000  31.00" in table(run, reference)[-1]
 
 
 def test_parsers_take_precision():
