@@ -323,13 +323,26 @@ def codec_spec_target(workdir: Path, time_limit: float) -> Target:
     ones a folder (``hm@/dir``: a file must never choose an executable, issue 27); a spec that passes
     with a source no codec of its chain names as weights is a failure (invalid-result)."""
     from bench.envelope import EnvelopeError, pack, unpack
-    from bench.registry import UnknownCodecError, declared_class, file_spec, named_sources
+    from bench.registry import UnknownCodecError, codec_class, codec_names, declared_class, file_spec, named_sources
 
-    specs = ("hm@/tmp/bench-fuzz/evil", "simulcast:hm:chroma=420@../evil/bin", "shvc:ctc@bench",
-             "simulcast:mean-scale@compressai", "compass@official", "mean-scale@bench", "shvc:ctc", "x265:slow")
+    # from the registry, not a list of names: every codec plain, with each weights source it names, and
+    # with folders a hostile file would like it to run from; wrappers around each codec likewise
+    names = codec_names()
+    wrappers = [w for w in names if getattr(codec_class(w)(arg=names[0]), "inner_spec", None)]
+    hostile = ("/tmp/bench-fuzz/evil", "../evil/bin")
+    specs: list[str] = []
+    for name in names:
+        if name in wrappers:
+            continue
+        specs += [name, *(f"{name}@{source}" for source in named_sources(codec_class(name)))]
+        specs += [f"{name}@{folder}" for folder in hostile]
+        specs += [f"{wrapper}:{name}@{folder}" for wrapper in wrappers for folder in hostile]
     seeds = [pack({"codec": spec, "quality": 1, "sizes": [[16, 16]]}, b"\x00" * 8) for spec in specs]
-    for spec in specs[3:]:  # load every codec module now (torch included), not in an input's time
-        file_spec(spec)
+    for spec in specs:  # load every codec module now (torch included), not in an input's time
+        try:
+            file_spec(spec)
+        except EnvelopeError:
+            pass
 
     def decode(data: bytes, _: random.Random) -> Any:
         return file_spec(unpack(data).header["codec"])

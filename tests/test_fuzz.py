@@ -26,6 +26,7 @@ from bench.codec import BitstreamError, CodecError
 from bench.codecs import _container, mean_scale
 from bench.codecs._fuzzing import reseal_container
 from bench.codecs.compass import bitstream as compass_bitstream
+from bench.envelope import unpack
 from bench.images import DEFAULT_MAX_PIXELS
 from bench.zoo import QUALITY_LAMBDAS
 
@@ -289,10 +290,16 @@ def test_codec_spec_fuzz_never_accepts_a_folder() -> None:
     assert report.inputs == 300 and report.failed == 0, report.failures[:3]
     assert report.counts["clear-error"] > 0 and report.counts["decoded"] > 0
     target = fuzz.codec_spec_target(Path("."), 10.0)  # its hostile seeds, unchanged: clear errors
-    for seed, outcome in zip(target.seeds[:3], ("clear-error",) * 3):
-        assert fuzz.classify(target, seed, None)[0] == outcome
-        assert "is not a weights source" in fuzz.classify(target, seed, None)[1]
-    assert [fuzz.classify(target, seed, None)[0] for seed in target.seeds[3:]] == ["decoded"] * 5
+    specs = [unpack(seed).header["codec"] for seed in target.seeds]
+    # every registered codec, its named weights, and folders hostile files would like to run from
+    assert {"hm@/tmp/bench-fuzz/evil", "simulcast:hm@../evil/bin", "compass@official", "mean-scale@bench",
+            "x265", "shvc@../evil/bin"} <= set(specs)
+    for spec, seed in zip(specs, target.seeds):
+        outcome, detail = fuzz.classify(target, seed, None)
+        if "evil" in spec:
+            assert outcome == "clear-error" and "is not a weights source" in detail, spec
+        else:
+            assert outcome == "decoded", (spec, detail)
 
 
 @pytest.mark.parametrize("decoder", ["mean-scale", "compass"])
