@@ -24,11 +24,11 @@ from bench.complexity import LayerComplexity
 from bench.cost import ResourceProbe, model_bytes, parameter_summary
 from bench.images import DEFAULT_MAX_PIXELS, load_rgb
 from bench.metrics import ms_ssim_db, ms_ssim_rgb, psnr_rgb, psnr_yuv
-from bench.pyramid import Anchoring, cached_pyramid
+from bench.pyramid import cached_pyramid
 from bench.records import Record
 from bench.registry import create_codec, is_slow
 from bench.store import RunStore, job_key
-from bench.timing import Repeated, repeat, spread, timed
+from bench.timing import Repeated, repeat, spread
 from bench.ycbcr import DEFAULT_YUV_MATRIX
 
 
@@ -105,10 +105,6 @@ def _layers_for(job: Job) -> list[np.ndarray]:
     while len(_layer_cache) > 1 and sum(a.nbytes for v in _layer_cache.values() for a in v) > _LAYER_CACHE_BYTES:
         _layer_cache.popitem(last=False)
     return layers
-
-
-def _timed(codec: Codec, function: Callable[[], Any]) -> tuple[Any, float]:
-    return timed(codec, function)
 
 
 def _warm_up(codec: Codec, layers: list[np.ndarray], quality: int) -> float | None:
@@ -413,7 +409,3 @@ def execute(jobs: Sequence[Job], store: RunStore, workers: int = 1,
         bar.close()
     summary.wall_time = time.perf_counter() - start
     return summary
-
-
-def anchor_text(anchor: str) -> str:
-    return str(Anchoring.parse(anchor))
