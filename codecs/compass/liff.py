@@ -19,8 +19,9 @@ evaluates the per-pixel convolutions only on the previous-layer rows a band need
 bounded on large images.
 
 Choices the spec leaves open (ours): nearest lookup by exact integer arithmetic,
-i' = floor((2i+1)·H_{k-1} / (2·H_k)), which on an exact tie takes the lower/right pixel; unfolding
-pads F with zeros (as ``F.unfold(padding=1)``).
+i' = floor((2i+1)·H_{k-1} / (2·H_k)), which on an exact tie takes the lower/right pixel (the upper
+index; ``LiffConfig.nearest = "grid_sample"`` is the official code's float32 lookup instead, which
+``compass@official`` uses); unfolding pads F with zeros (as ``F.unfold(padding=1)``).
 """
 
 from __future__ import annotations
@@ -41,9 +42,27 @@ class LiffConfig:
     mlp_hidden: int = 256
     mlp_layers: int = 4  # hidden layers of the filter MLP
     chunk_pixels: int = 16384  # target pixels per query band
+    # How a target pixel exactly half-way between two previous-layer centres picks one (``NEAREST``):
+    # bench's exact integer rule, or the official code's float32 grid_sample (compass@official)
+    nearest: str = "exact"
+
+    def __post_init__(self) -> None:
+        if self.nearest not in NEAREST:
+            raise ValueError(f"unknown nearest rule {self.nearest!r}; known: {', '.join(NEAREST)}")
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        data = asdict(self)
+        if data["nearest"] == "exact":  # files written before the rule existed read back the same
+            del data["nearest"]
+        return data
+
+
+# "exact": i' = floor((2i+1)·n_prev / (2n)) in integers, so a tie takes the upper index.
+# "grid_sample": the official code's make_coord (float32 centres, clamped to ±(1 − 1e-6)) through
+# F.grid_sample(mode="nearest", align_corners=False), which rounds half to even in float32: on an
+# exact tie the index depends on the rounding of the coordinate (from an even size at ×1.5 every
+# third column is a tie and all of them take the lower index on CPU).
+NEAREST = ("exact", "grid_sample")
 
 
 class _DenseLayer(nn.Module):
@@ -98,30 +117,52 @@ class QueryGeometry:
     scale: float  # scale token component 2·n_prev / n
 
 
-def axis_geometry(n_prev: int, n: int, device: torch.device | str = "cpu") -> QueryGeometry:
+def axis_geometry(n_prev: int, n: int, device: torch.device | str = "cpu", nearest: str = "exact") -> QueryGeometry:
     """Nearest lookup, local grid and scale token along one axis, from the *actual* sizes.
 
     Target centre p = −1 + (2i+1)/n, previous centre p' = −1 + (2i'+1)/n_prev (align_corners=False);
-    r = (p − p')·n_prev = (2i+1)·n_prev/n − (2i'+1); s = 2·n_prev/n.
+    r = (p − p')·n_prev = (2i+1)·n_prev/n − (2i'+1); s = 2·n_prev/n. ``nearest`` picks i' (``NEAREST``).
     """
     if n_prev < 1 or n < 1:
         raise ValueError(f"sizes must be positive, got {n_prev} → {n}")
     i = torch.arange(n, device=device, dtype=torch.long)
-    index = torch.div((2 * i + 1) * n_prev, 2 * n, rounding_mode="floor").clamp_(0, n_prev - 1)
+    if nearest == "grid_sample":
+        index = _grid_sample_index(n_prev, n, device)
+    elif nearest == "exact":
+        index = torch.div((2 * i + 1) * n_prev, 2 * n, rounding_mode="floor").clamp_(0, n_prev - 1)
+    else:
+        raise ValueError(f"unknown nearest rule {nearest!r}; known: {', '.join(NEAREST)}")
     pos = (2 * i + 1).double() * n_prev / n
     offset = (pos - (2 * index + 1).double()).float()
     return QueryGeometry(index, offset, 2.0 * n_prev / n)
 
 
-def _previous_rows(r0: int, r1: int, n_prev: int, n: int) -> tuple[int, int]:
+def _grid_sample_index(n_prev: int, n: int, device: torch.device | str) -> torch.Tensor:
+    """The previous-layer index the official code's ``grid_sample(mode="nearest")`` reads for each
+    target index: its own float32 arithmetic, run on a table of indices (exact in float32)."""
+    if torch.device(device).type == "meta":  # shapes only (operation counting): the exact rule's
+        return torch.empty(n, dtype=torch.long, device=device)
+    r = 1.0 / n  # make_coord with v0, v1 = -1, 1: r = (v1 - v0) / (2n)
+    centres = (-1 + r) + (2 * r) * torch.arange(n, device=device).float()
+    centres = centres.clamp_(-1 + 1e-6, 1 - 1e-6)
+    grid = torch.stack([centres, torch.zeros_like(centres)], -1).view(1, 1, n, 2)  # (x, y), one row
+    table = torch.arange(n_prev, device=device, dtype=torch.float32).view(1, 1, 1, n_prev)
+    return F.grid_sample(table, grid, mode="nearest", align_corners=False).view(n).round_().long()
+
+
+def _previous_rows(r0: int, r1: int, n_prev: int, n: int, nearest: str = "exact") -> tuple[int, int]:
     """The previous-layer rows [lo, hi) that target rows r0..r1-1 look up: ``axis_geometry``'s index
     of the first and last row (it never decreases), in Python integers, so that no tensor is read
-    back (no device sync; LIFF also runs on the meta device, where operations are counted)."""
+    back (no device sync; LIFF also runs on the meta device, where operations are counted). The
+    grid_sample rule differs from the exact one by at most one row at a (near-)tie: one row more
+    on each side covers it."""
 
     def index(i: int) -> int:
         return min((2 * i + 1) * n_prev // (2 * n), n_prev - 1)
 
-    return index(r0), index(r1 - 1) + 1
+    if nearest == "exact":
+        return index(r0), index(r1 - 1) + 1
+    return max(index(r0) - 1, 0), min(index(r1 - 1) + 2, n_prev)
 
 
 class LIFF(nn.Module):
@@ -171,7 +212,8 @@ class LIFF(nn.Module):
         feat = self.encoder(x)
         b, _, hp, wp = feat.shape
         q_all = F.unfold(feat, 3, padding=1).transpose(1, 2)  # B × (hp·wp) × 9C, index c·9 + tap
-        gy, gx = axis_geometry(hp, size[0], x.device), axis_geometry(wp, size[1], x.device)
+        gy = axis_geometry(hp, size[0], x.device, self.cfg.nearest)
+        gx = axis_geometry(wp, size[1], x.device, self.cfg.nearest)
         scale = torch.tensor([gy.scale, gx.scale], device=x.device, dtype=x.dtype)
         out = []
         for r0, r1 in self._bands(*size):
@@ -204,7 +246,8 @@ class LIFF(nn.Module):
         feat = self.encoder(x)
         b, _, hp, wp = feat.shape
         hidden = self.cfg.mlp_hidden
-        gy, gx = axis_geometry(hp, size[0], x.device), axis_geometry(wp, size[1], x.device)
+        gy = axis_geometry(hp, size[0], x.device, self.cfg.nearest)
+        gx = axis_geometry(wp, size[1], x.device, self.cfg.nearest)
         w_q, w_out, b_out = self._precompute_weights()
         weight = torch.cat([w_q, w_out, b_out], 0)
         w_first = self._first.weight
@@ -220,7 +263,7 @@ class LIFF(nn.Module):
         out = []
         for r0, r1 in self._bands(*size):
             iy = gy.index[r0:r1]
-            lo, hi = _previous_rows(r0, r1, hp, size[0])
+            lo, hi = _previous_rows(r0, r1, hp, size[0], self.cfg.nearest)
             band = padded[:, :, lo : hi + 2].contiguous(memory_format=torch.channels_last)
             # channels-last output: every previous-layer pixel's values are one contiguous row
             per_pixel = F.conv2d(band, weight, bias).permute(0, 2, 3, 1).reshape(b, -1, weight.shape[0])

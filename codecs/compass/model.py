@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Sequence
 
 import torch
@@ -109,7 +109,8 @@ CONFIGS = {"cpu": CPU_CONFIG, "paper": PAPER_CONFIG, "tiny": TINY_CONFIG}
 # and the mean-scale hyperpriors are layer for layer the same): what its published checkpoints need
 # (``official.py``). Not a training config: bench trains with its own scheme.
 OFFICIAL_CONFIG = CompassConfig(
-    PAPER_CONFIG.liff, PAPER_CONFIG.rc_n, PAPER_CONFIG.rc_m, padding="official", bl_padding="layerwise"
+    replace(PAPER_CONFIG.liff, nearest="grid_sample"), PAPER_CONFIG.rc_n, PAPER_CONFIG.rc_m, padding="official",
+    bl_padding="layerwise"
 )
 
 

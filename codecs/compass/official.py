@@ -68,16 +68,14 @@ activations, unfolding channel order c·9 + tap, MLP input [q, r_y, r_x, s_y, s_
 laid out (576, 3)). The one structural difference is the layer-wise padding of BL and RC: the
 reference pads odd sizes at the top/left and also before the hyper-encoder's stride-1 first conv;
 ``compass@official`` runs with that scheme (``model.OFFICIAL_CONFIG``, ``residual.OFFICIAL_PADDING``).
-Known remaining difference: LIFF's nearest previous-layer pixel on an exact tie, a target pixel
-centre exactly half-way between two previous-layer centres (only when the previous size has more
-factors of 2 than the target size, e.g. the middle row of an odd-sized layer over an even-sized
-one; never for odd previous sizes or exact ×2). bench picks the upper index by exact integer
-arithmetic; the reference's ``grid_sample(mode="nearest")`` on float32 coordinates lands on either
-side depending on rounding (and may differ between CPU and GPU). Over every upscaling
-n_prev = 2…199 → n_prev < n < min(3·n_prev, 400), 0.49 % of target rows/columns are ties and the
-reference's CPU choice differs from bench's on 0.27 %; both candidates are equally near and r flips
-sign accordingly. Everywhere else the predictions agree to float rounding
-(tests/codecs/compass/test_official.py).
+LIFF's nearest previous-layer pixel on an exact tie (a target pixel centre exactly half-way between
+two previous-layer centres, wherever the previous size has more factors of 2 than the target size:
+from an even size at ×1.5, a third of the columns) follows the reference too: ``OFFICIAL_CONFIG``
+sets ``LiffConfig.nearest = "grid_sample"``, the reference's own float32 ``make_coord`` and
+``grid_sample(mode="nearest")`` run on a table of indices, which on CPU takes the lower index on
+every such tie (the reference may break them differently on a GPU). bench's default ``compass``
+keeps its exact integer rule (the upper index). With that, every pixel agrees with the reference to
+float rounding (tests/codecs/compass/test_official.py).
 """
 
 from __future__ import annotations

@@ -112,3 +112,67 @@ def test_rejects_bad_input():
         liff(torch.rand(1, 4, 5, 5), (10, 10))
     with pytest.raises(ValueError):
         liff(torch.rand(1, 3, 5, 5), (0, 10))
+
+
+def _official_index(n_prev: int, n: int) -> torch.Tensor:
+    """The previous-layer column the official COMPASS code reads for each target column, written
+    the way that code computes it: make_coord's float32 centres of a 1×n target and of the 1×n_prev
+    feature grid, the target centres clamped to ±(1 − 1e-6), the feature centres sampled with
+    F.grid_sample(mode="nearest", align_corners=False) on (y, x) flipped to (x, y); the index is
+    whichever feature centre came back."""
+
+    def make_coord(shape):
+        seqs = []
+        for size in shape:
+            r = (1 - -1) / (2 * size)
+            seqs.append(-1 + r + (2 * r) * torch.arange(size).float())
+        return torch.stack(torch.meshgrid(*seqs, indexing="ij"), dim=-1)
+
+    feature_coord = make_coord((1, n_prev)).permute(2, 0, 1).unsqueeze(0)  # 1 × 2 × 1 × n_prev
+    target = make_coord((1, n)).clamp_(-1 + 1e-6, 1 - 1e-6).view(1, -1, 2)
+    q_coord = torch.nn.functional.grid_sample(feature_coord, target.flip(-1).unsqueeze(1), mode="nearest",
+                                              align_corners=False)[0, :, 0, :]  # 2 × n
+    centres = make_coord((1, n_prev))[0, :, 1]
+    return (q_coord[1][:, None] == centres[None, :]).float().argmax(1)
+
+
+@pytest.mark.parametrize("n_prev,n", [(512, 768), (2, 3), (6, 9), (342, 513), (512, 1024), (341, 512)])
+def test_the_grid_sample_rule_is_the_official_lookup_on_ties(n_prev, n):
+    ties = [i for i in range(n) if (2 * i + 1) * n_prev % (2 * n) == 0]  # centre half-way between two
+    official = _official_index(n_prev, n)
+    assert torch.equal(axis_geometry(n_prev, n, nearest="grid_sample").index, official)
+    exact = axis_geometry(n_prev, n).index
+    differ = torch.nonzero(exact != official).flatten().tolist()
+    assert set(differ) <= set(ties)  # the two rules only ever disagree on a tie
+    if (n_prev, n) == (512, 768):  # every Kodak image at ×1.5: a third of the columns, all the other way
+        assert len(ties) == 256 and differ == ties
+    if n == 2 * n_prev or n_prev % 2:  # exact ×2 and odd previous sizes have no ties
+        assert ties == [] and differ == []
+
+
+def test_the_grid_sample_rule_keeps_both_paths_equal_and_changes_only_tie_pixels():
+    torch.manual_seed(0)
+    official = LIFF(LiffConfig(**{**SMALL.to_dict(), "nearest": "grid_sample"})).double()
+    bench = LIFF(SMALL).double()
+    bench.load_state_dict(official.state_dict())
+    x = torch.rand(1, 3, 6, 8, dtype=torch.float64)
+    with torch.no_grad():
+        fast, direct = official(x, (9, 12)), official.forward_direct(x, (9, 12))
+        ours = bench(x, (9, 12))
+    assert torch.allclose(fast, direct, atol=1e-10)
+    tie_rows = {i for i in range(9) if (2 * i + 1) * 6 % 18 == 0}  # 6 → 9: row 1, 4, 7
+    tie_cols = {i for i in range(12) if (2 * i + 1) * 8 % 24 == 0}  # 8 → 12: column 1, 4, 7, 10
+    changed = (fast - ours).abs().amax(1)[0] > 1e-12
+    rows, cols = torch.nonzero(changed, as_tuple=True)
+    assert changed.any()
+    assert all(r in tie_rows or c in tie_cols for r, c in zip(rows.tolist(), cols.tolist()))
+
+
+def test_the_nearest_rule_is_declared_and_default_files_do_not_change():
+    from bench.codecs.compass.model import OFFICIAL_CONFIG, PAPER_CONFIG
+
+    assert OFFICIAL_CONFIG.liff.nearest == "grid_sample" and PAPER_CONFIG.liff.nearest == "exact"
+    assert "nearest" not in PAPER_CONFIG.liff.to_dict()  # exported files read back as before
+    assert OFFICIAL_CONFIG.liff.to_dict()["nearest"] == "grid_sample"
+    with pytest.raises(ValueError, match="unknown nearest rule"):
+        LiffConfig(nearest="bilinear")

@@ -4,6 +4,7 @@ names) loads into bench's COMPASS, and bench then computes what the reference ne
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -94,16 +95,21 @@ def test_liff_predicts_what_the_reference_liff_predicts(published, loaded):
             assert torch.allclose(model.liff.forward_direct(x, size), expected, rtol=0, atol=2e-5), size
 
 
-def test_liff_differs_from_the_reference_only_on_nearest_neighbour_ties(published, loaded):
+def test_liff_matches_the_reference_also_on_nearest_neighbour_ties(published, loaded):
     # 6 → 9 rows: the centres of rows 1, 4, 7 lie exactly half-way between two previous rows;
-    # 4 → 10 columns: columns 2 and 7. bench takes the upper index, the reference's float32
-    # grid_sample breaks some of these ties the other way; every other pixel must agree.
+    # 4 → 10 columns: columns 2 and 7. compass@official looks them up as the reference's float32
+    # grid_sample does (LiffConfig.nearest = "grid_sample"), so every pixel agrees; bench's own
+    # exact rule (the upper index) differs from the reference on tie pixels only.
     model, _ = loaded
     reference = published[3]["liff"]
     x = torch.rand(1, 3, 6, 4, generator=torch.Generator().manual_seed(1))
+    exact = LIFF(replace(model.liff.cfg, nearest="exact"))
+    exact.load_state_dict(model.liff.state_dict())
     with torch.no_grad():
-        ours, theirs = model.liff(x, (9, 10)), reference(x, (9, 10))
-    differs = (ours - theirs).abs().amax(1)[0] > 2e-5
+        ours, theirs, bench_rule = model.liff(x, (9, 10)), reference(x, (9, 10)), exact(x, (9, 10))
+    assert model.liff.cfg.nearest == "grid_sample"
+    assert (ours - theirs).abs().max() <= 2e-5
+    differs = (bench_rule - theirs).abs().amax(1)[0] > 2e-5
     rows, cols = torch.arange(9), torch.arange(10)
     tie_rows = (2 * rows + 1) * 6 % (2 * 9) == 0
     tie_cols = (2 * cols + 1) * 4 % (2 * 10) == 0
