@@ -102,8 +102,42 @@ def compare_precision(
             f"{psnr16:.4f} dB (Δbpp {100 * (bpp16 / bpp32 - 1):+.3f} %, ΔPSNR {psnr16 - psnr32:+.4f} dB)")
 
 
+def export_official(checkpoint: str | Path, quality: int, out_dir: str | Path) -> Path:
+    """A joint ``bench.train compass`` checkpoint of the paper's size, with the zoo's mean-scale BL it
+    was trained over, as the official COMPASS checkpoint ``out_dir/lambda_<λ>/best_model_updated.pth.tar``
+    (what the reference code's ``eval.py`` and ``compass@official`` read)."""
+    from bench.codecs.compass import official, residual
+    from bench.codecs.compass.liff import LIFF
+    from bench.codecs.compass.model import CompassConfig, CompassModel
+
+    state = load_checkpoint(checkpoint)
+    if not isinstance(state, dict) or state.get("stage") != "joint":
+        raise ValueError(f"{checkpoint} is not a joint `bench.train compass` checkpoint")
+    if state.get("quality") not in (None, quality):
+        raise ValueError(f"{checkpoint} was trained for quality {state['quality']}, not {quality}")
+    contents, bl_path, digest = zoo.load_weights("mean-scale", quality)
+    if digest != state.get("bl_sha256"):
+        raise ValueError(f"{checkpoint} was trained over BL {str(state.get('bl_sha256'))[:8]}, not the zoo's "
+                         f"mean-scale q{quality} ({digest[:8]})")
+    cfg = CompassConfig.from_dict(state["config"])
+    liff, rc = LIFF(cfg.liff), residual.build_mean_scale(cfg.rc_n, cfg.rc_m)
+    liff.load_state_dict(state["liff"])
+    rc.load_state_dict(state["rc"])
+    model = CompassModel(zoo.mean_scale_from_weights(contents, bl_path), liff, rc, cfg)
+    try:
+        return official.write_official(model, quality, out_dir)
+    except official.OfficialCheckpointError as error:
+        raise ValueError(str(error)) from None
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", required=True, help="last.pt of a `bench.train mean-scale` run")
+    parser.add_argument("--checkpoint", required=True,
+                        help="last.pt of a `bench.train mean-scale` run (--format official: of a joint "
+                             "`bench.train compass` run)")
+    parser.add_argument("--format", choices=("zoo", "official"), default="zoo",
+                        help="zoo: a bench weights file (default); official: a COMPASS checkpoint in the "
+                             "official code's format and layout (lambda_<λ>/best_model_updated.pth.tar in "
+                             "--out-dir), for a COMPASS of the paper's size")
     parser.add_argument("--quality", type=int, required=True, choices=sorted(zoo.QUALITY_LAMBDAS),
                         help="zoo quality: "
                         + ", ".join(f"{q}=λ{v}" for q, v in zoo.QUALITY_LAMBDAS.items()))
@@ -119,6 +153,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    if args.format == "official":
+        if not args.out_dir:
+            raise TrainingError("export --format official needs --out-dir (the folder of lambda_* folders)")
+        try:
+            path = export_official(args.checkpoint, args.quality, args.out_dir)
+        except (ValueError, FileNotFoundError) as error:
+            raise TrainingError(f"export: {error}") from None
+        print(f"{path}\n  {path.stat().st_size / 1e6:.2f} MB, the official COMPASS format "
+              f"(compass@official reads it with BENCH_OFFICIAL_COMPASS={args.out_dir})")
+        return
     try:
         path = export_checkpoint(args.checkpoint, args.quality, args.out_dir, args.force_lambda, args.storage)
     except (ValueError, FileNotFoundError) as error:

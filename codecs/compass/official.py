@@ -298,3 +298,72 @@ def load_official_model(
         "folder": str(path.parent.parent),
     }
     return model.to(device), info
+
+
+# --------------------------------------------------------------------------------- writing
+# bench → official key rules, the inverse of _LIFF_RULES and _CODER_RULES (every produced key is
+# checked by mapping it back). The reference's bundled CompressAI names the entropy bottleneck's
+# parameters ``_matrix{i}``, ``_bias{i}``, ``_factor{i}``.
+_LIFF_EXPORT: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"encoder\.shallow1\.(weight|bias)"), r"SFENet1.\1"),
+    (re.compile(r"encoder\.shallow2\.(weight|bias)"), r"SFENet2.\1"),
+    (re.compile(r"encoder\.blocks\.(\d+)\.dense\.(\d+)\.conv\.(weight|bias)"), r"RDBs.\1.convs.\2.conv.0.\3"),
+    (re.compile(r"encoder\.blocks\.(\d+)\.fuse\.(weight|bias)"), r"RDBs.\1.LFF.\2"),
+    (re.compile(r"encoder\.global_fuse\.([01])\.(weight|bias)"), r"GFF.\1.\2"),
+    (re.compile(r"mlp\.(\d+)\.(weight|bias)"), r"imnet.\1.\2"),
+]
+_CODER_EXPORT: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"entropy_bottleneck\.matrices\.(\d+)"), r"entropy_bottleneck._matrix\1"),
+    (re.compile(r"entropy_bottleneck\.biases\.(\d+)"), r"entropy_bottleneck._bias\1"),
+    (re.compile(r"entropy_bottleneck\.factors\.(\d+)"), r"entropy_bottleneck._factor\1"),
+]
+
+
+def _official_state(part: str, module: nn.Module, rules: list[tuple[re.Pattern[str], str]],
+                    back: Callable[[str], str | None], keep_unmatched: bool) -> dict[str, torch.Tensor]:
+    out: dict[str, torch.Tensor] = {}
+    for key, value in module.state_dict().items():
+        rule = next((r for r in rules if r[0].fullmatch(key)), None)
+        if rule is None and not keep_unmatched:
+            raise OfficialCheckpointError(f"{part}: bench key {key!r} has no official counterpart")
+        official_key = rule[0].sub(rule[1], key) if rule else key
+        if back(official_key) != key:  # the reading side must map it straight back
+            raise OfficialCheckpointError(f"{part}: {key!r} → {official_key!r} does not map back")
+        out[official_key] = value.detach().to("cpu", torch.float32 if value.is_floating_point() else value.dtype)
+    return out
+
+
+def to_official(model: CompassModel) -> dict[str, dict[str, torch.Tensor]]:
+    """A bench COMPASS of the paper's size as the three dicts of an official checkpoint (entropy
+    tables included, as the reference's ``update.py`` leaves them). Raises OfficialCheckpointError
+    for another size: the reference code builds only the paper's networks."""
+    liff = {k: v for k, v in vars(model.liff.cfg).items() if k not in ("nearest", "chunk_pixels")}
+    paper = {k: v for k, v in vars(OFFICIAL_CONFIG.liff).items() if k not in ("nearest", "chunk_pixels")}
+    sizes = [(p, getattr(model, p).g_a[0].weight.shape[0], getattr(model, p).g_a[-1].weight.shape[0])
+             for p in ("bl", "rc")]
+    if liff != paper or any((n, m) != (OFFICIAL_CONFIG.rc_n, OFFICIAL_CONFIG.rc_m) for _, n, m in sizes):
+        raise OfficialCheckpointError(
+            f"the official code builds only the paper's COMPASS (LIFF {paper}, BL and RC N=128/M=192); "
+            f"this one has LIFF {liff} and {', '.join(f'{p} {n}/{m}' for p, n, m in sizes)}"
+        )
+    for coder in (model.bl, model.rc):
+        coder.update(force=True)
+    return {
+        "base_state_dict": _official_state("base_state_dict", model.bl, _CODER_EXPORT, coder_key, True),
+        "residual_state_dict": _official_state("residual_state_dict", model.rc, _CODER_EXPORT, coder_key, True),
+        "conti_sr_state_dict": _official_state("conti_sr_state_dict", model.liff, _LIFF_EXPORT, liff_key, False),
+    }
+
+
+def write_official(model: CompassModel, quality: int, out_dir: str | os.PathLike[str]) -> Path:
+    """``out_dir/lambda_<λ>/best_model_updated.pth.tar``: where compass@official and the reference's
+    ``eval.py`` look for quality ``quality``."""
+    if quality not in QUALITY_LAMBDAS:
+        raise OfficialCheckpointError(f"official checkpoints have qualities {sorted(QUALITY_LAMBDAS)}, not {quality}")
+    contents = to_official(model)  # refuses before anything is written
+    path = Path(out_dir) / lambda_dir(quality) / FILE_NAMES[0]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    torch.save(contents, partial)
+    os.replace(partial, path)
+    return path
