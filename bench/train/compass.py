@@ -566,6 +566,35 @@ def train(args: argparse.Namespace) -> Path:
 
 
 # ----------------------------------------------------------------------------- export
+def load_joint(source: str | Path, quality: int | None) -> tuple[dict, int, str, torch.nn.ModuleDict]:
+    """A joint checkpoint, checked for export: ``(state, quality, bl_sha256, {"liff", "rc"})``. The
+    quality comes from ``quality`` or the checkpoint; TrainingError when it is not a joint checkpoint,
+    names another quality, or was trained over another BL than the zoo's mean-scale file."""
+    from bench import zoo
+
+    state = load_checkpoint(source)
+    if not isinstance(state, dict):
+        raise TrainingError(f"{source} holds a {type(state).__name__}, not a training checkpoint")
+    if state.get("stage") != "joint":
+        raise TrainingError(f"{source} is a {state.get('stage')} checkpoint; export a joint one")
+    chosen = quality or state.get("quality")
+    if not chosen:
+        raise TrainingError("the checkpoint was not trained with --quality; pass --quality Q")
+    if state.get("quality") and quality and quality != state["quality"]:
+        raise TrainingError(f"checkpoint was trained for quality {state['quality']}, not {quality}")
+    bl_digest = zoo.verify_hash(zoo.find_weights("mean-scale", chosen))
+    if bl_digest != state.get("bl_sha256"):
+        raise TrainingError(
+            f"{source} was trained over BL {str(state.get('bl_sha256'))[:8]}, but the zoo's mean-scale "
+            f"q{chosen} is {bl_digest[:8]}; the plugin would refuse these weights"
+        )
+    cfg = CompassConfig.from_dict(state["config"])
+    parts = torch.nn.ModuleDict({"liff": LIFF(cfg.liff), "rc": residual.build_mean_scale(cfg.rc_n, cfg.rc_m)})
+    parts["liff"].load_state_dict(state["liff"])
+    parts["rc"].load_state_dict(state["rc"])
+    return state, int(chosen), bl_digest, parts
+
+
 def export(args: argparse.Namespace) -> Path:
     """Joint checkpoint → the zoo file ``compass-q<Q>-<sha8>.pth.tar`` that the plugin loads.
 
@@ -577,27 +606,9 @@ def export(args: argparse.Namespace) -> Path:
 
     if not args.source:
         raise TrainingError("--stage export needs --from RUN/last.pt (a joint checkpoint)")
-    state = load_checkpoint(args.source)
-    if not isinstance(state, dict):
-        raise TrainingError(f"{args.source} holds a {type(state).__name__}, not a training checkpoint")
-    if state.get("stage") != "joint":
-        raise TrainingError(f"{args.source} is a {state.get('stage')} checkpoint; export a joint one")
-    quality = args.quality or state.get("quality")
-    if not quality:
-        raise TrainingError("the checkpoint was not trained with --quality; pass --quality Q")
-    if state.get("quality") and args.quality and args.quality != state["quality"]:
-        raise TrainingError(f"checkpoint was trained for quality {state['quality']}, not {args.quality}")
-    bl_digest = zoo.verify_hash(zoo.find_weights("mean-scale", quality))
-    if bl_digest != state["bl_sha256"]:
-        raise TrainingError(
-            f"{args.source} was trained over BL {state['bl_sha256'][:8]}, but the zoo's mean-scale "
-            f"q{quality} is {bl_digest[:8]}; the plugin would refuse these weights"
-        )
+    state, quality, bl_digest, parts = load_joint(args.source, args.quality)
     cfg = CompassConfig.from_dict(state["config"])
     saved_args = state.get("args", {})
-    parts = torch.nn.ModuleDict({"liff": LIFF(cfg.liff), "rc": residual.build_mean_scale(cfg.rc_n, cfg.rc_m)})
-    parts["liff"].load_state_dict(state["liff"])
-    parts["rc"].load_state_dict(state["rc"])
     parts["rc"].update(force=True)  # the CDF tables the entropy coder uses, stored in the file
     exported = zoo.compact_precision(parts.state_dict(), zoo.precision_keys(parts), args.storage)
     config = {

@@ -106,24 +106,14 @@ def export_official(checkpoint: str | Path, quality: int, out_dir: str | Path) -
     """A joint ``bench.train compass`` checkpoint of the paper's size, with the zoo's mean-scale BL it
     was trained over, as the official COMPASS checkpoint ``out_dir/lambda_<λ>/best_model_updated.pth.tar``
     (what the reference code's ``eval.py`` and ``compass@official`` read)."""
-    from bench.codecs.compass import official, residual
-    from bench.codecs.compass.liff import LIFF
+    from bench.codecs.compass import official
     from bench.codecs.compass.model import CompassConfig, CompassModel
+    from bench.train.compass import load_joint
 
-    state = load_checkpoint(checkpoint)
-    if not isinstance(state, dict) or state.get("stage") != "joint":
-        raise ValueError(f"{checkpoint} is not a joint `bench.train compass` checkpoint")
-    if state.get("quality") not in (None, quality):
-        raise ValueError(f"{checkpoint} was trained for quality {state['quality']}, not {quality}")
-    contents, bl_path, digest = zoo.load_weights("mean-scale", quality)
-    if digest != state.get("bl_sha256"):
-        raise ValueError(f"{checkpoint} was trained over BL {str(state.get('bl_sha256'))[:8]}, not the zoo's "
-                         f"mean-scale q{quality} ({digest[:8]})")
-    cfg = CompassConfig.from_dict(state["config"])
-    liff, rc = LIFF(cfg.liff), residual.build_mean_scale(cfg.rc_n, cfg.rc_m)
-    liff.load_state_dict(state["liff"])
-    rc.load_state_dict(state["rc"])
-    model = CompassModel(zoo.mean_scale_from_weights(contents, bl_path), liff, rc, cfg)
+    state, quality, _, parts = load_joint(checkpoint, quality)  # the checks of `compass --stage export`
+    contents, bl_path, _ = zoo.load_weights("mean-scale", quality)
+    model = CompassModel(zoo.mean_scale_from_weights(contents, bl_path), parts["liff"], parts["rc"],
+                         CompassConfig.from_dict(state["config"]))
     try:
         return official.write_official(model, quality, out_dir)
     except official.OfficialCheckpointError as error:

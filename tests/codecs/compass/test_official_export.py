@@ -57,7 +57,7 @@ def test_the_export_command_refuses_what_is_not_a_joint_compass_checkpoint(tmp_p
                            str(checkpoint), "--quality", "1", "--out-dir", str(tmp_path / "out")],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode != 0
-    assert "not a joint `bench.train compass` checkpoint" in done.stderr and "Traceback" not in done.stderr
+    assert "is a rc checkpoint; export a joint one" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_the_export_command_writes_a_joint_checkpoint_over_the_zoo_bl_as_an_official_one(tmp_path: Path) -> None:
