@@ -146,7 +146,7 @@ def _ssim_terms(source: Callable[[int, int], tuple[torch.Tensor, torch.Tensor]],
     c1, c2 = (0.01 * 255.0) ** 2, (0.03 * 255.0) ** 2
     out_rows = height - (_WINDOW_SIDE - 1)
     total = torch.zeros(1, 3, dtype=torch.float64)
-    rows = max(1, BAND_PIXELS // width)
+    rows = _band_rows(width)
     for top in range(0, out_rows, rows):
         bottom = min(top + rows, out_rows)
         s, d = source(top, bottom + _WINDOW_SIDE - 1)

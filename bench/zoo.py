@@ -268,13 +268,15 @@ def _folder_locked(folder: Path) -> Iterator[None]:
         os.close(handle)  # closing drops the lock
 
 
-def record_in_manifest(path: str | os.PathLike[str], forget: tuple[str, ...] = ()) -> str:
+def record_in_manifest(path: str | os.PathLike[str], forget: tuple[str, ...] = (),
+                       digest: str | None = None) -> str:
     """Write ``path``'s full SHA-256 into its folder's ``SHA256SUMS.txt`` (created if absent),
     dropping the lines of ``forget`` (file names) and of files no longer in the folder (a line
     vouches for a file; one without a file vouches for nothing); return the digest. The list is
-    rewritten whole and replaced atomically, sorted by name."""
+    rewritten whole and replaced atomically, sorted by name. ``digest``: the SHA-256 of the bytes the
+    caller just wrote or checked (None: hash the file here)."""
     path = Path(path)
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    digest = digest or hashlib.sha256(path.read_bytes()).hexdigest()
     folder = path.parent
     with _folder_locked(folder):
         entries = {name: listed for name, listed in (read_manifest(folder) or {}).items()
@@ -401,7 +403,7 @@ def write_weights(
     older = [old for old in _candidates(model, quality, folder) if old != path]
     # listed before the older files go: a kill in between leaves two files ("keep one"), never an
     # unlisted one
-    record_in_manifest(path, forget=tuple(old.name for old in older))
+    record_in_manifest(path, forget=tuple(old.name for old in older), digest=digest)
     for old in older:
         old.unlink()
     return path
@@ -451,8 +453,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         for path in args.files:
-            _check_hash(path, path.read_bytes())  # the name must still promise these bytes
-            print(f"{path.parent / MANIFEST}: {record_in_manifest(path)}  {path.name}")
+            digest = _check_hash(path, path.read_bytes())  # the name must still promise these bytes
+            print(f"{path.parent / MANIFEST}: {record_in_manifest(path, digest=digest)}  {path.name}")
     except (WeightsError, OSError) as error:
         print(f"python -m bench.zoo record: {error}", file=sys.stderr)
         return 2
