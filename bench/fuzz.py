@@ -192,17 +192,17 @@ def envelope_target(workdir: Path, time_limit: float) -> Target:
 
 
 def container_target(workdir: Path, time_limit: float) -> Target:
-    """The layered container several codecs keep one chunk per layer in (``bench.codecs._container``)."""
+    """The layered container several codecs keep one chunk per layer in (``bench.codecs.container``)."""
     from bench.codec import BitstreamError, CodecError
-    from bench.codecs import _container
-    from bench.codecs._fuzzing import reseal_container
+    from bench.codecs import container
+    from bench.codecs.fuzzing import reseal_container
 
     rng = random.Random(1)
-    seeds = [_container.pack(CONTAINER_MAGIC, CONTAINER_VERSION, [rng.randbytes(n) for n in sizes])[0]
+    seeds = [container.pack(CONTAINER_MAGIC, CONTAINER_VERSION, [rng.randbytes(n) for n in sizes])[0]
              for sizes in ((120, 300), (7, 0, 200), (50,))]
 
     def decode(data: bytes, choice: random.Random) -> list[bytes]:
-        return _container.unpack(data, CONTAINER_MAGIC, CONTAINER_VERSION, "container",
+        return container.unpack(data, CONTAINER_MAGIC, CONTAINER_VERSION, "container",
                                  count=choice.choice((None, None, 1, 2)))
 
     def validate(chunks) -> str | None:

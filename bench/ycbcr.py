@@ -16,7 +16,7 @@ Matrices (``YUV_MATRICES``): ``bt709`` (ITU-R BT.709: Kr 0.2126, Kb 0.0722), the
 CompressAI (``compressai.transforms.functional.rgb2ycbcr``, which its video evaluation uses for
 PSNR-YUV) and JPEG AI's common test conditions, so that PSNR-YUV here compares with published
 learned-codec results; ``bt601`` (ITU-R BT.601: Kr 0.299, Kb 0.114), the matrix that x265 and SHVC
-code in here (``bench.codecs._yuv``), for PSNR-Y on the luma those codecs optimise.
+code in here (``bench.codecs.yuv``), for PSNR-Y on the luma those codecs optimise.
 """
 
 from __future__ import annotations

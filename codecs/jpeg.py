@@ -26,7 +26,7 @@ from typing import Mapping
 import numpy as np
 
 from bench.codec import Availability
-from bench.codecs._still import (
+from bench.codecs.still import (
     StillImageCodec,
     pillow_availability,
     pillow_decode,

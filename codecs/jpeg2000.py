@@ -32,7 +32,7 @@ from typing import Mapping
 import numpy as np
 
 from bench.codec import Availability, BitstreamError, CodecError
-from bench.codecs._still import (
+from bench.codecs.still import (
     StillImageCodec,
     pillow_availability,
     pillow_decode,

@@ -41,7 +41,7 @@ from typing import Mapping
 import numpy as np
 
 from bench.codec import Availability, BitstreamError, CodecError
-from bench.codecs._still import StillImageCodec, ffmpeg_availability, ffmpeg_version, run_ffmpeg
+from bench.codecs.still import StillImageCodec, ffmpeg_availability, ffmpeg_version, run_ffmpeg
 from bench.registry import register_codec
 
 CODEC = "libjxl"  # ffmpeg's name of both the encoder and the decoder wrapper

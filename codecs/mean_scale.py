@@ -200,7 +200,7 @@ class MeanScaleCodec(Codec):
 
     @classmethod
     def fuzz_setup(cls, workdir: Path, time_limit: float) -> FuzzSetup:
-        from bench.codecs._fuzzing import mean_scale_bomb, reseal_tail_crc, test_image, use_tiny_mean_scale_zoo
+        from bench.codecs.fuzzing import mean_scale_bomb, reseal_tail_crc, test_image, use_tiny_mean_scale_zoo
 
         use_tiny_mean_scale_zoo(workdir)
         codec = cls()

@@ -10,7 +10,7 @@ Tested with SHM-12.1 (HM-16.10).
 
 Pipeline of one ``encode`` (all intra, one frame, ``FramesToBeEncoded 1``):
 
-* Colour (see ``bench.codecs._yuv``): RGB -> YCbCr with the BT.601 matrix, full range, done in numpy.
+* Colour (see ``bench.codecs.yuv``): RGB -> YCbCr with the BT.601 matrix, full range, done in numpy.
   Default **4:4:4, 8 bit** (profiles ``main_444`` / ``scalable-main_444``), the same conversion as the
   ``x265`` plugin so that SHVC and (simulcast) x265 differ only by the codec. ``chroma=420`` codes
   4:2:0 (``main``/``scalable-main``), with ``bits=10`` at 10 bits (``main10``/``scalable-main10``,
@@ -51,21 +51,30 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import re
-import shlex
 import struct
-import subprocess
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
 
 from bench.codec import Availability, BitstreamError, Codec, CodecError, Encoded, check_image
-from bench.codecs._yuv import (
+from bench.codecs import annexb
+from bench.codecs.annexb import NalUnit
+from bench.codecs.external import (
+    ToolLog,
+    ToolResult,
+    configured_folder,
+    failure_message,
+    find_executable,
+    folder_availability,
+    run_tool,
+    tool_version,
+)
+from bench.codecs.yuv import (
     YuvFormat,
     bytes_to_planes,
     pad_even,
@@ -84,7 +93,6 @@ DECODER_NAMES = ("TAppDecoderStatic", "TAppDecoder")
 MAX_LAYERS = 8  # SHM's MAX_LAYERS; the decoder has -o0 .. -o7
 MIN_CU = 8  # 64x64 CTU, MaxPartitionDepth 4 (pinned in the encoder config below)
 MAX_SIDE = 65535  # the header stores each side as uint16
-NAL_VPS = 32
 # NAL unit types the encoder log leaves out of a picture's bits: end of sequence/bitstream, SEI.
 _NOT_IN_LOG_BITS = (36, 37, 39, 40)
 
@@ -448,80 +456,15 @@ def layer_config(
 # Annex-B bitstream
 
 
-@dataclass(frozen=True)
-class NalUnit:
-    """One NAL unit: bytes ``start:end`` of the stream, start code (and leading zeros) included;
-    ``header`` is the offset of its 2-byte NAL unit header."""
-
-    start: int
-    header: int
-    end: int
-    nal_type: int
-    layer_id: int
-    temporal_id: int
-
-    @property
-    def size(self) -> int:
-        return self.end - self.start
-
-    @property
-    def payload_size(self) -> int:
-        """NumBytesInNalUnit: the NAL unit without its start code."""
-        return self.end - self.header
-
-
-_START_CODE = re.compile(b"\x00\x00\x01")
-
-
 def parse_nal_units(stream: bytes) -> list[NalUnit]:
-    """Split an Annex-B byte stream into NAL units; BitstreamError when it is not one."""
-    prefixes = [m.start() for m in _START_CODE.finditer(stream)]
-    if not prefixes:
-        raise BitstreamError("no Annex-B start code (00 00 01) found: not an HEVC/SHVC byte stream")
-    # Zero bytes before a start code belong to that NAL unit (zero_byte / leading_zero_8bits); a
-    # NAL unit never ends in 0x00 (rbsp_stop_one_bit, or 0x03 after cabac_zero_words).
-    starts = []
-    for pos in prefixes:
-        begin = pos
-        while begin > 0 and stream[begin - 1] == 0 and (not starts or begin - 1 >= starts[-1][1] + 5):
-            begin -= 1
-        starts.append((begin, pos))
-    if any(stream[: starts[0][0]]):
-        raise BitstreamError(f"{starts[0][0]} bytes of garbage before the first start code")
-    units = []
-    for i, (begin, pos) in enumerate(starts):
-        end = starts[i + 1][0] if i + 1 < len(starts) else len(stream)
-        header = stream[pos + 3 : pos + 5]
-        if len(header) < 2 or pos + 5 > end:
-            raise BitstreamError(f"NAL unit at byte {begin} is shorter than its 2-byte header")
-        if header[0] & 0x80:
-            raise BitstreamError(f"NAL unit at byte {begin} has forbidden_zero_bit set")
-        temporal_id_plus1 = header[1] & 0x07
-        if temporal_id_plus1 == 0:
-            raise BitstreamError(f"NAL unit at byte {begin} has nuh_temporal_id_plus1 = 0")
-        units.append(
-            NalUnit(
-                start=begin,
-                header=pos + 3,
-                end=end,
-                nal_type=(header[0] >> 1) & 0x3F,
-                layer_id=((header[0] & 0x01) << 5) | (header[1] >> 3),
-                temporal_id=temporal_id_plus1 - 1,
-            )
-        )
-    return units
+    """Split an HEVC/SHVC Annex-B byte stream into NAL units; BitstreamError when it is not one."""
+    return annexb.parse_nal_units(stream, "hevc")
 
 
 def layer_byte_counts(stream: bytes, num_layers: int) -> list[int]:
     """Bytes of ``stream`` per layer by ``nuh_layer_id`` (VPS to the base layer); they add up to
     ``len(stream)``. BitstreamError when a NAL unit names a layer beyond ``num_layers``."""
-    counts = [0] * num_layers
-    for unit in parse_nal_units(stream):
-        layer = 0 if unit.nal_type == NAL_VPS else unit.layer_id
-        if layer >= num_layers:
-            raise BitstreamError(f"NAL unit of layer {layer} in a {num_layers}-layer bitstream")
-        counts[layer] += unit.size
-    return counts
+    return annexb.layer_byte_counts(stream, num_layers, "hevc")
 
 
 def log_bits_per_layer(stream: bytes, num_layers: int) -> list[int]:
@@ -537,7 +480,7 @@ def log_bits_per_layer(stream: bytes, num_layers: int) -> list[int]:
 
 def extract_layers(stream: bytes, top_layer: int) -> bytes:
     """The sub-bitstream of layers 0..``top_layer`` (NAL units with ``nuh_layer_id`` <= top_layer)."""
-    return b"".join(stream[u.start : u.end] for u in parse_nal_units(stream) if u.layer_id <= top_layer)
+    return annexb.extract_layers(stream, top_layer, "hevc")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -628,36 +571,8 @@ def parse_version(text: str) -> str | None:
 # Binaries
 
 
-def _find_binary(folder: Path, names: Sequence[str]) -> Path | None:
-    for directory in (folder, folder / "bin"):
-        for name in names:
-            path = directory / name
-            if path.is_file() and os.access(path, os.X_OK):
-                return path
-    return None
-
-
-def _not_executable(folder: Path, names: Sequence[str]) -> Path | None:
-    """A file of one of ``names`` that is there but cannot be run (no execute permission)."""
-    for directory in (folder, folder / "bin"):
-        for name in names:
-            path = directory / name
-            if path.is_file() and not os.access(path, os.X_OK):
-                return path
-    return None
-
-
-@dataclass
-class ShmRun:
-    """What one encode or decode ran: shell-quoted command lines (relative to ``workdir``), the
-    configuration files it wrote, and the tools' output."""
-
-    workdir: str
-    commands: list[str] = field(default_factory=list)
-    configs: dict[str, str] = field(default_factory=dict)
-    logs: list[str] = field(default_factory=list)
-    pictures: list[EncodedPicture] = field(default_factory=list)
-    version: str | None = None
+# What one encode or decode ran (bench.codecs.external); the name is older than the shared type.
+ShmRun = ToolLog
 
 
 @register_codec("shvc")
@@ -717,10 +632,7 @@ class ShvcCodec(Codec):
             raise CodecError(str(error)) from None
 
     def _folder(self) -> Path | None:
-        """The SHM folder, absolute: it is resolved against the working directory when read, because
-        SHM runs in a temporary folder where a relative path would name nothing."""
-        folder = self.source or os.environ.get(ENV_VAR)
-        return Path(folder).expanduser().absolute() if folder else None
+        return configured_folder(self.source, ENV_VAR)
 
     def binaries(self) -> tuple[Path, Path]:
         """(encoder, decoder); CodecError saying how to install them when they are missing."""
@@ -729,7 +641,7 @@ class ShvcCodec(Codec):
             raise CodecError(f"{self.name} is unavailable: {status.reason}")
         folder = self._folder()
         assert folder is not None  # availability() checked it
-        encoder, decoder = _find_binary(folder, ENCODER_NAMES), _find_binary(folder, DECODER_NAMES)
+        encoder, decoder = find_executable(folder, ENCODER_NAMES), find_executable(folder, DECODER_NAMES)
         assert encoder is not None and decoder is not None
         return encoder, decoder
 
@@ -741,52 +653,19 @@ class ShvcCodec(Codec):
             self._parse_options()
         except ValueError as error:
             return Availability.missing(str(error))
-        folder = self._folder()
         how = (
             "build SHM (the SHVC reference software, e.g. tag SHM-12.1: `bench shm build SRC`, see the "
             f"README) and `export {ENV_VAR}=/path/to/SHM/bin` (or name it: {self.name}@/path/to/SHM/bin)"
         )
-        if folder is None:
-            return Availability.missing(f"SHM binaries not configured: {how}")
-        if not folder.is_dir():
-            return Availability.missing(f"SHM folder {folder} does not exist: {how}")
-        missing = [names for names in (ENCODER_NAMES, DECODER_NAMES) if _find_binary(folder, names) is None]
-        blocked = [path for path in (_not_executable(folder, names) for names in missing) if path is not None]
-        if blocked:
-            files = " and ".join(str(path) for path in blocked)
-            verb = "is" if len(blocked) == 1 else "are"
-            return Availability.missing(f"{files} {verb} not executable (chmod +x, and check that the file "
-                                        f"system is not mounted noexec): {how}")
-        missing = [" or ".join(names) for names in missing]
-        if missing:
-            names = " and ".join(missing)
-            return Availability.missing(f"no executable {names} in {folder} or {folder}/bin: {how}")
-        return Availability.ok()
+        return folder_availability(self._folder(), (ENCODER_NAMES, DECODER_NAMES), "SHM", how)
 
     def max_layers(self) -> int | None:
         return MAX_LAYERS
 
     # -- running ---------------------------------------------------------------------------------
 
-    def _run(
-        self, args: list[str], cwd: Path, timeout: float, what: str, run: ShmRun
-    ) -> tuple[int, str, float]:
-        command = shlex.join(args)
-        run.commands.append(command)
-        logger.debug("shvc %s: (cd %s && %s)", what, cwd, command)
-        began = time.perf_counter()
-        try:
-            result = subprocess.run(
-                args, cwd=cwd, capture_output=True, timeout=timeout, check=False, stdin=subprocess.DEVNULL
-            )
-        except subprocess.TimeoutExpired:
-            raise CodecError(f"SHM {what} ran past {timeout:.0f} s and was stopped: {command}") from None
-        except OSError as error:
-            raise CodecError(f"could not run SHM {what} ({command}): {error}") from error
-        seconds = time.perf_counter() - began
-        text = result.stdout.decode(errors="replace") + result.stderr.decode(errors="replace")
-        run.logs.append(text)
-        return result.returncode, text, seconds
+    def _run(self, args: list[str], cwd: Path, timeout: float, what: str, run: ShmRun) -> ToolResult:
+        return run_tool(args, cwd=cwd, timeout=timeout, what=f"SHM {what}", log=run)
 
     def _decode_layers(
         self, decoder: Path, stream: bytes, top: int, workdir: Path, run: ShmRun, error: type[CodecError]
@@ -798,9 +677,10 @@ class ShvcCodec(Codec):
         args = [str(decoder), "-b", sub.name, "-lid", str(top)]
         for k, out in enumerate(outputs):
             args += [f"-o{k}", out.name]
-        code, text, _ = self._run(args, workdir, self.decode_timeout_s, f"decoder (layers 0..{top})", run)
-        if code != 0:
-            raise error(f"TAppDecoder failed on layers 0..{top} (status {code}): {text.strip()[-600:]}")
+        result = self._run(args, workdir, self.decode_timeout_s, f"decoder, layers 0..{top}", run)
+        text = result.text
+        if result.returncode != 0:
+            raise error(failure_message(decoder, f"SHM decoder, layers 0..{top}", result))
         hashes = parse_decoder_hashes(text)
         for k, out in enumerate(outputs):
             if hashes.get(k) != "OK":
@@ -853,10 +733,11 @@ class ShvcCodec(Codec):
                 args += [f"-q{k}", str(qp)]
             for k in range(len(layers)):
                 args += [f"-o{k}", f"rec{k}.yuv"]
-            code, text, encode_seconds = self._run(args, workdir, self.timeout_s, "encoder", run)
+            result = self._run(args, workdir, self.timeout_s, "encoder", run)
+            text, encode_seconds = result.text, result.seconds
             self.last_encode = run
-            if code != 0:
-                raise CodecError(f"TAppEncoder failed (status {code}): {text.strip()[-800:]}")
+            if result.returncode != 0:
+                raise CodecError(failure_message(encoder, "SHM encoder", result))
             run.version = parse_version(text)
             run.pictures = parse_encoder_log(text)
             if sorted(p.layer for p in run.pictures) != list(range(len(layers))):
@@ -931,8 +812,4 @@ class ShvcCodec(Codec):
         if not self.availability().available:
             return None
         _, decoder = self.binaries()
-        try:
-            result = subprocess.run([str(decoder), "--help"], capture_output=True, timeout=30, check=False)
-        except (OSError, subprocess.TimeoutExpired):
-            return None
-        return parse_version(result.stdout.decode(errors="replace") + result.stderr.decode(errors="replace"))
+        return tool_version(decoder, ["--help"], _VERSION)

@@ -3,7 +3,7 @@
 ``simulcast:INNER`` (e.g. ``simulcast:x265``, ``simulcast:mean-scale@compressai``; a ``@SOURCE``
 belongs to the inner codec) codes layer k with INNER at the same quality, independently of the
 others. This is the rate a scalable codec must beat: decoding layer k needs the chunks of layers
-0..k, so its bits are the sum of independent codings. The container (``_container``: a 6-byte
+0..k, so its bits are the sum of independent codings. The container (``bench.codecs.container``: a 6-byte
 header, then per layer a varint length, a CRC32 and the inner bitstream) costs a few bytes per
 layer; the header is attributed to the base layer.
 """
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 import numpy as np
 
 from bench.codec import Availability, BitstreamError, Codec, CodecError, Encoded, FuzzSetup
-from bench.codecs import _container
+from bench.codecs import container
 from bench.registry import UnknownCodecError, create_codec, register_codec
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ class SimulcastCodec(Codec):
 
     @classmethod
     def fuzz_setup(cls, workdir: Path, time_limit: float) -> FuzzSetup:
-        from bench.codecs._fuzzing import (
+        from bench.codecs.fuzzing import (
             pyramid,
             reseal_container,
             reseal_tail_crc,
@@ -133,7 +133,7 @@ class SimulcastCodec(Codec):
             chunks.append(encoded.data)
             for key, seconds in encoded.timings.items():  # summed over layers, like the bits
                 timings[key] = timings.get(key, 0.0) + seconds
-        data, layer_bytes = _container.pack(MAGIC, VERSION, chunks)
+        data, layer_bytes = container.pack(MAGIC, VERSION, chunks)
         return Encoded(data=data, layer_bytes=layer_bytes, timings=timings)
 
     def decode(self, data: bytes, num_layers: int | None = None) -> list[np.ndarray]:
@@ -141,7 +141,7 @@ class SimulcastCodec(Codec):
         codec = self._available_inner()
         if num_layers is not None and num_layers < 1:
             raise CodecError(f"num_layers must be at least 1, got {num_layers}")
-        chunks = _container.unpack(data, MAGIC, VERSION, "simulcast", count=num_layers)
+        chunks = container.unpack(data, MAGIC, VERSION, "simulcast", count=num_layers)
         images = []
         timings: dict[str, float] = {}
         for index, chunk in enumerate(chunks):

@@ -33,8 +33,8 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from bench.codec import Availability, BitstreamError, Codec, CodecError, Encoded, FuzzSetup, check_image
-from bench.codecs._still import ffmpeg_availability, ffmpeg_binary, run_ffmpeg_command
-from bench.codecs._yuv import YuvFormat, planes_to_rgb, rgb_to_planes
+from bench.codecs.still import ffmpeg_availability, ffmpeg_binary, run_ffmpeg_command
+from bench.codecs.yuv import YuvFormat, planes_to_rgb, rgb_to_planes
 from bench.images import DEFAULT_MAX_PIXELS
 from bench.registry import register_codec
 
@@ -126,7 +126,7 @@ class X265Codec(Codec):
 
     @classmethod
     def fuzz_setup(cls, workdir: Path, time_limit: float) -> FuzzSetup:
-        from bench.codecs._fuzzing import hang_aware_decode, test_image
+        from bench.codecs.fuzzing import hang_aware_decode, test_image
         from bench.errors import FuzzError
 
         codec = cls("ultrafast")

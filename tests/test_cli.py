@@ -456,7 +456,7 @@ def test_a_file_cannot_choose_the_executable_decode_runs(capsys, tmp_path: Path,
     assert "--codec x265@" in capsys.readouterr().err and not log.exists()
     assert main(["decode", "--codec", f"hm@{folder}", str(path), str(tmp_path / "out")]) == 2
     assert log.read_text() == "ran\n"  # the user's binary (failing here on purpose) ran once
-    assert "TAppDecoder failed" in capsys.readouterr().err
+    assert "(SHM decoder, layers 0..0) failed with status" in capsys.readouterr().err
 
 
 def test_encode_writes_no_folder_into_the_file(tmp_path: Path, test_codecs) -> None:

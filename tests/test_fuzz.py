@@ -23,9 +23,9 @@ from hypothesis import strategies as st
 
 from bench import fuzz
 from bench.codec import BitstreamError, CodecError
-from bench.codecs import _container, mean_scale
-from bench.codecs._fuzzing import reseal_container
+from bench.codecs import container, mean_scale
 from bench.codecs.compass import bitstream as compass_bitstream
+from bench.codecs.fuzzing import reseal_container
 from bench.envelope import unpack
 from bench.images import DEFAULT_MAX_PIXELS
 from bench.zoo import QUALITY_LAMBDAS
@@ -47,32 +47,32 @@ def _flip(data: bytes, bit: int) -> bytes:
 @PROPERTY
 @given(chunks=st.lists(st.binary(max_size=300), min_size=1, max_size=5), data=st.data())
 def test_container_round_trip_prefixes_and_truncations(chunks, data) -> None:
-    packed, layer_bytes = _container.pack(MAGIC, VERSION, chunks)
+    packed, layer_bytes = container.pack(MAGIC, VERSION, chunks)
     assert sum(layer_bytes) == len(packed)
-    assert _container.unpack(packed, MAGIC, VERSION, "t") == chunks
+    assert container.unpack(packed, MAGIC, VERSION, "t") == chunks
     k = data.draw(st.integers(1, len(chunks)), label="layers")
     prefix = packed[: sum(layer_bytes[:k])]
-    assert _container.unpack(prefix, MAGIC, VERSION, "t", count=k) == chunks[:k]  # a prefix is enough
+    assert container.unpack(prefix, MAGIC, VERSION, "t", count=k) == chunks[:k]  # a prefix is enough
     cut = data.draw(st.integers(0, len(prefix) - 1), label="cut")
     with pytest.raises(BitstreamError):
-        _container.unpack(prefix[:cut], MAGIC, VERSION, "t", count=k)
+        container.unpack(prefix[:cut], MAGIC, VERSION, "t", count=k)
     with pytest.raises(BitstreamError):  # whole-stream decode: trailing bytes are damage
-        _container.unpack(packed + data.draw(st.binary(min_size=1, max_size=8)), MAGIC, VERSION, "t")
+        container.unpack(packed + data.draw(st.binary(min_size=1, max_size=8)), MAGIC, VERSION, "t")
 
 
 @PROPERTY
 @given(chunks=st.lists(st.binary(max_size=200), min_size=1, max_size=4), data=st.data())
 def test_container_any_single_bit_flip_is_refused(chunks, data) -> None:
-    packed, _ = _container.pack(MAGIC, VERSION, chunks)
+    packed, _ = container.pack(MAGIC, VERSION, chunks)
     bit = data.draw(st.integers(0, 8 * len(packed) - 1), label="bit")
     with pytest.raises(BitstreamError):
-        _container.unpack(_flip(packed, bit), MAGIC, VERSION, "t")
+        container.unpack(_flip(packed, bit), MAGIC, VERSION, "t")
 
 
 @PROPERTY
 @given(chunks=st.lists(st.binary(max_size=100), min_size=1, max_size=4), data=st.data())
 def test_container_damaged_or_resealed_ends_in_a_clear_error_or_valid_chunks(chunks, data) -> None:
-    packed, _ = _container.pack(MAGIC, VERSION, chunks)
+    packed, _ = container.pack(MAGIC, VERSION, chunks)
     damaged = bytearray(packed)
     for _ in range(data.draw(st.integers(1, 4), label="edits")):
         position = data.draw(st.integers(0, max(0, len(damaged) - 1)), label="position")
@@ -90,7 +90,7 @@ def test_container_damaged_or_resealed_ends_in_a_clear_error_or_valid_chunks(chu
         candidate = reseal_container(candidate)
     count = data.draw(st.sampled_from([None, 1, 2]), label="count")
     try:
-        out = _container.unpack(candidate, MAGIC, VERSION, "t", count=count)
+        out = container.unpack(candidate, MAGIC, VERSION, "t", count=count)
     except BitstreamError:
         return
     except CodecError:

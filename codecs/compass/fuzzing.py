@@ -62,7 +62,7 @@ def tiny_codec(codec_class: type) -> object:
 
 
 def fuzz_setup(codec_class: type) -> FuzzSetup:
-    from bench.codecs._fuzzing import pyramid, test_image
+    from bench.codecs.fuzzing import pyramid, test_image
 
     codec = tiny_codec(codec_class)
     seeds = [codec.encode(pyramid(test_image(48, 64, 4), (0.5, 0.75, 1)), 2).data,

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from bench.codec import BitstreamError, CodecError
-from bench.codecs import _container
-from bench.codecs._still import StillImageCodec
+from bench.codecs import container
+from bench.codecs.still import StillImageCodec
 from bench.registry import codec_names, create_codec
 from tests.conftest import synthetic_image
 
@@ -169,7 +169,7 @@ class StillCodecContract:
         assert max(len(data) for data in alone) < 2**14  # so each varint length takes 1 or 2 bytes
         # per layer: varint length + CRC32 + the codec's own file; the container header goes to layer 0
         expected = [len(data) + (1 if len(data) < 128 else 2) + 4 for data in alone]
-        expected[0] += _container.HEADER_SIZE
+        expected[0] += container.HEADER_SIZE
         assert encoded.layer_bytes == expected
         decoded = simulcast.decode(encoded.data)
         assert [image.shape for image in decoded] == [layer.shape for layer in layers]

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from bench.codec import BitstreamError
-from bench.codecs._still import ffmpeg_binary, ffmpeg_has_decoder
 from bench.codecs.av1 import Av1Codec, parse_y4m_444
+from bench.codecs.still import ffmpeg_binary, ffmpeg_has_decoder
 from bench.codecs.x265 import rgb_to_ycbcr, ycbcr_to_rgb
 from tests.codecs.still_contract import MissingFfmpegEncoder, StillCodecContract, smooth_image
 

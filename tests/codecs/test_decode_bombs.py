@@ -16,10 +16,10 @@ import torch
 
 from bench.codec import BitstreamError, CodecError
 from bench.codecs import mean_scale
-from bench.codecs._fuzzing import mean_scale_bomb, use_tiny_mean_scale_zoo
-from bench.codecs._fuzzing import test_image as _image
 from bench.codecs.compass import fuzzing as compass_fuzzing
 from bench.codecs.compass.plugin import CompassCodec
+from bench.codecs.fuzzing import mean_scale_bomb, use_tiny_mean_scale_zoo
+from bench.codecs.fuzzing import test_image as _image
 from bench.codecs.mean_scale import MeanScaleCodec
 from bench.images import DEFAULT_MAX_PIXELS
 from bench.zoo import ENV_VAR as ZOO_ENV_VAR
@@ -115,7 +115,7 @@ def test_real_mean_scale_streams_pass_the_string_bound() -> None:
 
 def test_a_compass_bomb_is_refused_before_any_network(tiny_compass: CompassCodec,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    from bench.codecs._fuzzing import pyramid
+    from bench.codecs.fuzzing import pyramid
 
     stream = tiny_compass.encode(pyramid(_image(40, 40, 5), (0.6, 1)), 2).data
     codec = compass_fuzzing.tiny_codec(CompassCodec)  # a decoder that encoded nothing

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from bench.codec import BitstreamError, CodecError
-from bench.codecs import _container, _yuv, shvc
+from bench.codecs import container, shvc
+from bench.codecs import yuv as _yuv
 from bench.codecs.hm import HmCodec
 from bench.codecs.shvc import LayerGeometry, ShmRun, ShvcCodec
 from bench.codecs.simulcast import SimulcastCodec
@@ -178,7 +179,7 @@ def test_simulcast_hm_sums_independent_codings() -> None:
     alone = [create_codec("hm").encode([layer], 32).data for layer in layers]
     # Per layer: varint length + CRC32 + hm's own bitstream; the container header goes to layer 0.
     expected = [len(a) + (1 if len(a) < 128 else 2) + 4 for a in alone]
-    expected[0] += _container.HEADER_SIZE
+    expected[0] += container.HEADER_SIZE
     assert encoded.layer_bytes == expected and sum(expected) == len(encoded.data)
     decoded = codec.decode(encoded.data)
     assert [d.shape for d in decoded] == [im.shape for im in layers]

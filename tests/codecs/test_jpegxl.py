@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 
 from bench.codec import BitstreamError
-from bench.codecs._still import ffmpeg_binary
 from bench.codecs.jpegxl import MAX_DISTANCE, JpegXlCodec, parse_pam_rgb, quality_to_distance
+from bench.codecs.still import ffmpeg_binary
 from tests.codecs.still_contract import MissingFfmpegEncoder, StillCodecContract, smooth_image
 
 AVAILABILITY = JpegXlCodec().availability()

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from bench.codec import BitstreamError, CodecError
-from bench.codecs import _container
+from bench.codecs import container
 from bench.codecs.simulcast import SimulcastCodec
 from bench.codecs.x265 import X265Codec
 from bench.registry import create_codec
@@ -56,7 +56,7 @@ def test_layer_bytes_are_independent_codings(encoded) -> None:
     assert max(alone) < 2**14  # so each varint length takes 1 or 2 bytes
     # Per layer: varint length + CRC32 + the inner bitstream; the 6-byte header goes to layer 0.
     expected = [size + (1 if size < 128 else 2) + 4 for size in alone]
-    expected[0] += _container.HEADER_SIZE
+    expected[0] += container.HEADER_SIZE
     assert encoded.layer_bytes == expected
 
 
@@ -142,13 +142,13 @@ def test_unavailable_inner_makes_simulcast_unavailable(monkeypatch: pytest.Monke
 
 def test_container_round_trip_without_inner_codec() -> None:
     chunks = [b"", b"a" * 127, b"b" * 128, bytes(range(256)) * 70]
-    data, layer_bytes = _container.pack(b"TEST", 3, chunks)
+    data, layer_bytes = container.pack(b"TEST", 3, chunks)
     assert sum(layer_bytes) == len(data)
     assert layer_bytes[1:] == [1 + 4 + 127, 2 + 4 + 128, 3 + 4 + 17920]
-    assert _container.unpack(data, b"TEST", 3, "test") == chunks
-    assert _container.unpack(data[: sum(layer_bytes[:2])], b"TEST", 3, "test", count=2) == chunks[:2]
+    assert container.unpack(data, b"TEST", 3, "test") == chunks
+    assert container.unpack(data[: sum(layer_bytes[:2])], b"TEST", 3, "test", count=2) == chunks[:2]
     with pytest.raises(BitstreamError, match="version"):
-        _container.unpack(data, b"TEST", 4, "test")
+        container.unpack(data, b"TEST", 4, "test")
 
 
 def test_decode_timings_of_the_inner_codec_are_summed_over_layers(

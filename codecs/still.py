@@ -98,7 +98,7 @@ class StillImageCodec(Codec):
     def fuzz_setup(cls, workdir: Path, time_limit: float) -> FuzzSetup:
         """Two small files at a middle default quality; the decoder is the real one, so ``bench fuzz``
         checks that damaged files end in a BitstreamError (never a crash or a hang of the library)."""
-        from bench.codecs._fuzzing import hang_aware_decode, test_image
+        from bench.codecs.fuzzing import hang_aware_decode, test_image
         from bench.errors import FuzzError
 
         codec = cls()

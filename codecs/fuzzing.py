@@ -78,9 +78,9 @@ def mean_scale_bomb(stream: bytes, height: int, width: int) -> bytes:
 
 
 def reseal_container(data: bytes, inner: Callable[[bytes], bytes] | None = None) -> bytes:
-    """Recompute the CRC of every chunk of a ``_container`` stream that is complete (``inner``
+    """Recompute the CRC of every chunk of a ``bench.codecs.container`` stream that is complete (``inner``
     reseals each chunk's own stream first)."""
-    from bench.codecs._container import HEADER_SIZE
+    from bench.codecs.container import HEADER_SIZE
 
     out = bytearray(data)
     pos = HEADER_SIZE
