@@ -8,11 +8,12 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from bench import shm_build, weights_fetch  # stdlib-only imports: cheap
+from bench import weights_fetch  # stdlib-only imports: cheap
 from bench.bdrate import DEFAULT_BOOTSTRAP
 from bench.config import DEFAULT_RUN_DIR, DEFAULT_SCALES, RunConfig, check_device
 from bench.errors import UsageError, exit_status, is_user_error
 from bench.rd_metrics import DEFAULT_METRIC, METRICS
+from bench.registry import plugin_commands
 from bench.ycbcr import DEFAULT_YUV_MATRIX, YUV_MATRICES
 
 DEFAULT_REPORT_DIR = Path("reports")
@@ -362,17 +363,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_check_arguments(sub.add_parser("check", help="rerun a small fixed configuration and compare it with "
                                                      "the committed baseline (CI regression gate)"))
-    shm_build.add_arguments(sub.add_parser("shm", help="SHM, the SHVC reference software: build it from sources"))
     weights_fetch.add_arguments(sub.add_parser("weights", help="download published weights (the one command "
                                                               "that downloads)"))
+    for command in plugin_commands():  # e.g. bench shm build, bench vtm build
+        plugin_parser = sub.add_parser(command.name, help=command.help)
+        command.add_arguments(plugin_parser)
+        plugin_parser.set_defaults(plugin_run=command.run)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handler = {"run": cmd_run, "report": cmd_report, "list": cmd_list, "encode": cmd_encode,
-               "decode": cmd_decode, "fuzz": cmd_fuzz,
-               "check": cmd_check, "shm": shm_build.run, "weights": weights_fetch.run}[args.command]
+    handlers = {"run": cmd_run, "report": cmd_report, "list": cmd_list, "encode": cmd_encode,
+                "decode": cmd_decode, "fuzz": cmd_fuzz, "check": cmd_check, "weights": weights_fetch.run}
+    handler = getattr(args, "plugin_run", None) or handlers[args.command]
     try:
         return handler(args)
     except KeyboardInterrupt:

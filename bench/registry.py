@@ -2,23 +2,34 @@
 ``bench.codecs`` entry-point group (``name = "package.module:CodecClass"``).
 
 Built-ins are found by importing every public module of the ``bench.codecs`` package (``codecs/``;
-names starting with ``_`` are helpers, not codecs), so adding a codec is adding one file."""
+names starting with ``_`` are skipped), so adding a codec is adding one file or folder.
+
+A plugin folder may also bring a command of its own (``bench shm build``, ``bench vtm build``): a
+module ``command`` in the folder whose ``COMMAND`` is a ``PluginCommand``; other packages declare
+one in the ``bench.commands`` entry-point group. ``plugin_commands`` finds them without importing
+the codecs themselves, so the command line starts fast; this is the only place ``bench`` imports a
+plugin's module."""
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import pkgutil
 from dataclasses import dataclass
 from importlib import metadata
+from pathlib import Path
 from typing import Callable, TypeVar
 
 from bench.codec import Codec
 from bench.errors import EnvelopeError, UnknownCodecError
 
-__all__ = ["CodecSpec", "UnknownCodecError", "codec_class", "codec_names", "create_codec", "file_spec",
+__all__ = ["CodecSpec", "PluginCommand", "UnknownCodecError", "codec_class", "codec_names", "create_codec",
+           "file_spec", "plugin_commands",
            "portable_spec", "register_codec"]
 
 ENTRY_POINT_GROUP = "bench.codecs"
+COMMAND_ENTRY_POINT_GROUP = "bench.commands"
+COMMAND_MODULE = "command"  # in a plugin folder: declares COMMAND
 
 BUILTIN_PACKAGE = "bench.codecs"
 
@@ -63,6 +74,41 @@ def _load_builtins_and_plugins() -> None:
         cls = entry.load()
         if entry.name not in _REGISTRY:
             register_codec(entry.name)(cls)
+
+
+@dataclass(frozen=True)
+class PluginCommand:
+    """A ``bench NAME ...`` subcommand a plugin brings (e.g. building its reference software).
+    ``add_arguments`` fills the subcommand's parser; ``run`` does the work and returns an exit
+    status; it may raise ``BenchError``s, which the command line reports."""
+
+    name: str
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+def plugin_commands() -> list[PluginCommand]:
+    """The commands plugin folders declare (``bench.codecs.<folder>.command.COMMAND``) and those of
+    the ``bench.commands`` entry-point group, in name order; ValueError on two with one name."""
+    found: dict[str, PluginCommand] = {}
+
+    def add(command: object, origin: str) -> None:
+        if not isinstance(command, PluginCommand):
+            raise ValueError(f"{origin} declares {command!r}, not a bench.registry.PluginCommand")
+        if command.name in found:
+            raise ValueError(f"two plugins declare the command {command.name!r} ({origin} is the second)")
+        found[command.name] = command
+
+    package = importlib.import_module(BUILTIN_PACKAGE)
+    for folder in package.__path__:
+        # Looked up as files: importing every plugin package to ask would load torch for COMPASS.
+        for module in sorted(Path(folder).glob(f"[!_]*/{COMMAND_MODULE}.py")):
+            name = f"{BUILTIN_PACKAGE}.{module.parent.name}.{COMMAND_MODULE}"
+            add(getattr(importlib.import_module(name), "COMMAND", None), name)
+    for entry in metadata.entry_points(group=COMMAND_ENTRY_POINT_GROUP):
+        add(entry.load(), f"entry point {entry.name}")
+    return [found[name] for name in sorted(found)]
 
 
 @dataclass(frozen=True)

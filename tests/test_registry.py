@@ -151,3 +151,22 @@ def test_file_specs_are_registered_and_shallow() -> None:
         registry.file_spec("simulcast:no-such")
     with pytest.raises(registry.EnvelopeError, match="nested too deeply"):
         registry.file_spec("simulcast:" * 50 + "x265")
+
+
+def test_plugin_folders_bring_their_commands() -> None:
+    commands = {command.name: command for command in registry.plugin_commands()}
+    assert "shm" in commands  # codecs/shvc/command.py
+    from bench.codecs.shvc import build
+
+    assert commands["shm"].run is build.run
+
+
+def test_plugin_commands_are_found_without_importing_the_codecs() -> None:
+    # COMPASS (a folder without a command) must not be imported, or every `bench` start loads torch.
+    import subprocess
+    import sys
+
+    code = ("import sys; from bench.registry import plugin_commands; plugin_commands(); "
+            "print('bench.codecs.compass' in sys.modules, 'torch' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["False", "False"]

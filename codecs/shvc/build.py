@@ -333,6 +333,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """``bench shm build``: build, check, and print the ``export`` line."""
     result = build_shm(args.source, args.out or default_out(args.source), args.jobs, args.nice)
     print(result.verification.summary())
     print("point bench at the binaries (add it to your shell profile to keep it):")

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from bench import shm_build
+from bench.codecs.shvc import build as shm_build
+from bench.codecs.shvc.build import ShmBuildError
 from bench.errors import BenchError
-from bench.shm_build import ShmBuildError
 
 MAKEFILE_BASE = """\
 CPPFLAGS          = -fPIC $(DEFS) -I$(CURDIR)/$(INC_DIR) $(USER_INC_DIRS) -Wall -Wshadow -Wno-sign-compare -Werror
@@ -196,7 +196,8 @@ def test_binaries_that_fail_the_one_frame_check_are_reported(tmp_path: Path, fak
     with pytest.raises(ShmBuildError, match="wrote no .*TAppEncoderStatic"):
         shm_build.build_shm(tmp_path / "SHM-12.1", tmp_path / "out", jobs=1, niceness=0, say=lambda _: None)
     monkeypatch.setenv("FAKE_MAKE_BINARIES", "1")
-    with pytest.raises(ShmBuildError, match=r"failed the one-frame check: TAppEncoder\w* \(SHM encoder\) failed with status"):
+    failed = r"failed the one-frame check: TAppEncoder\w* \(SHM encoder\) failed with status"
+    with pytest.raises(ShmBuildError, match=failed):
         shm_build.build_shm(tmp_path / "SHM-12.1", tmp_path / "out", jobs=1, niceness=0, say=lambda _: None)
     assert (tmp_path / "out" / "bin" / shm_build.ENCODER).is_file()
 

@@ -14,11 +14,11 @@ import pytest
 from bench.codec import BitstreamError, CodecError
 from bench.codecs import container, shvc
 from bench.codecs import yuv as _yuv
-from bench.codecs.hm import HmCodec
 from bench.codecs.shvc import LayerGeometry, ShmRun, ShvcCodec
+from bench.codecs.shvc.hm import HmCodec
 from bench.codecs.simulcast import SimulcastCodec
 from bench.registry import create_codec
-from tests.codecs.test_shvc import make_image, psnr, resize
+from tests.codecs.shvc.test_shvc import make_image, psnr, resize
 
 AVAILABILITY = HmCodec().availability()
 needs_shm = pytest.mark.skipif(not AVAILABILITY.available, reason=f"SHM unavailable: {AVAILABILITY.reason}")

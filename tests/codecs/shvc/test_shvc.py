@@ -15,7 +15,7 @@ from bench.codecs import yuv as _yuv
 from bench.codecs.shvc import LayerGeometry, ShvcCodec, ShvcOptions
 from bench.registry import create_codec
 
-DATA = Path(__file__).parent / "data" / "shvc"
+DATA = Path(__file__).parents[1] / "data" / "shvc"
 SAMPLE = (DATA / "sample_3layer_444_qp32.bit").read_bytes()
 SAMPLE_SIZES = [(48, 32), (64, 42), (96, 64)]  # (width, height) of the recorded sample's layers
 

@@ -813,3 +813,7 @@ class ShvcCodec(Codec):
             return None
         _, decoder = self.binaries()
         return tool_version(decoder, ["--help"], _VERSION)
+
+
+# The single-layer HEVC anchor made from the same SHM binaries registers with this package.
+from bench.codecs.shvc import hm  # noqa: E402,F401
