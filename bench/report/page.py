@@ -1,4 +1,8 @@
-"""``build_report``: CSV tables, RD plots and one page (Markdown and HTML) for some run directories."""
+"""``build_report``: CSV tables, RD plots and one page (Markdown and HTML) for some run directories.
+
+It joins four pieces, each usable alone: ``compute.compute_tables`` (the tables, no file written),
+``files.write_table_files`` (the CSVs, LaTeX), ``plots.draw_plots`` (RD and strip plots) and, here,
+``page_blocks`` with ``write_page`` (report.md, report.html)."""
 
 from __future__ import annotations
 
@@ -14,39 +18,14 @@ import pandas as pd
 
 from bench import bdrate, ycbcr
 from bench.anchors import paper_bdrate, published_curves
-from bench.errors import ReportError
-from bench.pyramid import Anchoring, layer_fractions
-from bench.rd_metrics import DEFAULT_METRIC, METRICS, RDMetric
+from bench.rd_metrics import DEFAULT_METRIC, RDMetric
 from bench.registry import rate_counts
-from bench.report.bdtables import (
-    AVERAGES,
-    NOT_SIGNIFICANT,
-    add_full_size_single_layer,
-    bd_tables,
-    ci_text,
-    lead,
-    matrices,
-    published_bd,
-)
-from bench.report.glance import glance_keys, glance_tables
-from bench.report.latex import write_latex
-from bench.report.load import load_manifests, load_records
-from bench.report.paper import PAPER_PROTOCOL, is_paper_codec, model_size_sentence, paper_comparison
-from bench.report.plots import codec_colours, rd_plot, slug, strip_name, strip_plot
-from bench.report.tables import (
-    KMAC_COLUMNS,
-    YUV_AND_DB_COLUMNS,
-    aggregate,
-    cost_by_layer,
-    cost_table,
-    count_text,
-    dataset_label,
-    dataset_order,
-    is_kodak,
-    params_by_module,
-    prediction_table,
-    timing_split,
-)
+from bench.report.bdtables import NOT_SIGNIFICANT, ci_text
+from bench.report.compute import ReportTables, Section, compute_tables
+from bench.report.files import write_table_files
+from bench.report.paper import PAPER_PROTOCOL, model_size_sentence
+from bench.report.plots import ReportPlots, draw_plots
+from bench.report.tables import KMAC_COLUMNS, YUV_AND_DB_COLUMNS, count_text, dataset_label
 
 NICE = {
     "anchor": "pyramid",
@@ -159,12 +138,6 @@ def _html(blocks: list[Block], title: str) -> str:
             parts.append(f"<details><summary>manifest</summary><pre>{html.escape(b.text)}</pre></details>")
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
-
-
-def _group_title(dataset: str, protocol: str, label: str, layers: int, images: int) -> str:
-    scales = "single layer" if label == "1 layer" else f"scales {label} ({layers} layers)"
-    count = f"{images} image" + ("s" if images != 1 else "")
-    return f"{dataset_label(dataset)} — {scales}, {protocol} anchoring, {count}"
 
 
 SUMMARY_FORMATS = {
@@ -420,16 +393,6 @@ def _cost_blocks(costs: pd.DataFrame, layer_costs: pd.DataFrame, modules: pd.Dat
     return blocks
 
 
-def _yuv_matrices(records: pd.DataFrame, metric: RDMetric) -> list[str]:
-    """The YCbCr matrices the records' YUV metrics were measured with; ReportError when a YUV metric
-    is asked of records measured with more than one (their curves would not be comparable)."""
-    matrices = sorted({str(m) for m in records["yuv_matrix"] if isinstance(m, str)})
-    if metric.yuv and len(matrices) > 1:
-        raise ReportError(f"these runs measured {metric.label} with different YCbCr matrices ({', '.join(matrices)}); "
-                          "report them apart")
-    return matrices
-
-
 def _hidden_metric_columns(summary: pd.DataFrame, metric: str, yuv_measured: bool) -> list[str]:
     """The YUV and MS-SSIM dB columns the aggregates table leaves out: all of them for runs that did
     not measure the YUV metrics (unless ``--metric`` asks for one), else those without a value."""
@@ -505,11 +468,6 @@ def _average_text(average: str) -> str:
     )
 
 
-def _scales_of(label: str) -> tuple[float, ...]:
-    """The ratios of a scales label (``"1 layer"``: none)."""
-    return () if label == "1 layer" else tuple(float(x) for x in str(label).split(","))
-
-
 FOCUS_COLUMNS = ["layer", "codec", "reference", "reference_role", "bd_rate", "ci", "bd_psnr", "images",
                  "images_median", "images_iqr", "worst", "overlap_fraction", "reason", "note"]
 
@@ -534,40 +492,145 @@ def _focus_view(focus: pd.DataFrame, names: dict[str, str]) -> pd.DataFrame:
     return _fmt(view.reindex(columns=FOCUS_COLUMNS), formats, labels)
 
 
-def _strip_plots(long: pd.DataFrame, per_image: pd.DataFrame, out_dir: Path, metric: RDMetric) -> dict[tuple, str]:
-    """A strip plot of per-image BD-rates for each glance-table row (one strip per reference);
-    ``{(codec, dataset, protocol, scales label): file name}``."""
-    out: dict[tuple, str] = {}
-    if long.empty or per_image.empty:
-        return out
-    from bench.report.glance import glance_references
-
-    for codec, keys in glance_keys(long).items():
-        references = glance_references(long, codec)
-        for dataset, protocol, label in keys:
-            top = len(_scales_of(label))
-            where = ((long["codec"] == codec) & (long["dataset"] == dataset) & (long["anchor"] == protocol)
-                     & (long["scales_label"] == label) & (long["layer"] == top))
-            pairs = long[where].set_index("reference").reindex(
-                [r for r in references if r in set(long.loc[where, "reference"])]).reset_index()
-            images = per_image[(per_image["codec"] == codec) & (per_image["dataset"] == dataset)
-                               & (per_image["anchor"] == protocol) & (per_image["scales_label"] == label)
-                               & (per_image["layer"] == top)]
-            name = strip_name(codec, dataset, protocol, label)
-            title = (f"{codec}, top layer, {Path(dataset).name} {protocol} ×{label.replace(',', ', ×')}: "
-                     f"per-image BD-rate ({metric.label})")
-            strip_plot(images, pairs, title, out_dir / name)
-            out[(codec, dataset, protocol, label)] = name
-    return out
+def _head_blocks(tables: ReportTables, plots: ReportPlots) -> list[Block]:
+    """The page's top: the runs and their datasets, the glance tables, the method."""
+    datasets = tables.images_per_dataset
+    blocks = [
+        Block("h1", "bench report"),
+        Block("p", "Runs: " + ", ".join(str(d) for d in tables.run_dirs) + "."),
+        Block("table", table=pd.DataFrame({"dataset": [dataset_label(d) for d in datasets.index],
+                                           "images in this run": datasets.values})),
+        *_glance_blocks(tables.glances, plots.strips, tables.metric, tables.bd_average, tables.bootstrap),
+    ]
+    if tables.reused:
+        blocks.append(Block("p", f"Single-layer full-image records of {', '.join(tables.reused)} (scales [], top "
+                                 "anchoring) are used as the top layer of every top-anchored scale combination, "
+                                 "since that layer is the source image itself."))
+    return [
+        *blocks,
+        *_method_text(tables.metric, list(tables.yuv_matrices), tables.yuv_measured),
+        Block("p", _bootstrap_text(tables.bootstrap, tables.bd_average)),
+        *_rate_accounting(tables.codecs),
+    ]
 
 
-def _has_full_size_layer(protocol: str, scales: Sequence[float]) -> bool:
-    """Whether one layer of the pyramid is the source itself: only then are the published full-size
-    Kodak curves comparable (top anchoring always; base:F only when F·s1·…·sK reaches 1)."""
-    try:
-        return any(f == 1 for f in layer_fractions(scales, Anchoring.parse(protocol)))
-    except ValueError:
-        return False
+def _section_blocks(section: Section, image: str | None, metric: RDMetric) -> list[Block]:
+    """One comparison: its RD plot (``image``; None when nothing could be drawn) and BD-rate tables."""
+    blocks = [Block("h2", section.title)]
+    if image is None:
+        blocks.append(Block("p", f"No finite (bpp, {metric.axis}) point to plot."))
+    else:
+        blocks.append(Block("img", image))
+    if section.shows_published:
+        blocks.append(Block("p", "Grey lines: published mbt2018-mean, BPG-444 and JPEG results on full-size "
+                                 "Kodak images (CompressAI); they are comparable only to a layer that is the "
+                                 "full 768×512 image."))
+    on_metric = "" if metric.name == DEFAULT_METRIC else f" ({metric.label})"
+    bd_names = {} if metric.name == DEFAULT_METRIC else {"bd_psnr": f"BD-{metric.with_unit}"}
+    blocks += [Block("h3", "BD-rate against the contract's anchors" + on_metric),
+               Block("table", table=_focus_view(section.focus, bd_names))]
+    for layer, matrix in section.layer_matrices:
+        blocks += [Block("h4", f"Layer {layer}: BD-rate % of every codec (row) against every other (column)"
+                         + on_metric),
+                   Block("table", table=matrix, index=True)]
+    return blocks
+
+
+def _prediction_blocks(prediction: pd.DataFrame) -> list[Block]:
+    if not len(prediction):
+        return []
+    shown = prediction.assign(dataset=prediction["dataset"].map(lambda d: Path(d).name))
+    return [
+        Block("h2", "Inter-layer prediction"),
+        Block("p", "Per enhancement layer: PSNR (RGB, 8-bit) of the codec's prediction of the layer (COMPASS: "
+                   "LIFF) and of bicubic upsampling of the same decoded lower layer, means over images; "
+                   "gain dB is the mean per-image difference and images won counts the images where the "
+                   "prediction beat bicubic. Values are in prediction.csv."),
+        Block("table", table=_fmt(shown, {"psnr_liff": ".2f", "psnr_bicubic": ".2f", "gain_db": "+.2f"})),
+    ]
+
+
+def _paper_blocks(paper: pd.DataFrame | None, records: pd.DataFrame) -> list[Block]:
+    """The COMPASS paper's published BD-rates beside the measured ones (None: no run holds its codec)."""
+    if paper is None:
+        return []
+    paper_codec = paper_bdrate().codec
+    blocks = [
+        Block("h2", "COMPASS paper (ICCV 2023) vs measured"),
+        Block("p", paper_bdrate().citation + ". Published BD-rates of COMPASS at the top "
+                   f"layer; measured values are this run's {paper_codec} at its top layer against the "
+                   "reference of the same kind. The harness contract says the paper's evaluation "
+                   "uses base:0.25 anchoring; a note marks rows measured otherwise. "
+                   + model_size_sentence(records)),
+    ]
+    if paper.empty:
+        blocks.append(Block("p", f"None of this run's {paper_codec} scale combinations is in the paper's tables "
+                                 "(2 layers: scale 1.2–2.8; 3 layers: overall scale 2.4–4.0)."))
+    else:
+        blocks.append(Block("table", table=_fmt(paper.drop(columns=["dataset"]),
+                                                {"paper_bd_rate": "+.2f", "measured_bd_rate": "+.2f"})))
+    full = paper_bdrate().frame().reset_index()
+    return [*blocks, Block("h3", "The paper's full tables (BD-rate %, Kodak)"),
+            Block("table", table=full.rename(columns={"scale": "overall scale"}))]
+
+
+def _aggregate_blocks(tables: ReportTables) -> list[Block]:
+    summary = tables.summary
+    hidden = _hidden_metric_columns(summary, tables.metric.name, tables.yuv_measured)
+    shown = summary.assign(dataset=summary["dataset"].map(lambda d: Path(d).name)).drop(
+        columns=["height", "width"] + hidden)  # height and width are means; ``size`` names the real sizes
+    return [Block("h2", "Aggregates per codec, scales, quality and layer"),
+            Block("table", table=_fmt(shown, SUMMARY_FORMATS))]
+
+
+def _published_blocks(published: pd.DataFrame | None) -> list[Block]:
+    """The run's full-size Kodak layers against the published curves (None: no Kodak in the runs)."""
+    if published is None:
+        return []
+    blocks = [Block("h2", "Published reference curves")]
+    if len(published):
+        blocks.append(Block("p", "BD-rate (PCHIP, as above) of every full-size Kodak layer in the run "
+                                 "(top anchoring, top layer) against the published curves, which are "
+                                 "means over all 24 images: a run over fewer images is only indicative."))
+        shown = published.assign(dataset=published["dataset"].map(lambda d: Path(d).name),
+                                 ci=[ci_text(lo, hi) for lo, hi in zip(published["ci_low"], published["ci_high"])])
+        columns = ["dataset", "codec", "scales", "layer", "images", "reference", "bd_rate", "ci", "bd_psnr",
+                   "reason", "psnr_reason", "note"]
+        blocks.append(Block("table", table=_fmt(shown[columns], BD_FORMATS,
+                                                {"ci": "95 % interval", "psnr_reason": "BD-PSNR NaN because"})))
+    curves = [{"curve": c.name, "points": len(c.bpp), "source": c.citation} for c in published_curves().values()]
+    return [*blocks, Block("table", table=pd.DataFrame(curves))]
+
+
+def _manifest_blocks(manifests: Sequence[tuple[Path, dict]]) -> list[Block]:
+    blocks = [Block("h2", "Run manifests")]
+    for run_dir, manifest in manifests:
+        blocks += [Block("p", str(run_dir)),
+                   Block("code", json.dumps(manifest, indent=1, default=str) if manifest else "{}")]
+    return blocks
+
+
+def page_blocks(tables: ReportTables, plots: ReportPlots) -> list[Block]:
+    """The whole page, top to bottom, from the tables and the names of the plots drawn of them."""
+    blocks = _head_blocks(tables, plots)
+    for section in tables.sections:
+        blocks += _section_blocks(section, plots.rd.get(section.key), tables.metric)
+    # Beside the BD-rate tables: what the bits cost in time, memory and size.
+    blocks += _cost_blocks(tables.costs, tables.layer_costs, tables.modules, tables.split)
+    blocks += _prediction_blocks(tables.prediction)
+    blocks += _paper_blocks(tables.paper, tables.records)
+    blocks += _aggregate_blocks(tables)
+    blocks += _published_blocks(tables.published)
+    return blocks + _manifest_blocks(tables.manifests)
+
+
+def write_page(blocks: list[Block], out_dir: Path, title: str = "bench report") -> Path:
+    """Write ``blocks`` as ``out_dir``/report.md and report.html; return the path of report.md."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "report.md").write_text(_markdown(blocks), encoding="utf-8")
+    (out_dir / "report.html").write_text(_html(blocks, title), encoding="utf-8")
+    return out_dir / "report.md"
 
 
 def build_report(run_dirs: Sequence[Path], out_dir: Path, metric: str = DEFAULT_METRIC,
@@ -577,241 +640,11 @@ def build_report(run_dirs: Sequence[Path], out_dir: Path, metric: str = DEFAULT_
     axis of the BD-rate tables and RD plots; ``bootstrap`` the resamples of the BD-rate intervals (0:
     none); ``bd_average`` the convention tables lead with (``curves``: BD-rate of the mean curves,
     ``images``: mean of per-image BD-rates; both are in the CSVs); ``latex`` also writes the glance
-    and per-layer BD tables as LaTeX (booktabs)."""
-    if metric not in METRICS:
-        raise ReportError(f"unknown metric {metric!r}; known: {', '.join(METRICS)}")
-    if bd_average not in AVERAGES:
-        raise ReportError(f"unknown BD average {bd_average!r}; use {' or '.join(AVERAGES)}")
-    if bootstrap < 0:
-        raise ReportError(f"--bootstrap must be 0 (no intervals) or a number of resamples, got {bootstrap}")
-    chosen = METRICS[metric]
-    run_dirs = [Path(d) for d in run_dirs]
-    out_dir = Path(out_dir)
-    records = load_records(run_dirs)
-    yuv_matrices = _yuv_matrices(records, chosen)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    manifests = load_manifests(run_dirs)
-    compared = add_full_size_single_layer(records)
-    yuv_measured = bool(records["psnr_yuv"].notna().any())
+    and per-layer BD tables as LaTeX (booktabs).
 
-    summary = aggregate(records)
-    curves = aggregate(compared)
-    computed, per_image = bd_tables(compared, metric, bootstrap)
-    # tables lead with the chosen convention; the CSVs keep both (bd_rate and bd_rate_images)
-    long = lead(computed, bd_average)
-    # the paper's tables and the published curves are PSNR-RGB: those comparisons stay on it
-    long_rgb = long if metric == DEFAULT_METRIC else lead(bd_tables(compared, bootstrap=bootstrap)[0], bd_average)
-    bd_names = {} if metric == DEFAULT_METRIC else {"bd_psnr": f"BD-{chosen.with_unit}"}
-    costs = cost_table(records)
-    layer_costs = cost_by_layer(records)
-    summary.to_csv(out_dir / "summary.csv", index=False)
-    computed.assign(metric=metric).to_csv(out_dir / "bdrate.csv", index=False)
-    # the contract's BD-rates are per layer k ≥ 1 (layer 0 of a scalable codec is its BL plus
-    # framing: that row stays in bdrate.csv)
-    focus_rows = computed[computed["focus"].astype(bool) & (computed["layer"] >= 1)].assign(metric=metric)
-    focus_rows.to_csv(out_dir / "bdrate_focus.csv", index=False)
-    per_image.assign(metric=metric).to_csv(out_dir / "bdrate_images.csv", index=False)
-    layer_costs.to_csv(out_dir / "cost.csv", index=False)
-    costs.to_csv(out_dir / "cost_summary.csv", index=False)
-    paper_codec = paper_bdrate().codec  # the codec a published paper's tables are about
-    has_paper_codec = records["codec"].map(is_paper_codec).any()
-    paper = paper_comparison(long_rgb, compared) if has_paper_codec else pd.DataFrame()
-    if has_paper_codec:
-        paper.to_csv(out_dir / f"{paper_codec}_paper.csv", index=False)
-
-    blocks: list[Block] = [Block("h1", "bench report")]
-    blocks.append(Block("p", "Runs: " + ", ".join(str(d) for d in run_dirs) + "."))
-    datasets = records.groupby("dataset")["image"].nunique()
-    datasets = datasets.reindex(sorted(datasets.index, key=dataset_order))
-    blocks.append(
-        Block(
-            "table",
-            table=pd.DataFrame(
-                {"dataset": [dataset_label(d) for d in datasets.index], "images in this run": datasets.values}
-            ),
-        )
-    )
-    glances = glance_tables(long, paper if metric == DEFAULT_METRIC else None)
-    for codec, table in glances.items():
-        table.to_csv(out_dir / f"glance_{slug(codec)}.csv", index=False)
-    strips = _strip_plots(long, per_image, out_dir, chosen)
-    blocks += _glance_blocks(glances, strips, chosen, bd_average, bootstrap)
-    if compared["reused"].any():
-        reused = sorted(set(compared.loc[compared["reused"], "codec"]))
-        blocks.append(
-            Block(
-                "p",
-                f"Single-layer full-image records of {', '.join(reused)} (scales [], top "
-                "anchoring) are used as the top layer of every top-anchored scale combination, "
-                "since that layer is the source image itself.",
-            )
-        )
-    blocks += _method_text(chosen, yuv_matrices, yuv_measured)
-    blocks.append(Block("p", _bootstrap_text(bootstrap, bd_average)))
-    blocks += _rate_accounting(sorted(compared["codec"].unique()))
-
-    colours = codec_colours(sorted(compared["codec"].unique()))
-    group_keys = ["dataset", "anchor", "scales_label"]
-    all_matrices = dict(matrices(long))
-    stems: set[str] = set()
-    sections = sorted(curves.groupby(group_keys, sort=True), key=lambda item: dataset_order(item[0][0]))
-    for (dataset, protocol, label), group in sections:
-        layers = int(group["num_layers"].max())
-        images = compared.loc[
-            (compared["dataset"] == dataset)
-            & (compared["anchor"] == protocol)
-            & (compared["scales_label"] == label),
-            "image",
-        ].nunique()
-        title = _group_title(dataset, protocol, label, layers, images)
-        blocks.append(Block("h2", title))
-        name = f"rd_{slug(Path(dataset).name)}_{slug(protocol)}_{slug(label)}"
-        stem = out_dir / (name if name not in stems else f"{name}_{len(stems)}")
-        stems.add(stem.name)
-        drawable = group[np.isfinite(group["bpp"]) & np.isfinite(group[chosen.column])]
-        # the published curves are PSNR-RGB, of the full-size picture: drawn where one layer is the source
-        published = (is_kodak(dataset) and metric == DEFAULT_METRIC
-                     and _has_full_size_layer(protocol, _scales_of(label)))
-        if drawable.empty:
-            blocks.append(Block("p", f"No finite (bpp, {chosen.axis}) point to plot."))
-        else:
-            rd_plot(drawable, title, stem, colours, published=published, metric=chosen)
-            blocks.append(Block("img", f"{stem.name}.png"))
-        if published:
-            blocks.append(
-                Block(
-                    "p",
-                    "Grey lines: published mbt2018-mean, BPG-444 and JPEG results on full-size "
-                    "Kodak images (CompressAI); they are comparable only to a layer that is the "
-                    "full 768×512 image.",
-                )
-            )
-        in_group = long[
-            (long["dataset"] == dataset) & (long["anchor"] == protocol) & (long["scales_label"] == label)
-        ]
-        focus = in_group[in_group["focus"].astype(bool) & (in_group["layer"] >= 1)]
-        on_metric = "" if metric == DEFAULT_METRIC else f" ({chosen.label})"
-        blocks.append(Block("h3", "BD-rate against the contract's anchors" + on_metric))
-        blocks.append(Block("table", table=_focus_view(focus, bd_names)))
-        for layer in sorted(group["layer"].unique()):
-            key = (dataset, protocol, label, layer)
-            if key in all_matrices:
-                blocks.append(
-                    Block("h4", f"Layer {layer}: BD-rate % of every codec (row) against every other (column)"
-                          + on_metric)
-                )
-                blocks.append(Block("table", table=all_matrices[key], index=True))
-
-    # Beside the BD-rate tables: what the bits cost in time, memory and size.
-    modules = params_by_module(records)
-    split = timing_split(layer_costs)
-    if len(modules):
-        modules.to_csv(out_dir / "params_modules.csv", index=False)
-    if len(split):
-        split.to_csv(out_dir / "timing_split.csv", index=False)
-    blocks += _cost_blocks(costs, layer_costs, modules, split)
-
-    prediction = prediction_table(records)
-    if len(prediction):
-        prediction.to_csv(out_dir / "prediction.csv", index=False)
-        blocks.append(Block("h2", "Inter-layer prediction"))
-        blocks.append(
-            Block(
-                "p",
-                "Per enhancement layer: PSNR (RGB, 8-bit) of the codec's prediction of the layer (COMPASS: "
-                "LIFF) and of bicubic upsampling of the same decoded lower layer, means over images; "
-                "gain dB is the mean per-image difference and images won counts the images where the "
-                "prediction beat bicubic. Values are in prediction.csv.",
-            )
-        )
-        shown = prediction.assign(dataset=prediction["dataset"].map(lambda d: Path(d).name))
-        blocks.append(
-            Block(
-                "table",
-                table=_fmt(shown, {"psnr_liff": ".2f", "psnr_bicubic": ".2f", "gain_db": "+.2f"}),
-            )
-        )
-
-    if has_paper_codec:
-        blocks.append(Block("h2", "COMPASS paper (ICCV 2023) vs measured"))
-        blocks.append(
-            Block(
-                "p",
-                paper_bdrate().citation + ". Published BD-rates of COMPASS at the top "
-                f"layer; measured values are this run's {paper_codec} at its top layer against the "
-                "reference of the same kind. The harness contract says the paper's evaluation "
-                "uses base:0.25 anchoring; a note marks rows measured otherwise. "
-                + model_size_sentence(records),
-            )
-        )
-        if paper.empty:
-            blocks.append(
-                Block(
-                    "p",
-                    f"None of this run's {paper_codec} scale combinations is in the paper's tables "
-                    "(2 layers: scale 1.2–2.8; 3 layers: overall scale 2.4–4.0).",
-                )
-            )
-        else:
-            blocks.append(
-                Block(
-                    "table",
-                    table=_fmt(
-                        paper.drop(columns=["dataset"]), {"paper_bd_rate": "+.2f", "measured_bd_rate": "+.2f"}
-                    ),
-                )
-            )
-        blocks.append(Block("h3", "The paper's full tables (BD-rate %, Kodak)"))
-        full = paper_bdrate().frame().reset_index()
-        blocks.append(Block("table", table=full.rename(columns={"scale": "overall scale"})))
-
-    blocks.append(Block("h2", "Aggregates per codec, scales, quality and layer"))
-    blocks.append(
-        Block(
-            "table",
-            table=_fmt(
-                summary.assign(dataset=summary["dataset"].map(lambda d: Path(d).name)).drop(
-                    columns=["height", "width"]  # means; ``size`` names the real sizes
-                    + _hidden_metric_columns(summary, metric, yuv_measured)
-                ),
-                SUMMARY_FORMATS,
-            ),
-        )
-    )
-
-    if any(is_kodak(d) for d in datasets.index):
-        blocks.append(Block("h2", "Published reference curves"))
-        against_published = published_bd(records, published_curves(), bootstrap)
-        against_published.to_csv(out_dir / "bdrate_published.csv", index=False)
-        if len(against_published):
-            blocks.append(Block("p", "BD-rate (PCHIP, as above) of every full-size Kodak layer in the run "
-                                     "(top anchoring, top layer) against the published curves, which are "
-                                     "means over all 24 images: a run over fewer images is only indicative."))
-            shown = against_published.assign(
-                dataset=against_published["dataset"].map(lambda d: Path(d).name),
-                ci=[ci_text(lo, hi) for lo, hi in zip(against_published["ci_low"], against_published["ci_high"])])
-            columns = ["dataset", "codec", "scales", "layer", "images", "reference", "bd_rate", "ci", "bd_psnr",
-                       "reason", "psnr_reason", "note"]
-            blocks.append(Block("table", table=_fmt(shown[columns], BD_FORMATS,
-                                                    {"ci": "95 % interval", "psnr_reason": "BD-PSNR NaN because"})))
-        blocks.append(
-            Block(
-                "table",
-                table=pd.DataFrame(
-                    [
-                        {"curve": c.name, "points": len(c.bpp), "source": c.citation}
-                        for c in published_curves().values()
-                    ]
-                ),
-            )
-        )
-    blocks.append(Block("h2", "Run manifests"))
-    for run_dir, manifest in manifests:
-        blocks.append(Block("p", str(run_dir)))
-        blocks.append(Block("code", json.dumps(manifest, indent=1, default=str) if manifest else "{}"))
-
-    if latex:
-        write_latex(out_dir, glances, focus_rows, bd_average)
-    (out_dir / "report.md").write_text(_markdown(blocks), encoding="utf-8")
-    (out_dir / "report.html").write_text(_html(blocks, "bench report"), encoding="utf-8")
-    return out_dir / "report.md"
+    Four pieces, each usable alone: ``compute_tables`` (which refuses a setting it cannot use before
+    anything is read or written), ``write_table_files``, ``draw_plots`` and ``page_blocks``."""
+    tables = compute_tables(run_dirs, metric, bootstrap, bd_average)
+    write_table_files(tables, out_dir, latex)
+    plots = draw_plots(tables, out_dir)
+    return write_page(page_blocks(tables, plots), out_dir)

@@ -1,9 +1,12 @@
 """RD plots: bpp vs a quality metric (PSNR-RGB unless ``bench report --metric`` says otherwise), one
-figure per (dataset, pyramid protocol, scale combination)."""
+figure per (dataset, pyramid protocol, scale combination), and per-image BD-rate strip plots;
+``draw_plots`` draws all of them from ``compute_tables``'s tables (the third of ``build_report``'s
+four pieces)."""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -16,6 +19,8 @@ from matplotlib.lines import Line2D  # noqa: E402
 
 from bench.anchors import published_curves  # noqa: E402
 from bench.rd_metrics import DEFAULT_METRIC, METRICS, RDMetric  # noqa: E402
+from bench.report.compute import ReportTables, scales_of  # noqa: E402
+from bench.report.glance import glance_keys, glance_references  # noqa: E402
 
 # Marker and line style per layer; colour per codec.
 LAYER_STYLES = [("o", ":"), ("s", "--"), ("^", "-"), ("D", "-."), ("v", (0, (5, 1))), ("P", (0, (1, 1)))]
@@ -197,3 +202,62 @@ def rd_plot(
         paths.append(path)
     plt.close(fig)
     return paths
+
+
+@dataclass(frozen=True)
+class ReportPlots:
+    """The file names of the plots drawn, as the page links them (relative to the report folder)."""
+
+    rd: dict[tuple[str, str, str], str | None]  # {Section.key: RD plot .png}; None: no finite point to draw
+    strips: dict[tuple[str, str, str, str], str]  # {(codec, dataset, protocol, scales label): strip plot .png}
+
+
+def draw_strip_plots(shown: pd.DataFrame, per_image: pd.DataFrame, out_dir: Path,
+                     metric: RDMetric) -> dict[tuple[str, str, str, str], str]:
+    """A strip plot of per-image BD-rates for each glance-table row (one strip per reference) of the
+    BD-rate rows ``shown`` (``ReportTables.bd_shown``) and the images' own ``per_image`` BD-rates;
+    ``{(codec, dataset, protocol, scales label): file name}``."""
+    out: dict[tuple[str, str, str, str], str] = {}
+    if shown.empty or per_image.empty:
+        return out
+    for codec, keys in glance_keys(shown).items():
+        references = glance_references(shown, codec)
+        for dataset, protocol, label in keys:
+            top = len(scales_of(label))
+            where = ((shown["codec"] == codec) & (shown["dataset"] == dataset) & (shown["anchor"] == protocol)
+                     & (shown["scales_label"] == label) & (shown["layer"] == top))
+            pairs = shown[where].set_index("reference").reindex(
+                [r for r in references if r in set(shown.loc[where, "reference"])]).reset_index()
+            images = per_image[(per_image["codec"] == codec) & (per_image["dataset"] == dataset)
+                               & (per_image["anchor"] == protocol) & (per_image["scales_label"] == label)
+                               & (per_image["layer"] == top)]
+            name = strip_name(codec, dataset, protocol, label)
+            title = (f"{codec}, top layer, {Path(dataset).name} {protocol} ×{label.replace(',', ', ×')}: "
+                     f"per-image BD-rate ({metric.label})")
+            strip_plot(images, pairs, title, out_dir / name)
+            out[(codec, dataset, protocol, label)] = name
+    return out
+
+
+def draw_plots(tables: ReportTables, out_dir: Path) -> ReportPlots:
+    """Draw the strip plots of the glance tables and one RD plot (PNG and SVG) per section of
+    ``tables`` into ``out_dir``; return their file names for the page."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    strips = draw_strip_plots(tables.bd_shown, tables.per_image, out_dir, tables.metric)
+    colours = codec_colours(tables.codecs)
+    rd: dict[tuple[str, str, str], str | None] = {}
+    stems: set[str] = set()
+    for section in tables.sections:
+        name = f"rd_{slug(Path(section.dataset).name)}_{slug(section.protocol)}_{slug(section.label)}"
+        # two datasets of one folder name (kodak of two paths) must not overwrite each other's plot
+        stem = out_dir / (name if name not in stems else f"{name}_{len(stems)}")
+        stems.add(stem.name)
+        curves = section.curves
+        drawable = curves[np.isfinite(curves["bpp"]) & np.isfinite(curves[tables.metric.column])]
+        if drawable.empty:
+            rd[section.key] = None
+            continue
+        rd_plot(drawable, section.title, stem, colours, published=section.shows_published, metric=tables.metric)
+        rd[section.key] = f"{stem.name}.png"
+    return ReportPlots(rd, strips)

@@ -17,8 +17,8 @@ from bench.bdrate import resample_counts
 from bench.cli import main
 from bench.report import build_report
 from bench.report.bdtables import interval_text, published_bd
+from bench.report.compute import has_full_size_layer
 from bench.report.latex import layer_file
-from bench.report.page import _has_full_size_layer
 from bench.report.plots import PUBLISHED_COLOUR, codec_colours
 
 IMAGES = tuple(f"kodim{i:02d}.png" for i in range(1, 9))
@@ -220,9 +220,9 @@ def test_published_bd_keeps_why_bd_psnr_is_blank():
 
 
 def test_published_curves_are_drawn_only_beside_a_full_size_layer():
-    assert _has_full_size_layer("top", (2.0,)) and _has_full_size_layer("top", ())
-    assert not _has_full_size_layer("base:0.25", (2.0,)) and not _has_full_size_layer("base:0.25", (1.33, 1.5))
-    assert _has_full_size_layer("base:0.25", (2.0, 2.0))  # 0.25·2·2 = 1: the top layer is the source
+    assert has_full_size_layer("top", (2.0,)) and has_full_size_layer("top", ())
+    assert not has_full_size_layer("base:0.25", (2.0,)) and not has_full_size_layer("base:0.25", (1.33, 1.5))
+    assert has_full_size_layer("base:0.25", (2.0, 2.0))  # 0.25·2·2 = 1: the top layer is the source
 
 
 def test_no_codec_is_drawn_in_the_published_grey():
