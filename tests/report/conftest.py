@@ -85,3 +85,13 @@ def make_records():
 @pytest.fixture(scope="session")
 def write_run():
     return _write_run
+
+
+@pytest.fixture(scope="session")
+def three_codec_run(tmp_path_factory):
+    """A Kodak run (top anchoring, scales 1.5, three images) of x265, simulcast:x265 at 1.1× its
+    rate and compass at 0.8× at every PSNR: simulcast:x265 against x265 is +10 %, compass against
+    x265 −20 % and against simulcast:x265 0.8 / 1.1 − 1 = −27.3 %, at both layers."""
+    records = (_records_for("x265", 1.0, "single", [1.5]) + _records_for("simulcast:x265", 1.1, "scalable", [1.5])
+               + _records_for("compass", 0.8, "scalable", [1.5]))
+    return _write_run(tmp_path_factory.mktemp("three") / "run", records)
