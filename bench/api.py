@@ -221,13 +221,15 @@ def run(config: RunConfig, progress: ProgressFactory | None = None, executor: Ex
 
 @dataclass
 class ReportResult:
-    """Where a report was written: its page (Markdown; the HTML page is beside it) and any
-    CompressAI ``eval_model`` files."""
+    """Where a report was written: its page (Markdown; the HTML page is beside it), any CompressAI
+    ``eval_model`` files, and the tables themselves as DataFrames (``ReportTables``: summary,
+    BD-rates, costs, glance tables), so that Python callers need not read the CSVs back."""
 
     page: Path
     eval_model: list[Path] = field(default_factory=list)
     # what the reader left out, one line each (a torn last line of a killed run's records.jsonl)
     notes: list[str] = field(default_factory=list)
+    tables: Any = None  # bench.report.ReportTables (typed loosely: the report imports pandas)
 
 
 def report(run_dirs: Sequence[Path | str], out: Path | str = Path("reports"),
@@ -239,7 +241,10 @@ def report(run_dirs: Sequence[Path | str], out: Path | str = Path("reports"),
     resamples of the BD-rate intervals (None: the default, 2000; 0: none); ``bd_average``: curves or
     images, the BD-rate convention the tables lead with; ``latex``: also LaTeX tables."""
     from bench.errors import ReportError
-    from bench.report import build_report
+    from bench.report.compute import compute_tables
+    from bench.report.files import write_table_files
+    from bench.report.page import page_blocks, write_page
+    from bench.report.plots import draw_plots
     from bench.store import export_eval_model
 
     run_dirs = [Path(d) for d in dict.fromkeys(run_dirs)]
@@ -252,10 +257,12 @@ def report(run_dirs: Sequence[Path | str], out: Path | str = Path("reports"),
     notes = [note for run_dir in run_dirs if (note := RunStore(run_dir).check_tail())]
     from bench.bdrate import DEFAULT_BOOTSTRAP
 
-    page = build_report(run_dirs, out, metric, DEFAULT_BOOTSTRAP if bootstrap is None else bootstrap, bd_average,
-                        latex)
+    tables = compute_tables(run_dirs, metric, DEFAULT_BOOTSTRAP if bootstrap is None else bootstrap, bd_average)
+    out.mkdir(parents=True, exist_ok=True)
+    write_table_files(tables, out, latex)
+    page = write_page(page_blocks(tables, draw_plots(tables, out)), out)
     files: list[Path] = []
     if eval_model_json:
         records = [r for run_dir in run_dirs for r in RunStore(run_dir).typed_records()]
         files = export_eval_model(records, out / "eval_model")
-    return ReportResult(page, files, notes)
+    return ReportResult(page, files, notes, tables)

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+import numpy as np
+
 from bench.codec import Availability, CodecError
 
 logger = logging.getLogger(__name__)
@@ -154,3 +156,12 @@ def tool_version(binary: Path, args: Sequence[str], pattern: str | re.Pattern[st
         return None
     match = re.search(pattern, result.stdout.decode(errors="replace") + result.stderr.decode(errors="replace"))
     return match.group(1) if match else None
+
+
+def check_frame(height: int = 48, width: int = 64) -> np.ndarray:
+    """A synthetic natural-looking picture: colour gradients, a wave and mild noise (fixed seed)."""
+    rng = np.random.default_rng(12)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float64)
+    wave = 127.5 + 100 * np.sin(2 * np.pi * x / width) * np.cos(2 * np.pi * y / height)
+    image = np.stack([255 * x / (width - 1), 255 * y / (height - 1), wave], axis=-1)
+    return np.clip(np.rint(image + rng.normal(0, 4, image.shape)), 0, 255).astype(np.uint8)

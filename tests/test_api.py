@@ -45,6 +45,15 @@ def test_run_and_report_from_python_match_the_command_line(tmp_path: Path, make_
     report = api.report([result.out], tmp_path / "report", eval_model_json=True)
     assert report.page == tmp_path / "report" / "report.md" and report.page.is_file()
     assert len(report.eval_model) == 4  # 2 codecs x 2 layers
+    # the tables come back as DataFrames, equal to the CSVs written beside the page
+    bd = report.tables.bdrate
+    row = bd[(bd["codec"] == "simulcast:x265") & (bd["reference"] == "x265") & (bd["layer"] == 1)]
+    assert len(row) == 1
+    import pandas as pd
+
+    written = pd.read_csv(tmp_path / "report" / "bdrate.csv")
+    again = written[(written["codec"] == "simulcast:x265") & (written["reference"] == "x265") & (written["layer"] == 1)]
+    assert again["bd_rate"].iloc[0] == pytest.approx(row["bd_rate"].iloc[0], nan_ok=True)
 
 
 def test_prepare_checks_codecs_against_the_configuration(tmp_path: Path, make_image_folder) -> None:

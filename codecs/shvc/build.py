@@ -24,17 +24,14 @@ import os
 import re
 import shutil
 import subprocess
-import tarfile
 import time
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
+from bench.codecs import source_tree
+from bench.codecs.source_tree import source_name
 from bench.errors import BenchError
-
-if TYPE_CHECKING:
-    import numpy as np
 
 ENCODER = "TAppEncoderStatic"
 DECODER = "TAppDecoderStatic"
@@ -53,8 +50,6 @@ REQUIRED_FOLDERS = ("lib/TLibCommon", "lib/TLibDecoder", "lib/TLibEncoder", "app
 EXTRA_RELEASE_FLAGS = ("-Wno-error",)
 DEFAULT_RELEASE_FLAGS = "-O3"  # used only when makefile.base does not define RELEASE_CPPFLAGS
 DEFAULT_NICE = 10
-SOURCE_MARKER = ".bench-source"  # in OUT/src: which SRC it was made from, so that a rerun can reuse it
-ARCHIVE_SUFFIXES = (".tar.gz", ".tar.bz2", ".tar.xz", ".tgz", ".tbz2", ".txz", ".tar", ".zip")
 TOOLS_HINT = "install make and a C++ compiler (Debian/Ubuntu: apt-get install build-essential)"
 
 
@@ -96,46 +91,8 @@ class BuildResult:
 # Sources
 
 
-def source_name(source: Path) -> str:
-    """``SHM-12.1`` for ``SHM-12.1``, ``SHM-12.1.tar.gz`` or ``SHM-12.1.zip``."""
-    name = source.name
-    for suffix in ARCHIVE_SUFFIXES:
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return name
-
-
 def default_out(source: Path) -> Path:
     return Path.home() / ".cache" / "bench" / "shm" / source_name(source)
-
-
-def _unpack_zip(archive: Path, dest: Path) -> None:
-    with zipfile.ZipFile(archive) as bundle:
-        for member in bundle.namelist():
-            target = (dest / member).resolve()
-            if not target.is_relative_to(dest.resolve()):
-                raise ShmBuildError(f"{archive} holds {member!r}, which would land outside {dest}; refusing it")
-        bundle.extractall(dest)
-
-
-def unpack_source(source: Path, dest: Path) -> None:
-    """Copy a source folder, or unpack a tar/zip archive, into ``dest`` (which must not exist)."""
-    if source.is_dir():
-        shutil.copytree(source, dest, ignore=shutil.ignore_patterns(".svn", ".git"), symlinks=True)
-    elif source.is_file() and tarfile.is_tarfile(source):
-        dest.mkdir(parents=True)
-        with tarfile.open(source) as archive:
-            try:
-                archive.extractall(dest, filter="data")  # no absolute paths, no escaping links
-            except tarfile.FilterError as error:
-                raise ShmBuildError(f"{source}: {error}; refusing to unpack it") from error
-    elif source.is_file() and zipfile.is_zipfile(source):
-        dest.mkdir(parents=True)
-        _unpack_zip(source, dest)
-    elif source.exists():
-        raise ShmBuildError(f"{source} is neither a folder nor a tar or zip archive of SHM sources")
-    else:
-        raise ShmBuildError(f"{source} does not exist: give an SHM source folder or archive (see the README)")
 
 
 def find_shm_root(tree: Path) -> Path:
@@ -167,25 +124,7 @@ def find_shm_root(tree: Path) -> Path:
 def prepare_sources(source: Path, out: Path) -> Path:
     """``OUT/src`` holding ``source`` (reused when an earlier run made it from the same source);
     the SHM root inside it."""
-    source = source.expanduser().resolve()
-    src = out / "src"
-    marker = src / SOURCE_MARKER
-    if src.exists():
-        made_from = marker.read_text().strip() if marker.is_file() else None
-        if made_from != str(source):
-            raise ShmBuildError(
-                f"{src} already holds sources from {made_from or 'elsewhere'}, not {source}: "
-                "choose another --out or remove that folder"
-            )
-        return find_shm_root(src)
-    try:
-        unpack_source(source, src)
-        root = find_shm_root(src)
-    except BaseException:
-        shutil.rmtree(src, ignore_errors=True)  # a half-made copy must not be reused as it is
-        raise
-    marker.write_text(f"{source}\n")
-    return root
+    return source_tree.prepare_sources(source, out, "SHM", find_shm_root, ShmBuildError)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -211,13 +150,6 @@ def make_commands(root: Path, jobs: int, flags: str) -> list[list[str]]:
             for folder in MAKE_FOLDERS if (linux / folder / "makefile").is_file()]
 
 
-def _log_tail(path: Path, lines: int = 25) -> str:
-    text = path.read_text(errors="replace").splitlines()
-    errors = [line for line in text if "error" in line.lower()]
-    shown = errors[:5] if errors else []
-    return "\n".join([*shown, "...", *text[-lines:]] if shown else text[-lines:])
-
-
 def run_make(commands: list[list[str]], log: Path, niceness: int, say: Callable[[str], None]) -> float:
     """Run the ``make`` commands in order, output into ``log``; their wall seconds."""
     for tool in ("make", "g++"):
@@ -237,7 +169,7 @@ def run_make(commands: list[list[str]], log: Path, niceness: int, say: Callable[
                 sink.flush()
                 raise ShmBuildError(
                     f"make failed in build/linux/{folder.parent.name}/{folder.name} (status {result.returncode}); "
-                    f"the full output is in {log}:\n{_log_tail(log)}"
+                    f"the full output is in {log}:\n{source_tree.log_tail(log)}"
                 )
     return time.perf_counter() - began
 
@@ -256,21 +188,11 @@ def collect_binaries(root: Path, bin_dir: Path) -> None:
 # Checking
 
 
-def check_frame(height: int = 48, width: int = 64) -> np.ndarray:
-    """A synthetic natural-looking picture: colour gradients, a wave and mild noise (fixed seed)."""
-    import numpy as np  # here, so that the command line imports this module cheaply
-
-    rng = np.random.default_rng(12)
-    y, x = np.mgrid[0:height, 0:width].astype(np.float64)
-    wave = 127.5 + 100 * np.sin(2 * np.pi * x / width) * np.cos(2 * np.pi * y / height)
-    image = np.stack([255 * x / (width - 1), 255 * y / (height - 1), wave], axis=-1)
-    return np.clip(np.rint(image + rng.normal(0, 4, image.shape)), 0, 255).astype(np.uint8)
-
-
 def verify_binaries(bin_dir: Path, quality: int = 32) -> Verification:
     """Encode one two-layer frame (x2) with bench's shvc codec over ``bin_dir`` and decode it. The
     codec's encode already decodes every layer prefix and requires the decoder's output to equal the
     encoder's reconstruction byte for byte, with the SEI picture hashes confirmed."""
+    from bench.codecs.external import check_frame
     from bench.codecs.shvc import ShvcCodec
     from bench.errors import CodecError
     from bench.metrics import psnr_rgb
