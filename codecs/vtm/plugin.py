@@ -172,7 +172,6 @@ class VtmCodec(Codec):
     decode_timeout_s: float = 300.0
     slow = True  # minutes per job: the runner starts these first
     deterministic = False  # external reference software: `bench check` compares with a tolerance
-    fuzz_cap = 40  # a decoder process per input
     max_pixels: int = DEFAULT_MAX_PIXELS  # the largest layer decode accepts from a header
     _encoded_pixels: int = 0
 
