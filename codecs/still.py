@@ -28,6 +28,7 @@ from typing import ClassVar, Sequence
 import numpy as np
 
 from bench.codec import Availability, BitstreamError, Codec, CodecError, Encoded, FuzzSetup, check_image
+from bench.codecs.external import failure_message, run_tool
 
 FFMPEG_TIMEOUT_S = 300.0  # per ffmpeg call; one 4K still takes seconds, a hung process must not block a run
 FFMPEG_INSTALL_HINT = "install a full build, e.g. apt-get install ffmpeg"
@@ -267,14 +268,9 @@ def run_ffmpeg_command(
     command: Sequence[str], data: bytes, what: str, error: type[CodecError], timeout_s: float
 ) -> bytes:
     """Run a complete ffmpeg ``command`` with stdin = ``data``; its stdout, or ``error`` naming the
-    failure (a run past ``timeout_s`` is a CodecError saying "ran past", the fuzzer's hang)."""
-    try:
-        result = subprocess.run(command, input=data, capture_output=True, timeout=timeout_s, check=False)
-    except subprocess.TimeoutExpired:
-        raise CodecError(f"ffmpeg {what} ran past {timeout_s:.0f} s and was stopped") from None
-    except OSError as exc:
-        raise CodecError(f"could not run ffmpeg for {what}: {exc}") from exc
+    failure with ffmpeg's last lines (a run past ``timeout_s`` is a CodecError saying "ran past", the
+    fuzzer's hang)."""
+    result = run_tool(command, timeout=timeout_s, what=what, input=data)
     if result.returncode != 0:
-        message = result.stderr.decode(errors="replace").strip()[-500:]
-        raise error(f"ffmpeg {what} failed (status {result.returncode}): {message}")
+        raise error(failure_message(command[0], what, result))
     return result.stdout
