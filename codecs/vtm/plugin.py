@@ -262,7 +262,7 @@ class VtmCodec(Codec):
     def _layer_qps(self, quality: int, num_layers: int) -> list[int]:
         try:
             valid = not isinstance(quality, bool) and int(quality) == quality
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: float("inf")
             valid = False
         if not valid:
             raise CodecError(f"{self.name} quality is an integer base-layer QP, got {quality!r}")
