@@ -63,10 +63,10 @@ def parse_nal_units(stream: bytes, standard: Standard = "hevc") -> list[NalUnit]
     """Split an Annex-B byte stream into NAL units; BitstreamError when it is not one."""
     if standard not in STANDARDS:
         raise ValueError(f"unknown standard {standard!r}; known: {', '.join(STANDARDS)}")
-    name = {"hevc": "HEVC/SHVC", "vvc": "VVC"}[standard]
+    name = {"hevc": "an HEVC/SHVC", "vvc": "a VVC"}[standard]
     prefixes = [m.start() for m in _START_CODE.finditer(stream)]
     if not prefixes:
-        raise BitstreamError(f"no Annex-B start code (00 00 01) found: not a{'n' if standard == 'hevc' else ''} {name} byte stream")
+        raise BitstreamError(f"no Annex-B start code (00 00 01) found: not {name} byte stream")
     # Zero bytes before a start code belong to that NAL unit (zero_byte / leading_zero_8bits); a
     # NAL unit never ends in 0x00 (rbsp_stop_one_bit, or 0x03 after cabac_zero_words).
     starts = []
