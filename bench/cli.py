@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Sequence
 
 from bench import weights_fetch  # stdlib-only imports: cheap
 from bench.bdrate import DEFAULT_BOOTSTRAP
-from bench.config import DEFAULT_RUN_DIR, DEFAULT_SCALES, RunConfig, check_device
+from bench.config import DEFAULT_RUN_DIR, DEFAULT_SCALES, RunConfig
 from bench.errors import UsageError, exit_status, is_user_error
 from bench.rd_metrics import DEFAULT_METRIC, METRICS
 from bench.registry import plugin_commands
@@ -126,134 +125,24 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_encode(args: argparse.Namespace) -> int:
-    from bench.envelope import pack
-    from bench.images import load_rgb
-    from bench.pyramid import Anchoring, build_pyramid, format_scales, parse_scales
-    from bench.registry import create_codec, portable_spec
+    from bench.coding import encode_image
 
-    check_device(args.device)
-    codec = create_codec(args.codec, device=args.device)
-    status = codec.availability()
-    if not status.available:
-        raise UsageError(f"codec {args.codec} is unavailable: {status.reason}")
-    _check_writable(args.output)
-    if _same_file(args.output, Path(args.image)):
-        raise UsageError(f"the output {args.output} is the input image; give another file name")
-    source = load_rgb(args.image)
-    scales = parse_scales(args.scales) if args.scales is not None else ()
-    if scales and not codec.scalable:
-        raise UsageError(f"{args.codec} is a single-layer codec; --scales needs a scalable codec")
-    anchor = Anchoring.parse(args.anchor)
-    layers = build_pyramid(source, scales, anchor, name=str(args.image)) if scales else [source]
-    encoded = codec.encode(layers, args.quality)
-    # a folder in the spec (shvc@/opt/SHM/bin) stays on this machine: a file never names binaries
-    header = {"codec": portable_spec(codec.spec), "quality": args.quality,
-              "scales": format_scales(scales) if scales else "", "anchor": str(anchor),
-              "sizes": [list(layer.shape[:2]) for layer in layers],
-              "layer_bytes": encoded.layer_bytes}
-    layered = encoded.layer_bytes if codec.prefix_decodable else None
-    _write(args.output, lambda path: path.write_bytes(pack(header, encoded.data, layered)))
-    for k, (layer, size) in enumerate(zip(layers, encoded.layer_bytes)):
-        print(f"layer {k}: {layer.shape[1]}x{layer.shape[0]}  {size * 8} bits  "
-              f"{sum(encoded.layer_bytes[: k + 1]) * 8 / (layer.shape[0] * layer.shape[1]):.4f} bpp (cumulative)")
-    print(f"wrote {args.output} ({args.output.stat().st_size} bytes)")
+    result = encode_image(args.image, args.output, args.codec, args.quality, scales=args.scales,
+                          anchor=args.anchor, device=args.device)
+    for k, ((height, width), size, bpp) in enumerate(zip(result.sizes, result.layer_bytes, result.cumulative_bpp)):
+        print(f"layer {k}: {width}x{height}  {size * 8} bits  {bpp:.4f} bpp (cumulative)")
+    print(f"wrote {result.path} ({result.file_bytes} bytes)")
     return 0
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    """Whether two paths are one file (a hard link or a symlink included), when both exist."""
-    try:
-        return os.path.samefile(a, b)
-    except OSError:  # one of them does not exist (yet): writing it cannot overwrite the other
-        return False
-
-
-def _check_writable(path: Path) -> None:
-    """Refuse an output path that cannot be written before any coding time is spent on it."""
-    if path.is_dir():
-        raise UsageError(f"{path} is a folder; give a file name")
-    if not path.parent.is_dir():
-        raise UsageError(f"cannot write {path}: folder {path.parent} does not exist")
-
-
-def _write(path: Path, write: Callable[[Path], Any]) -> None:
-    try:
-        write(path)
-    except OSError as error:
-        raise UsageError(f"cannot write {path}: {error.strerror or error}") from None
 
 
 def cmd_decode(args: argparse.Namespace) -> int:
-    from PIL import Image
+    from bench.coding import decode_file
 
-    from bench.envelope import unpack
-    from bench.errors import EnvelopeError
-    from bench.images import DEFAULT_MAX_PIXELS
-    from bench.registry import CodecSpec, create_codec, file_spec
-
-    check_device(args.device)
-    if args.bitstream.is_dir():
-        raise UsageError(f"{args.bitstream} is a folder, not a bitstream file")
-    if not args.bitstream.is_file():
-        raise UsageError(f"no such bitstream file: {args.bitstream}")
-    _check_writable(Path(f"{args.prefix}_L0.png"))
-    if args.layers is not None and args.layers < 1:
-        raise UsageError(f"--layers must be at least 1, got {args.layers}")
-    max_pixels = DEFAULT_MAX_PIXELS if args.max_pixels is None else args.max_pixels
-    if max_pixels < 1:
-        raise UsageError(f"--max-pixels must be at least 1, got {max_pixels}")
-    envelope = unpack(args.bitstream.read_bytes(), args.layers)
-    sizes = envelope.header["sizes"]  # unpack checked: a non-empty list of [height, width] > 0
-    total = len(sizes)
-    wanted = total if args.layers is None else args.layers
-    if not 1 <= wanted <= total:
-        raise UsageError(f"--layers must be between 1 and {total} for this file")
-    outputs = [Path(f"{args.prefix}_L{k}.png") for k in range(wanted)]
-    for path in outputs:
-        if _same_file(path, args.bitstream):
-            raise UsageError(f"the output {path} is the input bitstream; give another prefix")
-    # Everything taken from the header is checked before a codec is built from it: no layer is larger
-    # than --max-pixels (first: it needs no codec module loaded, so a bomb fails at once), and the spec
-    # names a registered codec and, at most, named weights (never a folder or binary: those come
-    # from the user's environment or --codec).
-    for k, (height, width) in enumerate(sizes[:wanted]):
-        if height * width > max_pixels:
-            raise EnvelopeError(f"the file's layer {k} is {width}x{height} = {height * width} pixels, more than "
-                                f"--max-pixels {max_pixels}; raise it to decode this file")
-    spec = file_spec(envelope.header["codec"])
-    chosen = envelope.header["codec"]
-    if args.codec is not None:  # the user's spec: the file's codec and options, the user's @SOURCE
-        mine = CodecSpec.parse(args.codec)
-        if (mine.name, mine.arg) != (spec.name, spec.arg):
-            named = spec.name + (f":{spec.arg}" if spec.arg else "")
-            raise UsageError(f"--codec {args.codec} is not the file's codec {named}; give {named}[@SOURCE]")
-        chosen = args.codec
-    codec = create_codec(chosen, device=args.device)
-    status = codec.availability()
-    if not status.available:
-        raise UsageError(f"codec {codec.spec} needed for this file is unavailable: {status.reason}")
-    limit = codec.max_layers()
-    if limit is not None and total > limit:
-        raise EnvelopeError(f"the file's header names {total} layers; {codec.spec} codes at most {limit}")
-    _limit_pixels(codec, max_pixels)
-    layers = codec.decode(envelope.payload, wanted)
-    for k, layer in enumerate(layers):
-        if list(layer.shape[:2]) != list(sizes[k]):
-            raise EnvelopeError(f"the file's header says layer {k} is {sizes[k][1]}x{sizes[k][0]}, but its "
-                                f"bitstream decodes to {layer.shape[1]}x{layer.shape[0]}: the file is corrupted")
-    for k, (path, layer) in enumerate(zip(outputs, layers)):
-        _write(path, lambda target, image=layer: Image.fromarray(image).save(target))
-        print(f"layer {k}: {layer.shape[1]}x{layer.shape[0]} -> {path}")
+    result = decode_file(args.bitstream, args.prefix, layers=args.layers, device=args.device,
+                         max_pixels=args.max_pixels, codec=args.codec)
+    for k, (path, (height, width)) in enumerate(zip(result.paths, result.sizes)):
+        print(f"layer {k}: {width}x{height} -> {path}")
     return 0
-
-
-def _limit_pixels(codec: Any, max_pixels: int) -> None:
-    """Give a codec that bounds what its decoder allocates (``max_pixels``: the learned codecs) the
-    user's limit, and the codec a wrapper (simulcast) decodes its layers with too."""
-    if hasattr(codec, "max_pixels"):
-        codec.max_pixels = max_pixels
-    if getattr(codec, "inner_spec", None):
-        _limit_pixels(codec.inner, max_pixels)
 
 
 def cmd_fuzz(args: argparse.Namespace) -> int:
