@@ -129,8 +129,7 @@ def run_configuration(config: CheckConfig, out: Path, data_root: Path | None = N
 
 
 def _fingerprint_after_run(codec: Codec, records: list[Record], before: dict[str, str]) -> dict[str, str]:
-    weights = next((r.extra.get("weights") for r in records if r.codec == codec.spec and r.extra.get("weights")),
-                   None)
+    weights = next((r.extra.weights for r in records if r.codec == codec.spec and r.extra.weights), None)
     return codec.fingerprint(weights) if weights else before
 
 

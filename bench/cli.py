@@ -146,9 +146,23 @@ def cmd_decode(args: argparse.Namespace) -> int:
 
 
 def cmd_fuzz(args: argparse.Namespace) -> int:
-    from bench import fuzz
+    from tqdm import tqdm
 
-    return fuzz.run(args)
+    from bench.fuzz import FuzzConfig, format_run, run_fuzz
+
+    config = FuzzConfig(decoders=args.decoder, count=args.count, seed=args.seed, start=args.start,
+                        time_limit=args.time_limit, memory_mb=args.memory_mb, uncapped=args.uncapped,
+                        save_failures=args.save_failures)
+
+    def capped(decoder: str, count: int, cap: int) -> None:
+        print(f"{decoder}: {count} inputs capped at {cap} (slow decoder; --uncapped for all)", file=sys.stderr)
+
+    def progress(decoder: str, count: int):
+        return tqdm(total=count, desc=f"fuzz {decoder}", unit="input", disable=args.no_progress, file=sys.stderr)
+
+    result = run_fuzz(config, progress=progress, on_capped=capped)
+    print(format_run(result))
+    return 1 if result.failed else 0
 
 
 def cmd_check(args: argparse.Namespace) -> int:

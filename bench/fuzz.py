@@ -42,7 +42,6 @@ import importlib
 import os
 import random
 import shutil
-import sys
 import tempfile
 import time
 import traceback
@@ -612,42 +611,101 @@ def format_reports(reports: Sequence[FuzzReport]) -> str:
                     tablefmt="simple", disable_numparse=True)
 
 
-def run(args: argparse.Namespace) -> int:
-    """``bench fuzz``: returns 0 when no input of any decoder failed, 1 otherwise."""
-    from tqdm import tqdm
+@dataclass(frozen=True)
+class FuzzConfig:
+    """One ``bench fuzz``: ``count`` inputs (indices ``start``…, made from ``seed``) for each decoder.
 
-    if args.count < 1 or args.time_limit <= 0 or args.memory_mb < 1:
-        raise FuzzError("--count and --memory-mb must be at least 1 and --time-limit positive")
+    ``decoders``: names, comma lists of them, or ``all`` (None or empty: every decoder,
+    ``decoders()``); ``time_limit``: seconds per input before it is a hang; ``memory_mb``: address
+    space a worker may add after setting up; ``uncapped``: give slow decoders (a codec's
+    ``fuzz_cap``) the full ``count``; ``save_failures``: a folder for the bytes of every failing
+    input. Construction checks the numbers (``FuzzError``); which decoders exist is checked by
+    ``run_fuzz``, which loads the registry.
+    """
+
+    decoders: Sequence[str] | str | None = None
+    count: int = 10000
+    seed: int = 0
+    start: int = 0
+    time_limit: float = 10.0
+    memory_mb: int = 2048
+    uncapped: bool = False
+    save_failures: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.count < 1 or self.time_limit <= 0 or self.memory_mb < 1:
+            raise FuzzError("--count and --memory-mb must be at least 1 and --time-limit positive")
+        names = [self.decoders] if isinstance(self.decoders, str) else list(self.decoders or [])
+        object.__setattr__(self, "decoders", tuple(n.strip() for v in names for n in v.split(",") if n.strip()))
+        if self.save_failures is not None:
+            object.__setattr__(self, "save_failures", Path(self.save_failures))
+
+
+@dataclass
+class FuzzRun:
+    """What ``run_fuzz`` did: one report per decoder, in the order they ran."""
+
+    config: FuzzConfig
+    reports: list[FuzzReport]
+
+    @property
+    def inputs(self) -> int:
+        return sum(r.inputs for r in self.reports)
+
+    @property
+    def failed(self) -> int:
+        """Inputs that ended in a failure (other exceptions, invalid results, memory, hangs, crashes)."""
+        return sum(r.failed for r in self.reports)
+
+
+# progress(decoder, count) -> a bar with update(n) and close(), or None (as bench.api.run's)
+FuzzProgress = Callable[[str, int], Any]
+
+
+def run_fuzz(config: FuzzConfig, progress: FuzzProgress | None = None,
+             on_capped: Callable[[str, int, int], None] | None = None) -> FuzzRun:
+    """Fuzz every decoder ``config`` names, one after the other (``fuzz``). ``on_capped(decoder,
+    count, cap)`` hears about a slow decoder whose inputs are capped (unless ``config.uncapped``);
+    ``progress(decoder, count)`` may return a progress bar per decoder. FuzzError for an unknown
+    decoder (before any runs) or a decoder that cannot be set up."""
     reports = []
-    for decoder in _selected(args.decoder):
-        count = args.count
+    for decoder in _selected(config.decoders):
+        count = config.count
         cap = input_cap(decoder)
-        if cap is not None and count > cap and not args.uncapped:
-            print(f"{decoder}: {count} inputs capped at {cap} (slow decoder; --uncapped for all)",
-                  file=sys.stderr)
+        if cap is not None and count > cap and not config.uncapped:
+            if on_capped is not None:
+                on_capped(decoder, count, cap)
             count = cap
-        with tqdm(total=count, desc=f"fuzz {decoder}", unit="input", disable=args.no_progress,
-                  file=sys.stderr) as bar:
-            report = fuzz(decoder, count, args.seed, args.time_limit, args.memory_mb, args.start,
-                          save_dir=args.save_failures, progress=bar.update)
-        if cap is not None and count < args.count:
-            report.capped_from = args.count
+        bar = progress(decoder, count) if progress is not None else None
+        try:
+            report = fuzz(decoder, count, config.seed, config.time_limit, config.memory_mb, config.start,
+                          save_dir=config.save_failures, progress=bar.update if bar is not None else None)
+        finally:
+            if bar is not None:
+                bar.close()
+        if cap is not None and count < config.count:
+            report.capped_from = config.count
         reports.append(report)
-    print(format_reports(reports))
-    for report in reports:
+    return FuzzRun(config, reports)
+
+
+def format_run(result: FuzzRun) -> str:
+    """What ``bench fuzz`` prints: the table, then per decoder its restarts, memory cap, the first
+    input of each outcome, its failures and how to reproduce them, then the totals."""
+    lines = [format_reports(result.reports)]
+    for report in result.reports:
         limit = f"{report.memory_cap / 2**30:.1f} GiB address space" if report.memory_cap else "no memory cap"
-        print(f"{report.decoder}: {report.restarts} worker restarts, {limit}")
+        lines.append(f"{report.decoder}: {report.restarts} worker restarts, {limit}")
         for outcome in OUTCOMES:
             if outcome in report.examples and outcome not in ("decoded",):
                 number, detail = report.examples[outcome]
-                print(f"  first {outcome}: input {number}: {detail.splitlines()[-1][:200] if detail else ''}")
+                lines.append(f"  first {outcome}: input {number}: {detail.splitlines()[-1][:200] if detail else ''}")
         if report.failures:
             kinds = ", ".join(f"{kind} x{n}" for kind, n in report.failure_kinds().most_common())
-            print(f"  failures: {kinds}")
+            lines.append(f"  failures: {kinds}")
         for number, outcome, _detail in report.failures[:5]:
-            print(f"  FAILED input {number} ({outcome}); reproduce: python -m bench fuzz --decoder "
-                  f"{report.decoder} --seed {args.seed} --start {number} --count 1")
-    failed = sum(r.failed for r in reports)
-    print(f"{sum(r.inputs for r in reports)} inputs, {failed} failures "
-          f"(other exceptions, invalid results, memory, hangs, crashes)")
-    return 1 if failed else 0
+            lines.append(f"  FAILED input {number} ({outcome}); reproduce: python -m bench fuzz --decoder "
+                         f"{report.decoder} --seed {result.config.seed} --start {number} --count 1")
+    lines.append(f"{result.inputs} inputs, {result.failed} failures "
+                 f"(other exceptions, invalid results, memory, hangs, crashes)")
+    return "\n".join(lines)

@@ -7,8 +7,8 @@ The time estimate comes from the records already in the run directory: for each 
 count, codec seconds per pixel = (sum over finished jobs of their encode + decode seconds, per
 timed repeat) / (sum of their pixels over all layers). A job still to run is estimated as that rate
 × its own pixels over all layers (from the image header and the pyramid's layer sizes) × its
-repeats. Seconds are per job as the runner measured them (``extra.job_codec_s``: every encode and
-prefix decode), so codec start-up, metrics and the harness come on top; a codec with no previous
+repeats. Seconds are per job as the runner measured them (``bench.runner.job_codec_time``: every
+encode and prefix decode), so codec start-up, metrics and the harness come on top; a codec with no previous
 record in the run directory is "unknown" rather than guessed. Rates measured on another machine or
 with other ``--threads`` carry over only roughly.
 """
@@ -18,10 +18,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from bench.pyramid import format_scales, layer_sizes
-from bench.runner import Job
+from bench.records import Record
+from bench.runner import Job, job_codec_time
 from bench.store import RunStore, job_key
 
 
@@ -59,36 +59,18 @@ class Plan:
         return sum(row.estimate_s or 0.0 for row in self.rows)
 
 
-def _job_seconds(records: list[dict[str, Any]]) -> float:
-    """Codec seconds of one finished job, per timed repeat."""
-    extra = records[0].get("extra") or {}
-    repeats = int((extra.get("timing") or {}).get("repeats", 1)) or 1
-    if "job_codec_s" in extra:
-        return float(extra["job_codec_s"]) / repeats
-    # Older records: one encode per scalable stream plus every prefix decode; single layers each.
-    total, encoded = 0.0, False
-    for record in records:
-        if record["mode"] == "scalable":
-            if not encoded:
-                total, encoded = total + record["encode_time"], True
-            total += record["decode_time"]
-        else:
-            total += record["encode_time"] + record["decode_time"]
-    return total / repeats
-
-
-def cost_rates(records: Iterable[dict[str, Any]]) -> dict[tuple[str, int | None], tuple[float, int]]:
+def cost_rates(records: Iterable[Record]) -> dict[tuple[str, int | None], tuple[float, int]]:
     """Seconds per pixel and job count, per (codec, layer count) and per (codec, None) over all counts."""
-    jobs: dict[str, list[dict[str, Any]]] = {}
+    jobs: dict[str, list[Record]] = {}
     for record in records:
         jobs.setdefault(job_key(record), []).append(record)
     sums: dict[tuple[str, int | None], list[float]] = {}
     for job_records in jobs.values():
-        if len(job_records) < job_records[0]["num_layers"]:
+        if len(job_records) < job_records[0].num_layers:
             continue  # an incomplete job (cannot happen with one write per job, but be safe)
-        pixels = sum(r["height"] * r["width"] for r in job_records)
-        seconds = _job_seconds(job_records)
-        codec, layers = job_records[0]["codec"], job_records[0]["num_layers"]
+        pixels = sum(r.height * r.width for r in job_records)
+        seconds = job_codec_time(job_records, per_repeat=True)
+        codec, layers = job_records[0].codec, job_records[0].num_layers
         for key in ((codec, layers), (codec, None)):
             entry = sums.setdefault(key, [0.0, 0, 0])
             entry[0] += seconds
@@ -116,7 +98,7 @@ def job_pixels(job: Job, _sizes: dict[str, tuple[int, int]] | None = None) -> in
 def make_plan(jobs: Sequence[Job], store: RunStore) -> Plan:
     """Rows per codec × scales × quality in job order (slow codecs first), with done counts and
     time estimates from the records in ``store``."""
-    history = store.records()
+    history = store.typed_records()
     done_keys = store.completed_jobs() if history else set()
     rates = cost_rates(history)
     rows: dict[tuple[str, tuple[float, ...], int], PlanRow] = {}

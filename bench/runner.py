@@ -12,7 +12,7 @@ import traceback
 from collections import OrderedDict
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Protocol, Sequence
@@ -25,7 +25,7 @@ from bench.cost import ResourceProbe, model_bytes, parameter_summary
 from bench.images import DEFAULT_MAX_PIXELS, load_rgb
 from bench.metrics import ms_ssim_db, ms_ssim_rgb, psnr_rgb, psnr_yuv
 from bench.pyramid import cached_pyramid
-from bench.records import Record
+from bench.records import Record, RecordExtra
 from bench.registry import create_codec, is_slow
 from bench.store import RunStore, job_key
 from bench.timing import Repeated, repeat, spread
@@ -237,8 +237,8 @@ def _metric_threads() -> Iterator[None]:
             torch.set_num_threads(previous)
 
 
-def run_job(job: Job) -> list[dict[str, Any]]:
-    """Run one job in this process and return its records (as JSON-ready dicts)."""
+def code_job(job: Job) -> list[Record]:
+    """Run one job in this process and return its records, one per layer."""
     import torch
 
     torch.set_num_threads(job.threads)
@@ -247,23 +247,15 @@ def run_job(job: Job) -> list[dict[str, Any]]:
     warmup = _warm_up(codec, layers, job.quality)
     coded, codec_seconds = (_code_scalable if codec.scalable else _code_single)(codec, layers, job)
 
-    extra_common: dict[str, Any] = {"job_codec_s": codec_seconds}
-    if warmup is not None:
-        extra_common["warmup_s"] = warmup
-    params = parameter_summary(codec.parameter_counts())
-    if params:
-        extra_common["params"] = params
-    weights = codec.weights_info()
-    if weights:
-        extra_common["weights"] = weights
-        size = model_bytes(weights, job.quality)
-        if size is not None:
-            extra_common["model_bytes"] = size
-    # after coding: the id of the weights this job was coded with (the loaded model's); a resumed run
-    # refuses records made with other weights (bench.api.check_resumable_weights)
-    weights_id = codec.weights_id(job.quality)
-    if weights_id is not None:
-        extra_common["weights_id"] = weights_id
+    params = parameter_summary(codec.parameter_counts()) or None
+    weights = codec.weights_info() or None
+    job_extra = RecordExtra(
+        job_codec_s=codec_seconds, warmup_s=warmup, params=params,
+        weights=weights, model_bytes=model_bytes(weights, job.quality) if weights else None,
+        # after coding: the id of the weights this job was coded with (the loaded model's); a resumed
+        # run refuses records made with other weights (bench.api.check_resumable_weights)
+        weights_id=codec.weights_id(job.quality),
+    )
 
     complexity = _complexity(codec, job, layers)
     records = []
@@ -278,17 +270,14 @@ def run_job(job: Job) -> list[dict[str, Any]]:
             ms_ssim, ms_ssim_note = ms_ssim_rgb(target, recon)
             yuv = psnr_yuv(target, recon, job.yuv_matrix)
             kmac = complexity[item.layer]
-            extra = dict(extra_common, timings=item.encode.internal_median(), **item.resources)
-            decode_timings = item.decode.internal_median()  # of the decode of layers 0..k (scalable)
-            if decode_timings:
-                extra["decode_timings"] = decode_timings
-            if job.repeats > 1:
-                extra["timing"] = {"repeats": job.repeats, "encode": spread(item.encode.seconds),
-                                   "decode": spread(item.decode.seconds)}
-            if ms_ssim_note:
-                extra["ms_ssim_note"] = ms_ssim_note
-            if item.diagnostics:
-                extra["diagnostics"] = item.diagnostics
+            extra = replace(
+                job_extra, timings=item.encode.internal_median(),
+                # of the decode of layers 0..k (scalable)
+                decode_timings=item.decode.internal_median() or None,
+                timing={"repeats": job.repeats, "encode": spread(item.encode.seconds),
+                        "decode": spread(item.decode.seconds)} if job.repeats > 1 else None,
+                ms_ssim_note=ms_ssim_note or None, diagnostics=item.diagnostics or None,
+            ).merged(item.resources)
             records.append(Record(
                 codec=job.codec, dataset=job.dataset, image=job.image, scales=list(job.scales),
                 anchor=job.anchor, quality=job.quality, layer=item.layer, num_layers=len(layers),
@@ -301,13 +290,18 @@ def run_job(job: Job) -> list[dict[str, Any]]:
                 encode_kmac_per_pixel=kmac.encode_kmac_per_pixel if kmac is not None else None,
                 decode_kmac_per_pixel=kmac.decode_kmac_per_pixel if kmac is not None else None,
                 extra=extra,
-            ).to_json())
+            ))
     return records
+
+
+def run_job(job: Job) -> list[dict[str, Any]]:
+    """``code_job``'s records in their ``records.jsonl`` form (``Record.to_json``)."""
+    return [record.to_json() for record in code_job(job)]
 
 
 def run_job_safely(job: Job) -> JobOutcome:
     try:
-        return job, run_job(job), None
+        return job, code_job(job), None
     except Exception as error:  # noqa: BLE001 - reported per job; the run goes on
         detail = "".join(traceback.format_exception_only(type(error), error)).strip()
         if os.environ.get("BENCH_DEBUG"):
@@ -336,7 +330,7 @@ class RunSummary:
         return self.harness_time / self.wall_time if self.wall_time > 0 and self.done else None
 
 
-JobOutcome = tuple[Job, "list[dict[str, Any]] | None", "str | None"]
+JobOutcome = tuple[Job, "list[Record] | None", "str | None"]
 
 
 class Executor(Protocol):
@@ -364,22 +358,28 @@ class LocalExecutor:
                     yield future.result()
 
 
-def _job_codec_time(records: list[dict[str, Any]]) -> float:
-    """Seconds inside codec calls for one job: every repeat, counted once per job."""
-    extra = (records[0].get("extra") or {}) if records else {}
-    if "job_codec_s" in extra:
-        return float(extra["job_codec_s"])
-    # Records from executors that predate job_codec_s: one encode per scalable stream.
+def job_codec_time(records: Sequence[Record], per_repeat: bool = False) -> float:
+    """Seconds inside codec calls of one finished job (its records): every timed repeat of every call
+    (``extra.job_codec_s``), or with ``per_repeat`` the seconds of one timed run (the run's summary
+    counts the former, ``bench run --dry-run``'s estimate the latter)."""
+    if not records:
+        return 0.0
+    extra = records[0].extra
+    repeats = extra.repeats if per_repeat else 1
+    if extra.job_codec_s is not None:
+        return float(extra.job_codec_s) / repeats
+    # Records that predate job_codec_s: one encode per scalable stream plus every prefix decode;
+    # single layers each (their times are medians: one timed run each).
     total, encoded = 0.0, False
-    for r in records:
-        if r["mode"] == "scalable":
+    for record in records:
+        if record.mode == "scalable":
             if not encoded:
-                total += r["encode_time"]
+                total += record.encode_time
                 encoded = True
-            total += r["decode_time"]
+            total += record.decode_time
         else:
-            total += r["encode_time"] + r["decode_time"]
-    return total
+            total += record.encode_time + record.decode_time
+    return total / repeats
 
 
 def execute(jobs: Sequence[Job], store: RunStore, workers: int = 1,
@@ -392,12 +392,12 @@ def execute(jobs: Sequence[Job], store: RunStore, workers: int = 1,
     summary = RunSummary(len(jobs), len(jobs) - len(todo), 0, [], 0.0, 0.0)
     bar = progress(todo, len(todo)) if progress else None
 
-    def finish(job: Job, records: list[dict[str, Any]] | None, error: str | None) -> None:
+    def finish(job: Job, records: list[Record] | None, error: str | None) -> None:
         if records is not None:
             store.append(records)
             summary.done += 1
-            summary.codec_time += _job_codec_time(records)
-            summary.warmup_time += float(((records[0].get("extra") or {}) if records else {}).get("warmup_s", 0.0))
+            summary.codec_time += job_codec_time(records)
+            summary.warmup_time += float((records[0].extra.warmup_s or 0.0) if records else 0.0)
         else:
             summary.failed.append((job.key, error or "unknown error"))
         if bar is not None:

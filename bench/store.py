@@ -23,7 +23,7 @@ from typing import Any, Iterable, Iterator, Mapping
 
 from bench.errors import StoreError
 from bench.pyramid import format_scales
-from bench.records import FLOAT_KEYS, Record
+from bench.records import FLOAT_KEYS, Record, RecordExtra
 from bench.runlock import RunLock
 
 RECORDS_FILE = "records.jsonl"
@@ -31,9 +31,13 @@ MANIFEST_FILE = "manifest.json"
 JOB_KEY_FIELDS = ("codec", "dataset", "image", "scales", "anchor", "quality")
 
 
-def job_key(record_or_job: dict[str, Any]) -> str:
-    """The identity of the job that produced a record: codec × dataset × image × scales × anchor × quality."""
-    values = [record_or_job[field] for field in JOB_KEY_FIELDS]
+def job_key(record_or_job: Record | Mapping[str, Any]) -> str:
+    """The identity of the job that produced a record (a ``Record`` or a record or job in JSON form):
+    codec × dataset × image × scales × anchor × quality."""
+    if isinstance(record_or_job, Record):
+        values = [getattr(record_or_job, field) for field in JOB_KEY_FIELDS]
+    else:
+        values = [record_or_job[field] for field in JOB_KEY_FIELDS]
     values[3] = format_scales(values[3])
     return "|".join(str(v) for v in values)
 
@@ -97,15 +101,26 @@ def _parse_line(line: bytes) -> dict[str, Any] | None:
     return record if isinstance(record, dict) else None
 
 
-def recorded_weights_id(record: dict[str, Any]) -> str | None:
-    """The ``extra.weights_id`` a record was made with (None: the codec has no weights, or the record
-    predates weights ids)."""
+def _extra_of(record: Record | Mapping[str, Any]) -> RecordExtra:
+    """A record's ``extra``, typed; a record in its JSON form whose ``extra`` is no object has none."""
+    if isinstance(record, Record):
+        return record.extra
     extra = record.get("extra")
-    value = extra.get("weights_id") if isinstance(extra, dict) else None
+    return RecordExtra.from_json(extra) if isinstance(extra, Mapping) else RecordExtra()
+
+
+def recorded_weights_id(record: Record | Mapping[str, Any]) -> str | None:
+    """The ``extra.weights_id`` a record was made with (None: the codec has no weights, or the record
+    predates weights ids). ``record`` is a ``Record`` or its JSON form."""
+    value = _extra_of(record).weights_id
     return value if isinstance(value, str) and value else None
 
 
-def weights_mismatches(records: Iterable[dict[str, Any]], current: Mapping[tuple[str, int], str | None]
+def _codec_quality(record: Record | Mapping[str, Any]) -> tuple[str, int]:
+    return (record.codec, record.quality) if isinstance(record, Record) else (record["codec"], record["quality"])
+
+
+def weights_mismatches(records: Iterable[Record | Mapping[str, Any]], current: Mapping[tuple[str, int], str | None]
                        ) -> dict[tuple[str, int], dict[str, int]]:
     """Records made with other weights than their codec has now: ``(codec spec, quality) -> {the
     records' weights id: how many records}`` for each pair of ``current`` (``(spec, quality) -> the
@@ -115,7 +130,7 @@ def weights_mismatches(records: Iterable[dict[str, Any]], current: Mapping[tuple
     to compare them with, and refusing them would strand every older run folder."""
     found: dict[tuple[str, int], dict[str, int]] = {}
     for record in records:
-        pair = (record["codec"], record["quality"])
+        pair = _codec_quality(record)
         now = current.get(pair)
         old = recorded_weights_id(record)
         # old is None: a record written before bench recorded weights ids (or of a codec without
@@ -127,7 +142,7 @@ def weights_mismatches(records: Iterable[dict[str, Any]], current: Mapping[tuple
     return found
 
 
-def check_weights(run_dir: Path, records: Iterable[dict[str, Any]],
+def check_weights(run_dir: Path, records: Iterable[Record | Mapping[str, Any]],
                   current: Mapping[tuple[str, int], str | None]) -> None:
     """StoreError when ``records`` (the records of ``run_dir``) hold records of a (codec spec,
     quality) of ``current`` made with other weights than ``current`` names (``weights_mismatches``):
@@ -260,10 +275,13 @@ class RunStore:
             else:
                 handle.truncate(end)
 
-    def append(self, records: Iterable[dict[str, Any]]) -> None:
-        """Append one job's records atomically (one write, then fsync)."""
+    def append(self, records: Iterable[Record | dict[str, Any]]) -> None:
+        """Append one job's records (``Record``s, or records already in their JSON form) atomically:
+        one write, then fsync."""
         payload = "".join(
-            json.dumps(_encode_float(r), default=_json_default, sort_keys=True) + "\n" for r in records
+            json.dumps(_encode_float(r.to_json() if isinstance(r, Record) else r), default=_json_default,
+                       sort_keys=True) + "\n"
+            for r in records
         ).encode()
         if not payload:
             return

@@ -383,3 +383,51 @@ def test_fuzz_command_fails_and_saves_failing_inputs(tmp_path: Path, capsys, mon
     assert saved == failing
     first = tmp_path / f"misbehaving-seed5-{failing[0]}.bin"
     assert first.read_bytes() == fuzz.make_input(probe, 5, failing[0])[0]
+
+
+def test_fuzz_config_normalises_decoder_lists_and_checks_numbers(tmp_path: Path) -> None:
+    import dataclasses
+
+    assert fuzz.FuzzConfig().decoders == () and fuzz.FuzzConfig().count == 10000
+    assert fuzz.FuzzConfig(decoders="envelope, container").decoders == ("envelope", "container")
+    config = fuzz.FuzzConfig(decoders=["envelope,container", "records"], save_failures=str(tmp_path))
+    assert config.decoders == ("envelope", "container", "records") and config.save_failures == tmp_path
+    for bad in ({"count": 0}, {"memory_mb": 0}, {"time_limit": 0.0}):
+        with pytest.raises(fuzz.FuzzError, match="at least 1 and --time-limit positive"):
+            fuzz.FuzzConfig(**bad)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.count = 5  # type: ignore[misc]
+
+
+def test_run_fuzz_returns_a_report_per_decoder_with_caps_and_progress(monkeypatch) -> None:
+    capped: list[tuple[str, int, int]] = []
+    bars: dict[str, list] = {}
+
+    class Bar:
+        def __init__(self, decoder: str, total: int) -> None:
+            self.updates, self.closed = [], False
+            bars[decoder] = [total, self]
+
+        def update(self, n: int) -> None:
+            self.updates.append(n)
+
+        def close(self) -> None:
+            self.closed = True
+
+    with pytest.raises(fuzz.FuzzError, match="unknown decoder"):  # before any decoder runs
+        fuzz.run_fuzz(fuzz.FuzzConfig(decoders="envelope,nope", count=3), progress=Bar)
+    assert bars == {}
+    real_cap = fuzz.input_cap
+    monkeypatch.setattr(fuzz, "input_cap", lambda decoder: 5 if decoder == "envelope" else real_cap(decoder))
+    config = fuzz.FuzzConfig(decoders="envelope,container", count=12, seed=2, time_limit=5.0)
+    result = fuzz.run_fuzz(config, progress=Bar, on_capped=lambda *a: capped.append(a))
+    assert capped == [("envelope", 12, 5)]
+    assert [(r.decoder, r.inputs, r.capped_from) for r in result.reports] == [("envelope", 5, 12),
+                                                                               ("container", 12, None)]
+    assert result.inputs == 17 and result.failed == 0 and result.config is config
+    assert {d: (total, sum(bar.updates), bar.closed) for d, (total, bar) in bars.items()} == {
+        "envelope": (5, 5, True), "container": (12, 12, True)}
+    text = fuzz.format_run(result)
+    assert text.splitlines()[0].split()[:2] == ["decoder", "inputs"]
+    assert "envelope: 0 worker restarts" in text and text.endswith(
+        "17 inputs, 0 failures (other exceptions, invalid results, memory, hangs, crashes)")

@@ -11,6 +11,7 @@ import pytest
 from bench.cli import main
 from bench.datasets import load_dataset
 from bench.planning import Plan, PlanRow, cost_rates, format_plan, format_seconds, job_pixels, make_plan
+from bench.records import Record
 from bench.runner import Job, plan_jobs
 from bench.store import RunStore
 
@@ -65,7 +66,7 @@ def test_rates_per_layer_count_and_from_records_without_job_seconds() -> None:
     # An older scalable record set: one encode for the stream plus every prefix decode.
     records += [_record("a.png", 32, [1.5, 2.0], k, three, {}, codec="x265", encode=2.0, decode=0.5 * (k + 1),
                         mode="scalable") for k in range(3)]
-    rates = cost_rates(records)
+    rates = cost_rates([Record.from_json(r) for r in records])
     assert rates[("x265", 2)] == (pytest.approx(1.0 / 3840), 1)
     assert rates[("x265", 3)] == (pytest.approx((2.0 + 0.5 + 1.0 + 1.5) / 4176), 1)
     assert rates[("x265", None)] == (pytest.approx(6.0 / (3840 + 4176)), 2)
