@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -44,6 +45,12 @@ class PreparedRun:
     unavailable: dict[str, str]  # spec -> why it cannot run here
     qualities: dict[str, list[int]]  # available spec -> the qualities it codes
     jobs: list[Job] = field(default_factory=list)
+
+    @cached_property
+    def store(self) -> RunStore:
+        """The run folder. Every step of the run reads its records from this one store, which parses
+        ``records.jsonl`` once (and again only if the file changes)."""
+        return RunStore(self.config.out)
 
     @property
     def available(self) -> dict[str, Codec]:
@@ -131,13 +138,14 @@ def prepare(config: RunConfig, on_unavailable: Callable[[str, str], None] | None
         problems = [problem for q in qualities[spec] if (problem := codec.quality_problem(q))]
         if problems:
             raise UsageError(problems[0])
-    _check_yuv_matrix(config)
+    prepared = PreparedRun(config, dataset, codecs, unavailable, qualities)
+    _check_yuv_matrix(config, prepared.store)
     if available:
         _check_picture_sizes(dataset.images, config.max_pixels)
-    jobs = plan_jobs(list(available), dataset.name, dataset.images, list(config.scales), config.anchor, qualities,
-                     config.device, config.coding_threads, repeats=config.repeats, yuv_matrix=config.yuv_matrix,
-                     max_pixels=config.max_pixels)
-    return PreparedRun(config, dataset, codecs, unavailable, qualities, jobs)
+    prepared.jobs = plan_jobs(list(available), dataset.name, dataset.images, list(config.scales), config.anchor,
+                              qualities, config.device, config.coding_threads, repeats=config.repeats,
+                              yuv_matrix=config.yuv_matrix, max_pixels=config.max_pixels)
+    return prepared
 
 
 def _check_picture_sizes(images: Sequence[Path], max_pixels: int) -> None:
@@ -154,10 +162,10 @@ def _check_picture_sizes(images: Sequence[Path], max_pixels: int) -> None:
         check_size(path, width, height, max_pixels)
 
 
-def _check_yuv_matrix(config: RunConfig) -> None:
-    """A run folder measures PSNR-Y/YUV with one matrix: a resume skips finished jobs, so another
-    matrix would leave records that cannot be compared with each other."""
-    found = {r.get("yuv_matrix") for r in RunStore(config.out).records()} - {None, config.yuv_matrix}
+def _check_yuv_matrix(config: RunConfig, store: RunStore) -> None:
+    """A run folder (``store``) measures PSNR-Y/YUV with one matrix: a resume skips finished jobs, so
+    another matrix would leave records that cannot be compared with each other."""
+    found = {r.yuv_matrix for r in store.typed_records()} - {None, config.yuv_matrix}
     if found:
         raise UsageError(f"{config.out} holds records with PSNR-YUV in {', '.join(sorted(found))}; "
                          f"--yuv-matrix {config.yuv_matrix} needs another --out")
@@ -168,9 +176,9 @@ def check_resumable_weights(prepared: PreparedRun) -> None:
     weights than the codec codes that quality with now (``bench.store.check_weights``): a resume
     would skip those jobs and mix two models in one RD curve. Reads the folder, writes nothing;
     hashes weights files only for the (spec, quality) pairs that the folder holds records of."""
-    store = RunStore(prepared.config.out)
-    records = store.records()
-    held = {(r["codec"], r["quality"]) for r in records if recorded_weights_id(r) is not None}
+    store = prepared.store
+    records = store.typed_records()
+    held = {(r.codec, r.quality) for r in records if recorded_weights_id(r) is not None}
     if not held:
         return
     current = {(spec, quality): codec.weights_id(quality)
@@ -187,7 +195,7 @@ def plan(config: RunConfig, on_unavailable: Callable[[str, str], None] | None = 
 
     prepared = prepare(config, on_unavailable)
     check_resumable_weights(prepared)
-    return make_plan(prepared.jobs, RunStore(config.out))
+    return make_plan(prepared.jobs, prepared.store)
 
 
 def execute_prepared(prepared: PreparedRun, manifest: dict[str, Any] | None = None,
@@ -195,9 +203,10 @@ def execute_prepared(prepared: PreparedRun, manifest: dict[str, Any] | None = No
     """Write the manifest entry (``prepared.manifest()`` unless given) and run the jobs not yet in
     the run folder, holding its writer lock throughout. Before anything is written (the lock, the
     manifest, a torn tail's repair) it refuses a folder that holds records made with other weights
-    (``check_resumable_weights``)."""
+    (``check_resumable_weights``). The folder's records are parsed once for all of it (again only
+    when the file changed in between, e.g. when taking the lock cut a torn tail)."""
     check_resumable_weights(prepared)
-    store = RunStore(prepared.config.out)
+    store = prepared.store
     with store.writing():
         store.write_manifest(manifest if manifest is not None else prepared.manifest())
         return execute(prepared.jobs, store, workers=prepared.config.jobs, progress=progress, executor=executor)

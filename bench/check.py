@@ -122,7 +122,7 @@ def run_configuration(config: CheckConfig, out: Path, data_root: Path | None = N
         codecs[spec] = entry
     summary = execute_prepared(prepared, manifest={"check": config.describe(), "codecs": codecs,
                                                    "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
-    records = store.typed_records()
+    records = prepared.store.typed_records()
     for spec, codec in prepared.available.items():  # weights are known once a model is loaded: refresh
         codecs[spec]["fingerprint"] = _fingerprint_after_run(codec, records, codecs[spec]["fingerprint"])
     return CheckRun(records, codecs, summary.failed, summary.wall_time, summary.codec_time, summary.warmup_time)

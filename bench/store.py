@@ -1,5 +1,8 @@
 """Results on disk: ``records.jsonl`` (one record per line) and ``manifest.json`` per run directory.
 
+A store parses ``records.jsonl`` once and keeps the result while the file's bytes stay the same, so
+the steps of one run (its checks, its resume, its plan) that ask for the records share one parse.
+
 Each finished job's records are appended with a single ``write`` and ``fsync``, so a killed run
 loses at most the job in flight; a torn last line (a kill mid-write) is cut off when the store is
 reopened. Only the parent process writes, so parallel workers never interleave records, and only
@@ -9,6 +12,8 @@ one process writes to a run folder at a time: ``open_for_writing`` takes the fol
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import math
 import os
@@ -183,6 +188,8 @@ class RunStore:
         self._writing = False
         # what the last records() call left out of the file (a torn last line), for readers to say
         self.torn_tail: str | None = None
+        # the last parse of records.jsonl: (digest of its bytes, records, torn tail, typed records)
+        self._parsed: tuple[bytes | None, list[dict[str, Any]], str | None, list[Record] | None] | None = None
 
     def open_for_writing(self) -> None:
         """Take the folder's writer lock (RunFolderBusyError when another run holds it), then cut a
@@ -305,30 +312,43 @@ class RunStore:
             raise StoreError(f"cannot append records to {self.records_path}: {error.strerror or error}") from error
 
     def records(self) -> list[dict[str, Any]]:
-        """Every record of the folder, in order. A last line without its newline that is a whole
-        record is one; one that is not (a run killed mid-write) is left out, and ``torn_tail`` says
-        so (None when nothing was left out): that job is redone when the run resumes."""
-        self.torn_tail = None
-        if not self.records_path.exists():
-            return []
+        """Every record of the folder in its JSON form, in order. A last line without its newline
+        that is a whole record is one; one that is not (a run killed mid-write) is left out, and
+        ``torn_tail`` says so (None when nothing was left out): that job is redone when the run
+        resumes. The file is parsed again only when its bytes changed since the last call: the
+        dicts are this store's, so copy one before changing it."""
+        return list(self._parse()[1])
+
+    def _parse(self) -> tuple[bytes | None, list[dict[str, Any]], str | None, list[Record] | None]:
+        """The records of the file as it is now: (digest of its bytes or None when there is none,
+        records, torn tail, typed records or None until asked for), parsed when the bytes changed."""
+        try:
+            data = self.records_path.read_bytes()
+        except FileNotFoundError:
+            data = None
+        digest = None if data is None else hashlib.blake2b(data, digest_size=20).digest()
+        if self._parsed is None or self._parsed[0] != digest:
+            self._parsed = (digest, *self._parse_bytes(data or b""), None)
+        self.torn_tail = self._parsed[2]
+        return self._parsed
+
+    def _parse_bytes(self, data: bytes) -> tuple[list[dict[str, Any]], str | None]:
         out = []
-        with open(self.records_path, "rb") as handle:
-            for number, line in enumerate(handle, 1):
-                if not line.endswith(b"\n"):
-                    record = _parse_line(line)
-                    if record is None:
-                        self.torn_tail = self._torn_text(number, len(line))
-                        break
-                else:
-                    try:
-                        record = json.loads(line.decode("utf-8"))
-                    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
-                        raise StoreError(f"{self.records_path}:{number}: not a bench record ({error})") from error
-                problem = _record_problem(record)
-                if problem:
-                    raise StoreError(f"{self.records_path}:{number}: not a bench record ({problem})")
-                out.append(_decode_floats(record))
-        return out
+        for number, line in enumerate(io.BytesIO(data), 1):
+            if not line.endswith(b"\n"):
+                record = _parse_line(line)
+                if record is None:
+                    return out, self._torn_text(number, len(line))
+            else:
+                try:
+                    record = json.loads(line.decode("utf-8"))
+                except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+                    raise StoreError(f"{self.records_path}:{number}: not a bench record ({error})") from error
+            problem = _record_problem(record)
+            if problem:
+                raise StoreError(f"{self.records_path}:{number}: not a bench record ({problem})")
+            out.append(_decode_floats(record))
+        return out, None
 
     def _torn_text(self, number: int, size: int) -> str:
         return (f"{self.records_path}:{number}: left out an incomplete last line ({size} bytes, a run killed "
@@ -345,20 +365,24 @@ class RunStore:
         return self._torn_text(data.count(b"\n") + 1, len(last))
 
     def typed_records(self) -> list[Record]:
-        """``records()`` as ``Record`` objects (StoreError for a record that lacks a field)."""
-        out = []
-        for number, record in enumerate(self.records(), 1):
-            try:
-                out.append(Record.from_json(record))
-            except TypeError as error:
-                raise StoreError(f"{self.records_path}:{number}: not a bench record ({error})") from error
-        return out
+        """``records()`` as ``Record`` objects (StoreError for a record that lacks a field, or whose
+        ``extra`` is no object), from the same parse."""
+        digest, records, torn_tail, typed = self._parse()
+        if typed is None:
+            typed = []
+            for number, record in enumerate(records, 1):
+                try:
+                    typed.append(Record.from_json(record))
+                except TypeError as error:
+                    raise StoreError(f"{self.records_path}:{number}: not a bench record ({error})") from error
+            self._parsed = (digest, records, torn_tail, typed)
+        return list(typed)
 
     def completed_jobs(self) -> set[str]:
         """Jobs whose every layer record is present (a job writes all its records at once)."""
         counts: dict[str, int] = {}
         expected: dict[str, int] = {}
-        for record in self.records():
+        for record in self._parse()[1]:
             key = job_key(record)
             counts[key] = counts.get(key, 0) + 1
             expected[key] = record["num_layers"]
