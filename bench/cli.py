@@ -165,6 +165,18 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
     return 1 if result.failed else 0
 
 
+def cmd_weights(args: argparse.Namespace) -> int:
+    config = weights_fetch.FetchConfig(args.source, weights_fetch.parse_qualities(args.qualities),
+                                       progress=not args.no_progress)
+    result = weights_fetch.fetch_weights(config, say=print)
+    for fetched in result.fetched:
+        size = fetched.path.stat().st_size / 2**20
+        print(f"q{fetched.quality}: {fetched.status} {fetched.path} ({size:.1f} MiB, SHA-256 "
+              f"{fetched.sha256[:8]}… OK)")
+    print(f"{result.reader} reads them from {result.cache_dir}")
+    return 0
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     from bench import check
 
@@ -278,7 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"run": cmd_run, "report": cmd_report, "list": cmd_list, "encode": cmd_encode,
-                "decode": cmd_decode, "fuzz": cmd_fuzz, "check": cmd_check, "weights": weights_fetch.run}
+                "decode": cmd_decode, "fuzz": cmd_fuzz, "check": cmd_check, "weights": cmd_weights}
     handler = getattr(args, "plugin_run", None) or handlers[args.command]
     try:
         return handler(args)

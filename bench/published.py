@@ -145,6 +145,10 @@ class Fetched:
     sha256: str
 
 
+def _silent(_: str) -> None:
+    return None
+
+
 def _hash_prefix(name: str) -> str:
     match = _HASH.search(name)
     if match is None:
@@ -153,11 +157,15 @@ def _hash_prefix(name: str) -> str:
 
 
 def fetch(qualities_to_fetch: Sequence[int] | None = None, progress: bool = True,
-          say: Callable[[str], None] = print) -> list[Fetched]:
+          say: Callable[[str], None] | None = None) -> list[Fetched]:
     """Download CompressAI's mbt2018-mean (MSE) files into torch.hub's cache, through CompressAI's
     URLs (all qualities when None). A cached file that passes the hash check is kept; a damaged one
     is replaced only by a download that passes it. A download whose SHA-256 does not start with the
-    prefix in its name is refused (``WeightsHashError``) and leaves nothing in the cache."""
+    prefix in its name is refused (``WeightsHashError``) and leaves nothing in the cache. ``say``
+    hears each download and replacement as it starts (None: nothing is said); ``progress``: torch.hub's
+    download bar."""
+    if say is None:
+        say = _silent
     chosen = list(qualities_to_fetch) if qualities_to_fetch is not None else list(qualities())
     for quality in chosen:
         url(quality)  # an unknown quality is refused before anything is downloaded

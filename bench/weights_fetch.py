@@ -11,10 +11,14 @@ full SHA-256 of each committed file in ``bench/weights/SHA256SUMS.txt``.
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
 
 from bench.errors import UsageError
 
 SOURCES = ("compressai",)
+READERS = {"compressai": "mean-scale@compressai"}  # the codec spec that runs each source's weights
 
 
 def parse_qualities(text: str | None) -> list[int] | None:
@@ -40,12 +44,43 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fetch.add_argument("--no-progress", action="store_true", help="no download progress bar")
 
 
-def run(args: argparse.Namespace) -> int:
+@dataclass(frozen=True)
+class FetchConfig:
+    """One ``bench weights fetch``: whose weights (``SOURCES``), which qualities (None: all the source
+    publishes; a ``"1,3"`` text is parsed as ``--qualities`` takes it), and whether torch.hub shows
+    a download progress bar. Checked on construction (``UsageError``)."""
+
+    source: str = "compressai"
+    qualities: Sequence[int] | str | None = None
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.source not in SOURCES:
+            raise UsageError(f"unknown weights source {self.source!r}; choose from {', '.join(SOURCES)}")
+        if isinstance(self.qualities, str):
+            object.__setattr__(self, "qualities", tuple(parse_qualities(self.qualities) or ()))
+        elif self.qualities is not None:
+            chosen = tuple(dict.fromkeys(int(q) for q in self.qualities))
+            if not chosen:
+                raise UsageError("qualities names no quality")
+            object.__setattr__(self, "qualities", chosen)
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """What ``fetch_weights`` did per quality (``bench.published.Fetched``: downloaded or already
+    present, its path and SHA-256), and the cache folder the codec spec ``reader`` reads them from."""
+
+    fetched: tuple[Any, ...]
+    cache_dir: Path
+    reader: str
+
+
+def fetch_weights(config: FetchConfig, say: Callable[[str], None] | None = None) -> FetchResult:
+    """Download (or find intact in the cache) the weights ``config`` names, each checked against its
+    hash: ``fetch_weights(FetchConfig("compressai", qualities=(3, 4)))``. Prints nothing (``say``
+    hears what is downloaded and what is replaced); errors are ``bench.errors.BenchError``s."""
     from bench import published
 
-    qualities = parse_qualities(args.qualities)
-    for result in published.fetch(qualities, progress=not args.no_progress):
-        size = result.path.stat().st_size / 2**20
-        print(f"q{result.quality}: {result.status} {result.path} ({size:.1f} MiB, SHA-256 {result.sha256[:8]}… OK)")
-    print(f"mean-scale@compressai reads them from {published.cache_dir()}")
-    return 0
+    fetched = published.fetch(config.qualities, progress=config.progress, say=say)
+    return FetchResult(tuple(fetched), published.cache_dir(), READERS[config.source])

@@ -145,3 +145,31 @@ def test_a_cached_file_that_would_run_code_is_refused_unrun(tmp_path: Path, monk
     assert str(caught.value).startswith(f"{evil} was not loaded: it asks for the Python object exec")
     assert "weights_only" not in str(caught.value)
     assert not marker.exists()
+
+
+def test_fetch_weights_takes_a_typed_config_and_prints_nothing(server: Server,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    from bench.weights_fetch import FetchConfig, fetch_weights
+
+    said: list[str] = []
+    result = fetch_weights(FetchConfig("compressai", "3", progress=False), say=said.append)
+    [fetched] = result.fetched
+    assert (fetched.quality, fetched.status, fetched.path) == (3, "downloaded", published.cached_path(3))
+    assert fetched.sha256 == hashlib.sha256(GOOD).hexdigest() and fetched.path.read_bytes() == GOOD
+    assert result.cache_dir == published.cache_dir() and result.reader == "mean-scale@compressai"
+    assert len(said) == 1 and said[0].startswith("q3: downloading http://127.0.0.1")
+    again = fetch_weights(FetchConfig(qualities=[3, 3], progress=False))  # no say: silent
+    assert [(f.quality, f.status) for f in again.fetched] == [(3, "present")]
+    assert capsys.readouterr() == ("", "")
+
+
+def test_fetch_config_checks_its_source_and_qualities() -> None:
+    from bench.errors import UsageError
+    from bench.weights_fetch import FetchConfig
+
+    assert FetchConfig(qualities="1,3,1").qualities == (1, 3)
+    assert FetchConfig(qualities=(4, 2)).qualities == (4, 2) and FetchConfig().qualities is None
+    for bad, message in (({"source": "elsewhere"}, "unknown weights source"), ({"qualities": "x"}, "integers"),
+                         ({"qualities": ","}, "names no quality"), ({"qualities": []}, "names no quality")):
+        with pytest.raises(UsageError, match=message):
+            FetchConfig(**bad)
