@@ -28,7 +28,7 @@ from bench.errors import UsageError
 from bench.pyramid import format_scales
 from bench.records import Record
 from bench.runner import Executor, Job, RunSummary, execute, plan_jobs
-from bench.store import RunStore, check_weights, recorded_weights_id
+from bench.store import Invocation, RunStore, check_weights, recorded_weights_id
 
 __all__ = ["PreparedRun", "ReportResult", "RunConfig", "RunResult", "plan", "prepare", "report", "run"]
 
@@ -56,28 +56,28 @@ class PreparedRun:
     def available(self) -> dict[str, Codec]:
         return {spec: codec for spec, codec in self.codecs.items() if spec not in self.unavailable}
 
-    def manifest(self) -> dict[str, Any]:
+    def manifest(self) -> Invocation:
         """This invocation's entry in the run folder's manifest."""
         config = self.config
-        return {
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "argv": list(config.argv),
-            "dataset": {"name": self.dataset.name, "label": self.dataset.label, "images": len(self.dataset.images)},
-            "scales": [format_scales(s) for s in config.scales],
-            "anchor": config.anchor,
-            "device": config.device,
-            "threads": config.coding_threads,
-            "repeats": config.repeats,
-            "jobs": config.jobs,
-            "scheduler": config.scheduler,
-            "yuv_matrix": config.yuv_matrix,
-            "codecs": {
+        return Invocation(
+            started=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            argv=list(config.argv),
+            dataset={"name": self.dataset.name, "label": self.dataset.label, "images": len(self.dataset.images)},
+            scales=[format_scales(s) for s in config.scales],
+            anchor=config.anchor,
+            device=config.device,
+            threads=config.coding_threads,
+            repeats=config.repeats,
+            jobs=config.jobs,
+            scheduler=config.scheduler,
+            yuv_matrix=config.yuv_matrix,
+            codecs={
                 **{spec: {"available": True, "qualities": self.qualities[spec], "scalable": c.scalable,
                           "params": c.parameter_counts(), "weights": c.weights_info()}
                    for spec, c in self.available.items()},
                 **{spec: {"available": False, "reason": reason} for spec, reason in self.unavailable.items()},
             },
-        }
+        )
 
 
 @dataclass
@@ -198,7 +198,7 @@ def plan(config: RunConfig, on_unavailable: Callable[[str, str], None] | None = 
     return make_plan(prepared.jobs, prepared.store)
 
 
-def execute_prepared(prepared: PreparedRun, manifest: dict[str, Any] | None = None,
+def execute_prepared(prepared: PreparedRun, manifest: Invocation | None = None,
                      progress: ProgressFactory | None = None, executor: Executor | None = None) -> RunSummary:
     """Write the manifest entry (``prepared.manifest()`` unless given) and run the jobs not yet in
     the run folder, holding its writer lock throughout. Before anything is written (the lock, the

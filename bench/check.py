@@ -120,8 +120,11 @@ def run_configuration(config: CheckConfig, out: Path, data_root: Path | None = N
         else:
             entry["reason"] = prepared.unavailable[spec]
         codecs[spec] = entry
-    summary = execute_prepared(prepared, manifest={"check": config.describe(), "codecs": codecs,
-                                                   "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+    invocation = prepared.manifest()
+    invocation.check = config.describe()
+    for spec, entry in codecs.items():  # what the gate compares, beside what bench run records
+        invocation.codecs[spec] = {**invocation.codecs.get(spec, {}), **entry}
+    summary = execute_prepared(prepared, manifest=invocation)
     records = prepared.store.typed_records()
     for spec, codec in prepared.available.items():  # weights are known once a model is loaded: refresh
         codecs[spec]["fingerprint"] = _fingerprint_after_run(codec, records, codecs[spec]["fingerprint"])

@@ -22,6 +22,7 @@ import subprocess
 import sys
 import time
 from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
@@ -173,6 +174,34 @@ def check_weights(run_dir: Path, records: Iterable[Record | Mapping[str, Any]],
         f"Resuming would mix two models in one RD curve: give this run a new --out, or remove the records "
         f"of {', '.join(specs)} from {Path(run_dir) / RECORDS_FILE} to code them again with the new weights"
     )
+
+
+@dataclass
+class Invocation:
+    """One invocation's entry in a run folder's manifest, as ``bench run`` and ``bench check`` write
+    it (``RunStore.write_manifest`` adds ``records_before`` and ``environment``; keys in this order)."""
+
+    started: str  # local time, e.g. 2024-01-01T12:00:00+0100
+    argv: list[str]  # the command line (empty when run from Python)
+    dataset: dict[str, Any]  # {"name", "label", "images": how many}
+    scales: list[str]  # the scale combinations, as --scales takes them
+    anchor: str  # pyramid protocol: "top" or "base:0.25"
+    device: str
+    threads: int  # torch threads per job
+    repeats: int  # timed runs of every codec call
+    jobs: int  # parallel jobs
+    scheduler: str | None  # Dask scheduler address, None for a local run
+    yuv_matrix: str  # of PSNR-Y/YUV (bench.ycbcr)
+    # spec -> {"available": True, "qualities", "scalable", "params", "weights"} or {"available": False,
+    # "reason"}; bench check adds "deterministic" and, for available codecs, "fingerprint"
+    codecs: dict[str, dict[str, Any]]
+    check: dict[str, Any] | None = None  # bench check: its fixed configuration (CheckConfig.describe())
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        if data["check"] is None:
+            del data["check"]
+        return data
 
 
 # Writer locks this process holds, per run folder, with how many open stores share each: a process
@@ -388,8 +417,9 @@ class RunStore:
             expected[key] = record["num_layers"]
         return {key for key, count in counts.items() if count >= expected[key]}
 
-    def write_manifest(self, invocation: dict[str, Any]) -> dict[str, Any]:
-        """Add this invocation to the manifest (runs that resume add one entry each).
+    def write_manifest(self, invocation: Invocation | Mapping[str, Any]) -> dict[str, Any]:
+        """Add this invocation (an ``Invocation``, or an entry in its JSON form) to the manifest (runs
+        that resume add one entry each).
 
         Each invocation keeps its own environment (git commit, packages, machine) and
         ``records_before``, the number of records already written when it started: records are
@@ -402,7 +432,8 @@ class RunStore:
         # one record per line, and open_for_writing has cut any torn tail: count lines, parse nothing
         records_before = self.records_path.read_bytes().count(b"\n") if self.records_path.exists() else 0
         manifest.setdefault("invocations", []).append(
-            {**invocation, "records_before": records_before, "environment": environment}
+            {**(invocation.to_json() if isinstance(invocation, Invocation) else invocation),
+             "records_before": records_before, "environment": environment}
         )
         manifest["environment"] = environment
         tmp = self.manifest_path.with_suffix(".tmp")

@@ -93,7 +93,7 @@ def test_a_run_folder_keeps_one_yuv_matrix(tmp_path: Path, make_image_folder) ->
     config = api.RunConfig(codecs=["x265"], dataset=str(folder), out=out, yuv_matrix="bt601")
     with pytest.raises(UsageError, match="bt709.*--yuv-matrix bt601 needs another --out"):
         api.prepare(config)
-    assert api.prepare(api.RunConfig(codecs=["x265"], dataset=str(folder), out=out)).manifest()["yuv_matrix"] == "bt709"
+    assert api.prepare(api.RunConfig(codecs=["x265"], dataset=str(folder), out=out)).manifest().yuv_matrix == "bt709"
     with pytest.raises(UsageError, match="bt2020"):
         api.RunConfig(codecs=["x265"], yuv_matrix="bt2020")
 
