@@ -29,7 +29,7 @@ from typing import Any, Iterable, Iterator, Mapping
 
 from bench.errors import StoreError
 from bench.pyramid import format_scales
-from bench.records import FLOAT_KEYS, Record, RecordExtra
+from bench.records import DISK_NAMES, FLOAT_KEYS, Record, RecordExtra
 from bench.runlock import RunLock
 
 RECORDS_FILE = "records.jsonl"
@@ -492,9 +492,8 @@ def _means_by_quality(by_quality: dict[int, list[Record]], field: str) -> list[f
     return values
 
 
-# eval_model keys of the YUV metrics and MS-SSIM dB -> Record attributes (present when measured)
-YUV_EXPORT = {"psnr-y": "psnr_y", "psnr-u": "psnr_u", "psnr-v": "psnr_v", "psnr-yuv": "psnr_yuv",
-              "ms-ssim-db": "ms_ssim_db"}
+# the YUV metrics and MS-SSIM dB, exported when measured (under their records.jsonl keys, DISK_NAMES)
+YUV_EXPORT = ("psnr_y", "psnr_u", "psnr_v", "psnr_yuv", "ms_ssim_db")
 
 
 def export_eval_model(records: Iterable[Record | dict[str, Any]], out_dir: Path) -> list[Path]:
@@ -515,8 +514,8 @@ def export_eval_model(records: Iterable[Record | dict[str, Any]], out_dir: Path)
             "description": f"bench: {codec} on {Path(dataset).name}, scales {scale_text} ({anchor}), layer {layer}",
             "quality": qualities,
             "results": {  # CompressAI's keys
-                "psnr-rgb": _means_by_quality(by_quality, "psnr_rgb"),
-                "ms-ssim-rgb": _means_by_quality(by_quality, "ms_ssim_rgb"),
+                DISK_NAMES["psnr_rgb"]: _means_by_quality(by_quality, "psnr_rgb"),
+                DISK_NAMES["ms_ssim_rgb"]: _means_by_quality(by_quality, "ms_ssim_rgb"),
                 "bpp": _means_by_quality(by_quality, "bpp"),
                 "encoding_time": _means_by_quality(by_quality, "encode_time"),
                 "decoding_time": _means_by_quality(by_quality, "decode_time"),
@@ -524,7 +523,7 @@ def export_eval_model(records: Iterable[Record | dict[str, Any]], out_dir: Path)
         }
         if any(r.psnr_yuv is not None for rs in by_quality.values() for r in rs):
             # CompressAI's video evaluation spells its YUV metrics so; MS-SSIM dB as bench report --metric
-            doc["results"].update({key: _means_by_quality(by_quality, name) for key, name in YUV_EXPORT.items()})
+            doc["results"].update({DISK_NAMES[name]: _means_by_quality(by_quality, name) for name in YUV_EXPORT})
             doc["yuv_matrix"] = next(r.yuv_matrix for rs in by_quality.values() for r in rs if r.yuv_matrix)
         safe = f"{codec}_{Path(dataset).name}_s{scale_text}_{anchor}_L{layer}".replace(":", "-").replace("/", "-")
         path = out_dir / f"{safe}.json"
