@@ -157,3 +157,20 @@ def test_a_run_whose_every_job_failed_points_at_no_records_file(tmp_path: Path, 
     assert "0 jobs run" in text and "1 failed" in text
     assert "records in" not in text and f"no records written ({out / 'records.jsonl'} does not exist)" in text
     assert not (out / "records.jsonl").exists()
+
+
+def test_a_run_parses_its_records_once(tmp_path: Path, make_image_folder, raw_codecs, monkeypatch) -> None:
+    folder = make_image_folder(2)
+    config = api.RunConfig(codecs=["api-raw"], scales=["1.5"], dataset=str(folder), out=tmp_path / "run")
+    assert api.run(replace(config, limit=1)).summary.done == 1
+    parses = []
+    parse_bytes = RunStore._parse_bytes
+    monkeypatch.setattr(RunStore, "_parse_bytes",
+                        lambda self, data: parses.append(data.count(b"\n")) or parse_bytes(self, data))
+    # the YUV-matrix check, the weights check, the plan and its done counts: one parse of the 2 records
+    plan = api.plan(config)
+    assert (plan.jobs, plan.done, parses) == (2, 1, [2])
+    # and a resumed run: its checks and the resume (after taking the lock) share one parse as well
+    result = api.run(config)
+    assert (result.summary.skipped, result.summary.done, parses) == (1, 1, [2, 2])
+    assert [r.image for r in result.records()] == ["img00.png"] * 2 + ["img01.png"] * 2

@@ -328,3 +328,23 @@ def test_committed_baseline_matches_the_default_configuration() -> None:
     assert "x265" in document["codecs"] and document["codecs"]["x265"]["fingerprint"]["x265"]
     # every record of x265 at each layer of both scale combinations, 2 images x 2 qualities
     assert sum(key.startswith("x265|") for key in document["records"]) == 2 * 2 * (2 + 3)
+
+
+def test_the_check_run_writes_the_run_manifest_entry_with_what_the_gate_compares(codecs, images: Path,
+                                                                                 tmp_path: Path) -> None:
+    from bench.check import run_configuration
+    from bench.store import RunStore
+
+    config = _config(images, {"check-missing": (1,)})
+    run = run_configuration(config, tmp_path / "run")
+    assert len(run.records) == 2 * 5 * 2 * 2 and run.failed == []
+    (entry,) = RunStore(tmp_path / "run").manifest()["invocations"]
+    # the entry bench run writes (one manifest type), with the check's configuration and codec flags
+    assert list(entry)[:12] == ["started", "argv", "dataset", "scales", "anchor", "device", "threads", "repeats",
+                                "jobs", "scheduler", "yuv_matrix", "codecs"]
+    assert entry["check"] == config.describe() and entry["scales"] == ["1.5", "1.33,1.5"]
+    quant = entry["codecs"]["check-quant"]
+    assert quant["available"] and quant["qualities"] == [1, 2] and quant["deterministic"] is True
+    assert quant["fingerprint"] == run.codecs["check-quant"]["fingerprint"]
+    assert entry["codecs"]["check-missing"] == {"available": False, "reason": "deliberately unavailable for the test",
+                                                "deterministic": True}

@@ -14,8 +14,9 @@ from bench.datasets import load_dataset
 from bench.images import load_rgb
 from bench.metrics import psnr_rgb
 from bench.pyramid import build_pyramid
+from bench.records import Record
 from bench.registry import _REGISTRY, create_codec, register_codec
-from bench.runner import Job, execute, plan_jobs, run_job
+from bench.runner import Job, code_job, execute, job_codec_time, plan_jobs, run_job
 from bench.store import RunStore
 from tests.fake_codecs import RawCodec as _Raw
 
@@ -131,6 +132,24 @@ def test_failed_job_is_reported_and_not_recorded(make_image_folder, tmp_path: Pa
     assert len(store.records()) == 2
     # Lossless layers read back from the store have PSNR inf (a float, not the string "inf").
     assert [r["psnr-rgb"] for r in store.records()] == [float("inf")] * 2
+
+
+def test_jobs_give_records_and_their_codec_time_counts_every_repeat_once(make_image_folder, test_codecs) -> None:
+    folder = make_image_folder(1, 24, 32)
+    (job,) = _jobs(folder, ["test-raw"], qualities=(1,))
+    job = dataclasses.replace(job, repeats=2)
+    records = code_job(job)
+    assert all(isinstance(r, Record) for r in records) and [r.layer for r in records] == [0, 1]
+    seconds = records[0].extra.job_codec_s
+    assert seconds is not None and seconds > 0 and records[1].extra.job_codec_s == seconds
+    assert records[0].extra.repeats == 2 and records[0].extra.timing["encode"]["n"] == 2
+    assert job_codec_time(records) == seconds
+    assert job_codec_time(records, per_repeat=True) == pytest.approx(seconds / 2)  # what --dry-run scales
+    assert run_job(job)[1]["extra"]["timing"]["repeats"] == 2  # run_job: the same records, in their JSON form
+    # records that predate job_codec_s: one encode per scalable stream plus every prefix decode
+    old = [dataclasses.replace(r, mode="scalable", encode_time=2.0, decode_time=0.5 * (k + 1), extra={})
+           for k, r in enumerate(records)]
+    assert job_codec_time(old) == pytest.approx(2.0 + 0.5 + 1.0) and job_codec_time([]) == 0.0
 
 
 def test_resume_skips_finished_jobs(make_image_folder, tmp_path: Path, x265_ready) -> None:

@@ -297,3 +297,25 @@ def test_the_report_says_when_it_leaves_out_a_torn_tail(tmp_path: Path, capsys) 
     assert len(result.notes) == 1 and "left out an incomplete last line" in result.notes[0]
     assert main(["report", str(run), "--out", str(tmp_path / "cli")]) == 0
     assert "bench report: " + result.notes[0] in capsys.readouterr().err
+
+
+def test_records_jsonl_is_parsed_again_only_when_its_bytes_change(tmp_path: Path, monkeypatch) -> None:
+    parses = []
+    parse_bytes = RunStore._parse_bytes
+    monkeypatch.setattr(RunStore, "_parse_bytes",
+                        lambda self, data: parses.append(len(data)) or parse_bytes(self, data))
+    store = RunStore(tmp_path)
+    assert store.records() == [] and store.completed_jobs() == set() and parses == [0]
+    with store.writing():
+        store.append(job("a.png"))
+    typed = store.typed_records()
+    assert store.records() == job("a.png") and len(store.completed_jobs()) == 1 and len(parses) == 2
+    assert store.typed_records() == typed and typed[0] is store.typed_records()[0] and len(parses) == 2
+    # the same size, other bytes (another process rewrote the file): parsed again
+    data = store.records_path.read_bytes()
+    store.records_path.write_bytes(data.replace(b'"a.png"', b'"b.png"'))
+    assert [r.image for r in store.typed_records()] == ["b.png", "b.png"] and len(parses) == 3
+    # Records in and out: what the store writes of a Record is its JSON form
+    with store.writing():
+        store.append([Record.from_json(r) for r in job("c.png")])
+    assert store.records()[2:] == job("c.png")
