@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
 
-from bench.errors import BenchError
+from bench.errors import exit_status, is_user_error
+from bench.train.common import default_data_root
 
-# One module per subcommand (a trainable model, export, the crop bank): add_arguments(parser), run(args).
+# One module per subcommand (a trainable model, export, the crop bank): add_arguments(parser), and
+# run(args), which builds the module's typed config from the options and prints what its function returns.
 TRAINERS = {
     "mean-scale": "bench.train.mean_scale",
     "compass": "bench.train.compass",
@@ -28,12 +29,14 @@ def main(argv: list[str] | None = None) -> int:
         module.add_arguments(sub.add_parser(name, help=(module.__doc__ or "").strip().splitlines()[0]))
     args = parser.parse_args(argv)
     if getattr(args, "data_root", "unset") is None:
-        args.data_root = os.environ.get("BENCH_DATA", os.path.join("..", "shared", "datasets"))
+        args.data_root = default_data_root()
     try:
         modules[args.model].run(args)
-    except BenchError as error:  # the user's to fix: one line, no traceback (as bench's own CLI does)
+    except Exception as error:  # noqa: BLE001 - the user's to fix: one line, no traceback (as bench's CLI does)
+        if not is_user_error(error):
+            raise
         print(f"python -m bench.train {args.model}: {error}", file=sys.stderr)
-        return 2
+        return exit_status(error)
     return 0
 
 

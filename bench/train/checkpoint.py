@@ -9,7 +9,6 @@ run code, is refused rather than trusted.
 
 from __future__ import annotations
 
-import argparse
 import os
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import torch
 
 from bench.errors import TrainingError
+from bench.train.common import TrainingOptions
 
 
 def save_atomic(state: dict[str, Any], path: Path) -> None:
@@ -28,13 +28,16 @@ def save_atomic(state: dict[str, Any], path: Path) -> None:
     os.replace(tmp, path)
 
 
-def saved_arguments(args: argparse.Namespace) -> dict[str, Any]:
-    """The command line as a checkpoint keeps it (plain values; a tuple option such as a range as a
-    list), so a resume compares today's options with the same form."""
+def saved_arguments(config: TrainingOptions) -> dict[str, Any]:
+    """The options as a checkpoint keeps them (``TrainingOptions.options``: the subcommand as
+    ``model``, then the command line's options): plain values, a tuple of numbers (a range, a channel
+    pair) as a list, so a resume compares today's options with the same form. A list of names
+    (``train_folders``) is not kept, as it never was."""
     return {
         key: list(value) if isinstance(value, tuple) else value
-        for key, value in vars(args).items()
-        if isinstance(value, (int, float, str, tuple, type(None)))
+        for key, value in config.options().items()
+        if isinstance(value, (int, float, str, type(None)))
+        or (isinstance(value, tuple) and all(isinstance(part, (int, float)) for part in value))
     }
 
 

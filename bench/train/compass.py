@@ -31,8 +31,9 @@ import dataclasses
 import math
 import random
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -46,12 +47,13 @@ from bench.codecs.compass.model import CONFIGS, CompassConfig, CompassModel, bas
 from bench.errors import TrainingError
 from bench.hashing import sha256_file
 from bench.train.checkpoint import load_checkpoint, load_if_present, read_init_source, save_atomic, saved_arguments
-from bench.train.common import add_common_arguments
+from bench.train.common import TrainingOptions, add_common_arguments, config_from_args
 from bench.train.data import CropSampler, list_training_images
 from bench.train.precision import add_precision_argument, autocast, memory_format, resolve_precision
 from bench.train.schedule import (
     PrefetchedBatches,
     Schedule,
+    check_minutes,
     check_schedule_on_resume,
     close_loop,
     positive_minutes,
@@ -121,6 +123,77 @@ def check_layer_ranges(el1_range: tuple[float, float], el2_range: tuple[float, f
         )
 
 
+STAGES = ("liff", "rc", "joint", "export")
+
+
+@dataclass(frozen=True, kw_only=True)
+class CompassTrainingConfig(TrainingOptions):
+    """One ``python -m bench.train compass`` run or export, with the command line's options and defaults.
+
+    ``stage``: liff, rc, joint (``train``) or export (``export``); ``config``: the network sizes
+    (``bench.codecs.compass.model.CONFIGS``: cpu, paper, tiny); ``quality``: sets λ and takes the BL
+    from the zoo's mean-scale file; ``lmbda``: λ instead; ``bl``: a mean-scale checkpoint as the BL
+    instead; ``liff_from``/``rc_from``/``init_from``: initial weights of a fresh run;
+    ``el1_range``/``el2_range``: EL sides as fractions of the crop; ``rc_size``: the RC's (N, M);
+    ``out``: the run folder (``last.pt`` there is resumed); ``source``/``storage``/``export_dir``:
+    export's joint checkpoint, convolution storage and zoo folder. TrainingError for a bad value.
+    """
+
+    command: ClassVar[str] = "compass"
+    path_fields: ClassVar[tuple[str, ...]] = ("bl", "liff_from", "rc_from", "init_from", "out", "source",
+                                              "export_dir")
+    after_common: ClassVar[tuple[str, ...]] = ("val_crop",)
+
+    stage: str
+    config: str = "cpu"
+    quality: int | None = None
+    lmbda: float | None = None
+    bl: str | None = None
+    liff_from: str | None = None
+    rc_from: str | None = None
+    steps: int = 20000
+    batch: int = 8
+    crop: int = 128
+    lr: float | None = None
+    decay_fraction: float = 0.2
+    decay_factor: float = 0.5
+    minutes: float | None = None
+    init_from: str | None = None
+    rebase_bl: bool = False
+    el1_range: tuple[float, float] = EL1_RANGE
+    el2_range: tuple[float, float] = EL2_RANGE
+    rc_size: tuple[int, int] | None = None
+    freeze_rc: bool = False
+    scale_min: float = 1.0
+    scale_max: float = 4.0
+    out: str | None = None
+    precision: str = "fp32"
+    source: str | None = None
+    storage: str = "float16"
+    export_dir: str | None = None
+    val_crop: int = 256
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.stage not in STAGES:
+            raise TrainingError(f"--stage must be one of {', '.join(STAGES)}, got {self.stage!r}")
+        if self.config not in CONFIGS:
+            raise TrainingError(f"--config must be one of {', '.join(sorted(CONFIGS))}, got {self.config!r}")
+        if self.quality is not None and self.quality not in QUALITY_LAMBDAS:
+            raise TrainingError(f"--quality must be one of {sorted(QUALITY_LAMBDAS)}, got {self.quality}")
+        check_minutes(self.minutes)
+        for name, flag in (("el1_range", "--el1-range"), ("el2_range", "--el2-range")):
+            low, high = (float(part) for part in getattr(self, name))
+            if not BL_FRACTION <= low <= high <= 1.0:
+                raise TrainingError(f"{flag}: need {BL_FRACTION} <= LO <= HI <= 1, got {low},{high}")
+            object.__setattr__(self, name, (low, high))
+        if self.rc_size is not None:
+            n, m = (int(part) for part in self.rc_size)
+            if n < 1 or m < 1:
+                raise TrainingError(f"--rc-size: channel counts must be positive, got {n},{m}")
+            object.__setattr__(self, "rc_size", (n, m))
+
+
 def make_pyramid(x: torch.Tensor, sides: list[int]) -> list[torch.Tensor]:
     return [resize_batch(x, (s, s)) for s in sides]
 
@@ -170,10 +243,10 @@ def rc_stage_forward(
 
 
 # ----------------------------------------------------------------------------- base layer
-def load_base_layer(args: argparse.Namespace) -> tuple[torch.nn.Module, str]:
+def load_base_layer(config: CompassTrainingConfig) -> tuple[torch.nn.Module, str]:
     """The frozen BL (eval mode, CDF tables ready) and the sha256 of the file it came from."""
-    if args.bl:
-        path = Path(args.bl)
+    if config.bl:
+        path = Path(config.bl)
         state = load_checkpoint(path)
         state = state.get("model", state) if isinstance(state, dict) else state
         if not isinstance(state, dict) or "g_a.0.weight" not in state:
@@ -182,11 +255,11 @@ def load_base_layer(args: argparse.Namespace) -> tuple[torch.nn.Module, str]:
         bl.load_state_dict(state)
         bl.update(force=True)
         digest = sha256_file(path)
-    elif args.quality:
+    elif config.quality:
         from bench import zoo
 
-        digest = zoo.verify_hash(zoo.find_weights("mean-scale", args.quality))
-        bl = zoo.load_mean_scale(args.quality)
+        digest = zoo.verify_hash(zoo.find_weights("mean-scale", config.quality))
+        bl = zoo.load_mean_scale(config.quality)
     else:
         raise TrainingError("this stage needs a base layer: --quality Q (zoo mean-scale) or --bl CHECKPOINT")
     bl.eval()
@@ -195,11 +268,11 @@ def load_base_layer(args: argparse.Namespace) -> tuple[torch.nn.Module, str]:
     return bl, digest
 
 
-def lmbda_of(args: argparse.Namespace) -> float:
-    if args.lmbda is not None:
-        return args.lmbda
-    if args.quality:
-        return QUALITY_LAMBDAS[args.quality]
+def lmbda_of(config: CompassTrainingConfig) -> float:
+    if config.lmbda is not None:
+        return config.lmbda
+    if config.quality:
+        return QUALITY_LAMBDAS[config.quality]
     raise TrainingError("this stage needs --quality Q (λ from the quality table) or --lmbda")
 
 
@@ -255,36 +328,36 @@ _RUN_DEFINING_OPTIONS = {"el1_range": "--el1-range", "el2_range": "--el2-range",
 
 
 def _check_resume_arguments(
-    saved: dict[str, Any], init_source: str | None, args: argparse.Namespace, path: Path
+    saved: dict[str, Any], init_source: str | None, config: CompassTrainingConfig, path: Path
 ) -> None:
     """A rerun resumes ``last.pt``, so the same command line must mean the same run: initial weights
     only apply to a fresh run (a different source is refused rather than silently ignored; for
     ``--init-from zoo`` that includes a zoo file exported since), and the schedule keeps its mode
     (``check_schedule_on_resume``)."""
     for key, flag in _INIT_OPTIONS.items():
-        wanted, started_from = getattr(args, key, None), saved.get(key)
+        wanted, started_from = getattr(config, key), saved.get(key)
         if wanted and wanted != started_from:
             raise TrainingError(
                 f"{path} exists and was started from {flag} {started_from}, not {wanted}: initial "
                 f"weights only apply to a fresh run; use another --out (or drop {flag} to resume)"
             )
-    if args.init_from == "zoo" and init_source and args.quality:
+    if config.init_from == "zoo" and init_source and config.quality:
         from bench import zoo
 
-        current = zoo.find_weights("compass", args.quality).name
+        current = zoo.find_weights("compass", config.quality).name
         if current != init_source:
             raise TrainingError(
                 f"{path} was started from the zoo's {init_source}; the zoo now holds {current}: "
                 "initial weights only apply to a fresh run; use another --out"
             )
-    today = saved_arguments(args)
+    today = saved_arguments(config)
     for key, flag in _RUN_DEFINING_OPTIONS.items():
         wanted = today.get(key)
         if key in saved and saved[key] != wanted:
             raise TrainingError(
                 f"{path} exists and was trained with {flag} {saved[key]}, not {wanted}; use another --out"
             )
-    check_schedule_on_resume(saved, args, path)
+    check_schedule_on_resume(saved, config.steps, config.minutes, path)
 
 
 def _load_part(path: str | None, key: str, module: torch.nn.Module) -> None:
@@ -357,40 +430,44 @@ def validate(
 
 
 # ----------------------------------------------------------------------------- training
-def train(args: argparse.Namespace) -> Path:
+def train(config: CompassTrainingConfig) -> Path:
+    """Train (or resume, from ``<out>/last.pt``) the stage ``config.stage`` until its schedule ends;
+    returns the checkpoint's path."""
     # option conflicts first, before any network or data is loaded
-    if args.stage in ("rc", "joint"):
-        check_layer_ranges(args.el1_range, args.el2_range)
-    if args.freeze_rc and args.stage != "joint":
+    if not config.out:
+        raise TrainingError("--out RUN_DIR is required")
+    if config.stage in ("rc", "joint"):
+        check_layer_ranges(config.el1_range, config.el2_range)
+    if config.freeze_rc and config.stage != "joint":
         raise TrainingError("--freeze-rc applies to --stage joint only")
-    torch.set_num_threads(args.threads)
-    if args.device.startswith("cuda"):
+    torch.set_num_threads(config.threads)
+    if config.device.startswith("cuda"):
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    random.seed(args.seed)
-    np.random.seed(args.seed)
-    torch.manual_seed(args.seed)
-    device = torch.device(args.device)
-    precision = resolve_precision(args.precision, device)
+    random.seed(config.seed)
+    np.random.seed(config.seed)
+    torch.manual_seed(config.seed)
+    device = torch.device(config.device)
+    precision = resolve_precision(config.precision, device)
     channels = memory_format(precision)
 
     def cast() -> Any:
         return autocast(precision, device)
 
-    stage = args.stage
-    cfg: CompassConfig = CONFIGS[args.config]
-    if getattr(args, "rc_size", None):  # e.g. an RC widened by `bench.train widen --model compass`
-        cfg = dataclasses.replace(cfg, rc_n=args.rc_size[0], rc_m=args.rc_size[1])
-    run_dir = Path(args.out)
+    stage = config.stage
+    cfg: CompassConfig = CONFIGS[config.config]
+    if config.rc_size:  # e.g. an RC widened by `bench.train widen --model compass`
+        cfg = dataclasses.replace(cfg, rc_n=config.rc_size[0], rc_m=config.rc_size[1])
+    run_dir = Path(config.out)
     checkpoint_path = run_dir / "last.pt"
-    lr_base = args.lr if args.lr is not None else DEFAULT_LR[stage]
+    lr_base = config.lr if config.lr is not None else DEFAULT_LR[stage]
 
     liff = LIFF(cfg.liff) if stage in ("liff", "joint") else None
     rc = residual.build_mean_scale(cfg.rc_n, cfg.rc_m) if stage in ("rc", "joint") else None
     bl, bl_sha256, lmbda = None, None, None
     if stage in ("rc", "joint"):
-        bl, bl_sha256 = load_base_layer(args)
-        lmbda = lmbda_of(args)
+        bl, bl_sha256 = load_base_layer(config)
+        lmbda = lmbda_of(config)
 
     # the modules that train (the BL stays frozen in eval mode: rounding, never noise)
     modules: dict[str, torch.nn.Module] = {}
@@ -403,29 +480,29 @@ def train(args: argparse.Namespace) -> Path:
         modules["model"] = CompassModel(bl, liff, rc, cfg)
     for module in modules.values():
         module.to(device, memory_format=channels).train()
-    if args.freeze_rc:  # LIFF alone learns; the RD gradient still reaches it through the fixed RC
+    if config.freeze_rc:  # LIFF alone learns; the RD gradient still reaches it through the fixed RC
         rc.requires_grad_(False)
     trainable = [(n, p) for m in (liff, rc) if m is not None for n, p in m.named_parameters() if p.requires_grad]
     main_params = [p for n, p in trainable if not n.endswith(".quantiles")]
     aux_params = [p for n, p in trainable if n.endswith(".quantiles")]
     optimizer = torch.optim.Adam(main_params, lr=lr_base)
     aux_optimizer = torch.optim.Adam(aux_params, lr=1e-3) if aux_params else None
-    training_images = list_training_images(Path(args.data_root) / "train", args.train_folders)
-    sampler = CropSampler(training_images, args.crop, args.seed)
-    size_rng = np.random.default_rng(args.seed + 1)
+    training_images = list_training_images(Path(config.data_root) / "train", config.train_folders)
+    sampler = CropSampler(training_images, config.crop, config.seed)
+    size_rng = np.random.default_rng(config.seed + 1)
     step = 0
     trained_seconds = 0.0  # with --minutes, the schedule runs on training time instead of steps
     init_source = None  # the file --init-from resolved to (``zoo`` names whichever file is current)
 
     state = load_if_present(checkpoint_path)
     if state is not None:
-        if state["stage"] != stage or state["config_name"] != args.config:
+        if state["stage"] != stage or state["config_name"] != config.config:
             raise TrainingError(
                 f"{checkpoint_path} is a {state['stage']}/{state['config_name']} run, "
-                f"not {stage}/{args.config}; use another --out"
+                f"not {stage}/{config.config}; use another --out"
             )
         # before any weights load: a run of other network sizes would fail on its shapes instead
-        _check_resume_arguments(state.get("args", {}), state.get("init_source"), args, checkpoint_path)
+        _check_resume_arguments(state.get("args", {}), state.get("init_source"), config, checkpoint_path)
         if liff is not None:
             liff.load_state_dict(state["liff"])
         if rc is not None:
@@ -442,19 +519,19 @@ def train(args: argparse.Namespace) -> Path:
         print(f"resumed {checkpoint_path} at step {step}", flush=True)
     else:
         if liff is not None:
-            _load_part(args.liff_from, "liff", liff)
+            _load_part(config.liff_from, "liff", liff)
         if rc is not None:
-            _load_part(args.rc_from, "rc", rc)
-        if args.init_from:
+            _load_part(config.rc_from, "rc", rc)
+        if config.init_from:
             init_source = _init_from_weights(
-                args.init_from, args.quality, liff, rc, bl_sha256, args.config, args.rebase_bl
+                config.init_from, config.quality, liff, rc, bl_sha256, config.config, config.rebase_bl
             ).name
 
     def save() -> None:
         save_atomic(
             {
                 "stage": stage,
-                "config_name": args.config,
+                "config_name": config.config,
                 "config": cfg.to_dict(),
                 "liff": liff.state_dict() if liff is not None else None,
                 "rc": rc.state_dict() if rc is not None else None,
@@ -466,30 +543,30 @@ def train(args: argparse.Namespace) -> Path:
                 "step": step,
                 "trained_seconds": trained_seconds,
                 "lmbda": lmbda,
-                "quality": args.quality,
+                "quality": config.quality,
                 "bl_sha256": bl_sha256,
                 "init_source": init_source,
                 "precision": precision,
-                "args": saved_arguments(args),
+                "args": saved_arguments(config),
             },
             checkpoint_path,
         )
 
     val_images = [
         v.to(device)
-        for v in load_validation_images(Path(args.data_root) / "kodak", args.val_images, args.val_crop)
+        for v in load_validation_images(Path(config.data_root) / "kodak", config.val_images, config.val_crop)
     ]
-    schedule = Schedule(args.steps, args.minutes, args.decay_fraction)
+    schedule = Schedule(config.steps, config.minutes, config.decay_fraction)
     last_save, saved_step = time.monotonic(), step
     label = f"compass {stage}" + (f" λ={lmbda}" if lmbda is not None else "")
-    bar = tqdm(total=args.steps if args.minutes is None else None, initial=step, desc=label, mininterval=5)
+    bar = tqdm(total=config.steps if config.minutes is None else None, initial=step, desc=label, mininterval=5)
 
     def draw() -> Any:
-        x = sampler.batch(args.batch)
+        x = sampler.batch(config.batch)
         if stage == "liff":
-            scale = size_rng.uniform(args.scale_min, args.scale_max)
-            return x, scale, resize_batch(x, (max(1, round(args.crop / scale)),) * 2)
-        return x, None, make_pyramid(x, draw_layer_sizes(size_rng, args.crop, args.el1_range, args.el2_range))
+            scale = size_rng.uniform(config.scale_min, config.scale_max)
+            return x, scale, resize_batch(x, (max(1, round(config.crop / scale)),) * 2)
+        return x, None, make_pyramid(x, draw_layer_sizes(size_rng, config.crop, config.el1_range, config.el2_range))
 
     def finished() -> bool:
         return schedule.finished(step, trained_seconds)
@@ -501,7 +578,7 @@ def train(args: argparse.Namespace) -> Path:
         nonlocal step, trained_seconds
         started = time.monotonic()
         # paper schedule: lr, then lr·decay_factor for the last fraction of the steps (1e-4 → 5e-5)
-        lr = lr_base * (args.decay_factor if decayed() else 1.0)
+        lr = lr_base * (config.decay_factor if decayed() else 1.0)
         for group in optimizer.param_groups:
             group["lr"] = lr
         x, scale, drawn = prefetch.next() if prefetch is not None else draw()
@@ -512,7 +589,7 @@ def train(args: argparse.Namespace) -> Path:
         if stage == "liff":
             low = drawn.to(device, non_blocking=True).contiguous(memory_format=channels)
             with cast():
-                pred = liff(low, (args.crop, args.crop))
+                pred = liff(low, (config.crop, config.crop))
             pred = pred.float()
             loss = F.l1_loss(pred, x)
             postfix = {
@@ -548,10 +625,10 @@ def train(args: argparse.Namespace) -> Path:
     try:
         while not finished():
             train_step()
-            if time.monotonic() - last_save > args.save_minutes * 60 or finished():
+            if time.monotonic() - last_save > config.save_minutes * 60 or finished():
                 save()
                 last_save, saved_step = time.monotonic(), step
-            if val_images and (step % args.val_every == 0 or finished()):
+            if val_images and (step % config.val_every == 0 or finished()):
                 metrics = validate(stage, modules, bl, val_images, cfg.bl_padding)
                 tqdm.write(
                     f"step {step}: kodak[:{len(val_images)}] "
@@ -595,7 +672,7 @@ def load_joint(source: str | Path, quality: int | None) -> tuple[dict, int, str,
     return state, int(chosen), bl_digest, parts
 
 
-def export(args: argparse.Namespace) -> Path:
+def export(config: CompassTrainingConfig) -> Path:
     """Joint checkpoint → the zoo file ``compass-q<Q>-<sha8>.pth.tar`` that the plugin loads.
 
     Same format as the zoo's mean-scale files: ``{"state_dict", "config"}``, convolutions in
@@ -604,14 +681,14 @@ def export(args: argparse.Namespace) -> Path:
     """
     from bench import zoo
 
-    if not args.source:
+    if not config.source:
         raise TrainingError("--stage export needs --from RUN/last.pt (a joint checkpoint)")
-    state, quality, bl_digest, parts = load_joint(args.source, args.quality)
+    state, quality, bl_digest, parts = load_joint(config.source, config.quality)
     cfg = CompassConfig.from_dict(state["config"])
     saved_args = state.get("args", {})
     parts["rc"].update(force=True)  # the CDF tables the entropy coder uses, stored in the file
-    exported = zoo.compact_precision(parts.state_dict(), zoo.precision_keys(parts), args.storage)
-    config = {
+    exported = zoo.compact_precision(parts.state_dict(), zoo.precision_keys(parts), config.storage)
+    file_config = {
         "model": "compass",
         "compass": cfg.to_dict(),
         "config_name": state["config_name"],
@@ -619,7 +696,7 @@ def export(args: argparse.Namespace) -> Path:
         "quality": int(quality),
         "lmbda": state["lmbda"],
         "steps": int(state["step"]),
-        "checkpoint": f"{Path(args.source).parent.name}/{Path(args.source).name}",
+        "checkpoint": f"{Path(config.source).parent.name}/{Path(config.source).name}",
         "train": {
             **{
                 key: saved_args[key]
@@ -630,10 +707,10 @@ def export(args: argparse.Namespace) -> Path:
             "precision": state.get("precision", "fp32"),  # of the last training run (older ones: fp32)
         },
         "float32_keys": sorted(k for k, v in exported.items() if v.dtype == torch.float32),
-        "storage": args.storage,
+        "storage": config.storage,
         "format": zoo.FORMAT_VERSION,
     }
-    return zoo.write_weights("compass", int(quality), exported, config, args.export_dir)
+    return zoo.write_weights("compass", int(quality), exported, file_config, config.export_dir)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -704,9 +781,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    if args.stage == "export":
-        print(export(args))
-        return
-    if not args.out:
-        raise TrainingError("--out RUN_DIR is required")
-    print(train(args))
+    """The command line: the config from the options, then the checkpoint's or zoo file's path."""
+    config = config_from_args(CompassTrainingConfig, args)
+    print(export(config) if config.stage == "export" else train(config))

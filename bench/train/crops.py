@@ -24,6 +24,8 @@ from bench.train.data import list_training_images
 def write_crop_bank(source: Path, out: Path, size: int, max_bytes: int, seed: int,
                     folders: list[str] | None = None) -> tuple[int, int]:
     """Crops of ``size``² from the images under ``source`` into ``out``; returns (count, bytes)."""
+    if not any(name in Image.registered_extensions() for name in (".webp",)):
+        raise TrainingError("this Pillow cannot write WebP")
     rng = np.random.default_rng(seed)
     arrays = []
     for path in list_training_images(source, folders):
@@ -70,8 +72,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    if not any(name in Image.registered_extensions() for name in (".webp",)):
-        raise TrainingError("this Pillow cannot write WebP")
+    """The command line: the bank from the options, then how many crops it holds."""
     count, total = write_crop_bank(
         Path(args.data_root) / "train", Path(args.out), args.size, int(args.max_mib * 2**20), args.seed,
         args.train_folders,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +16,10 @@ from PIL import Image
 from bench import zoo
 from bench.errors import TrainingError
 from bench.train.checkpoint import load_checkpoint
+from bench.train.common import as_text, config_from_args
 
 MODEL = "mean-scale"
+FORMATS = ("zoo", "official")
 
 
 def _infer_sizes(state_dict: dict[str, torch.Tensor]) -> tuple[int, int]:
@@ -142,27 +145,84 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "channel (half the size; check the RD cost with --check-image)")
 
 
-def run(args: argparse.Namespace) -> None:
-    if args.format == "official":
-        if not args.out_dir:
+@dataclass(frozen=True)
+class ExportConfig:
+    """``python -m bench.train export``: ``checkpoint`` (a mean-scale ``last.pt``; for ``format``
+    official, a joint COMPASS one) into the zoo file of ``quality`` in ``out_dir`` (None: the zoo,
+    ``$BENCH_WEIGHTS`` or bench/weights), or as the official COMPASS checkpoint in ``out_dir``.
+    ``check_image``: an image on which to compare the float32 and exported weights;
+    ``force_lambda``: export a checkpoint whose λ is not the quality's; ``storage``: float16 or int8.
+    TrainingError for a bad value."""
+
+    checkpoint: str
+    quality: int
+    format: str = "zoo"
+    out_dir: str | None = None
+    check_image: str | None = None
+    force_lambda: bool = False
+    storage: str = "float16"
+
+    def __post_init__(self) -> None:
+        if self.format not in FORMATS:
+            raise TrainingError(f"--format must be one of {', '.join(FORMATS)}, got {self.format!r}")
+        if self.quality not in zoo.QUALITY_LAMBDAS:
+            raise TrainingError(f"--quality must be one of {sorted(zoo.QUALITY_LAMBDAS)}, got {self.quality}")
+        if self.storage not in zoo.STORAGES:
+            raise TrainingError(f"--storage must be one of {', '.join(zoo.STORAGES)}, got {self.storage!r}")
+        for name in ("checkpoint", "out_dir", "check_image"):
+            object.__setattr__(self, name, as_text(getattr(self, name)))
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What ``export`` wrote: the file and its size; for a zoo file also its parameter count, its
+    config (``N``, ``M``, ``steps``, …), its convolutions' storage, its SHA-256 and, with
+    ``check_image``, the float32-against-exported comparison line."""
+
+    path: Path
+    format: str
+    file_bytes: int
+    parameters: int | None = None
+    config: dict[str, Any] | None = None
+    storage: str | None = None
+    sha256: str | None = None
+    precision_check: str | None = None
+
+
+def export(config: ExportConfig) -> ExportResult:
+    """Export ``config.checkpoint`` as ``config.format`` says; TrainingError when it cannot be."""
+    if config.format == "official":
+        if not config.out_dir:
             raise TrainingError("export --format official needs --out-dir (the folder of lambda_* folders)")
         try:
-            path = export_official(args.checkpoint, args.quality, args.out_dir)
+            path = export_official(config.checkpoint, config.quality, config.out_dir)
         except (ValueError, FileNotFoundError) as error:
             raise TrainingError(f"export: {error}") from None
-        print(f"{path}\n  {path.stat().st_size / 1e6:.2f} MB, the official COMPASS format "
-              f"(compass@official reads it with BENCH_OFFICIAL_COMPASS={args.out_dir})")
-        return
+        return ExportResult(path, config.format, path.stat().st_size)
     try:
-        path = export_checkpoint(args.checkpoint, args.quality, args.out_dir, args.force_lambda, args.storage)
+        path = export_checkpoint(config.checkpoint, config.quality, config.out_dir, config.force_lambda,
+                                 config.storage)
     except (ValueError, FileNotFoundError) as error:
         raise TrainingError(f"export: {error}") from None
-    contents, _, digest = zoo.load_weights(MODEL, args.quality, path.parent)
+    contents, _, digest = zoo.load_weights(MODEL, config.quality, path.parent)
     model = zoo.mean_scale_from_weights(contents, path)
-    params = sum(p.numel() for p in model.parameters())
-    print(f"{path}\n  {path.stat().st_size / 1e6:.2f} MB, {params:,} parameters "
-          f"(N={contents['config']['N']}, M={contents['config']['M']}, step {contents['config']['steps']}, "
-          f"{zoo.storage_of(contents['state_dict'])}), "
-          f"sha256 {digest}")
-    if args.check_image:
-        print("  " + compare_precision(args.checkpoint, args.quality, path.parent, args.check_image))
+    check = (compare_precision(config.checkpoint, config.quality, path.parent, config.check_image)
+             if config.check_image else None)
+    return ExportResult(path, config.format, path.stat().st_size, sum(p.numel() for p in model.parameters()),
+                        dict(contents["config"]), zoo.storage_of(contents["state_dict"]), digest, check)
+
+
+def run(args: argparse.Namespace) -> None:
+    """The command line: the config from the options, then the file and what it holds."""
+    config = config_from_args(ExportConfig, args)
+    result = export(config)
+    if result.format == "official":
+        print(f"{result.path}\n  {result.file_bytes / 1e6:.2f} MB, the official COMPASS format "
+              f"(compass@official reads it with BENCH_OFFICIAL_COMPASS={config.out_dir})")
+        return
+    print(f"{result.path}\n  {result.file_bytes / 1e6:.2f} MB, {result.parameters:,} parameters "
+          f"(N={result.config['N']}, M={result.config['M']}, step {result.config['steps']}, "
+          f"{result.storage}), "
+          f"sha256 {result.sha256}")
+    if result.precision_check:
+        print("  " + result.precision_check)

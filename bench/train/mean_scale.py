@@ -7,7 +7,9 @@ import json
 import math
 import random
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -18,17 +20,59 @@ from tqdm import tqdm
 from bench._compressai import import_compressai
 from bench.errors import TrainingError
 from bench.train.checkpoint import load_if_present, read_init_source, save_atomic, saved_arguments
-from bench.train.common import add_common_arguments
+from bench.train.common import TrainingOptions, add_common_arguments, config_from_args
 from bench.train.data import CropSampler, list_training_images
 from bench.train.precision import add_precision_argument, autocast, memory_format, resolve_precision
 from bench.train.schedule import (
     PrefetchedBatches,
     Schedule,
+    check_minutes,
     check_schedule_on_resume,
     close_loop,
     positive_minutes,
 )
 from bench.zoo import QUALITY_LAMBDAS
+
+
+@dataclass(frozen=True, kw_only=True)
+class MeanScaleTrainingConfig(TrainingOptions):
+    """One ``python -m bench.train mean-scale`` run, with the command line's options and defaults.
+
+    ``lmbda``: λ in R + λ·255²·MSE (None: the λ of ``quality``; one of the two is needed);
+    ``quality``: the zoo quality the run trains for (``--init-from zoo`` takes its file); ``N``/``M``:
+    channels; ``steps`` or ``minutes`` of training time, the last ``decay_fraction`` of it at
+    lr·``decay_factor``; ``init_from``: a checkpoint, a zoo file or ``zoo`` to start a fresh run
+    from; ``out``: the run folder, whose ``last.pt`` is resumed; ``precision``: fp32, bf16 or bf16!.
+    After construction ``lmbda`` is always set. TrainingError for a missing λ or a bad value.
+    """
+
+    command: ClassVar[str] = "mean-scale"
+    path_fields: ClassVar[tuple[str, ...]] = ("init_from", "out")
+
+    lmbda: float | None = None
+    quality: int | None = None
+    N: int = 64
+    M: int = 96
+    steps: int = 12000
+    batch: int = 8
+    crop: int = 128
+    lr: float = 5e-4
+    decay_fraction: float = 0.15
+    decay_factor: float = 0.1
+    minutes: float | None = None
+    init_from: str | None = None
+    out: str
+    precision: str = "fp32"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.quality is not None and self.quality not in QUALITY_LAMBDAS:
+            raise TrainingError(f"--quality must be one of {sorted(QUALITY_LAMBDAS)}, got {self.quality}")
+        check_minutes(self.minutes)
+        if self.lmbda is None:
+            if not self.quality:
+                raise TrainingError("give --lmbda or --quality Q (λ of the zoo's quality Q)")
+            object.__setattr__(self, "lmbda", QUALITY_LAMBDAS[self.quality])
 
 
 def build_model(n: int, m: int) -> torch.nn.Module:
@@ -119,25 +163,26 @@ def _initial_weights(source: str, quality: int | None) -> tuple[dict[str, torch.
     return contents.get("model", contents), path
 
 
-def train(args: argparse.Namespace) -> Path:
-    torch.set_num_threads(args.threads)
-    if args.device.startswith("cuda"):
+def train(config: MeanScaleTrainingConfig) -> Path:
+    """Train (or resume, from ``<out>/last.pt``) until the schedule ends; returns the checkpoint's path."""
+    torch.set_num_threads(config.threads)
+    if config.device.startswith("cuda"):
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    random.seed(args.seed)
-    torch.manual_seed(args.seed)
-    device = torch.device(args.device)
-    run_dir = Path(args.out)
+    random.seed(config.seed)
+    torch.manual_seed(config.seed)
+    device = torch.device(config.device)
+    run_dir = Path(config.out)
     checkpoint_path = run_dir / "last.pt"
 
-    precision = resolve_precision(args.precision, device)
-    model = build_model(args.N, args.M).to(device)
+    precision = resolve_precision(config.precision, device)
+    model = build_model(config.N, config.M).to(device)
     main_params = [p for n, p in model.named_parameters() if not n.endswith(".quantiles")]
     aux_params = [p for n, p in model.named_parameters() if n.endswith(".quantiles")]
-    optimizer = torch.optim.Adam(main_params, lr=args.lr)
+    optimizer = torch.optim.Adam(main_params, lr=config.lr)
     aux_optimizer = torch.optim.Adam(aux_params, lr=1e-3)
-    training_images = list_training_images(Path(args.data_root) / "train", args.train_folders)
-    sampler = CropSampler(training_images, args.crop, args.seed)
+    training_images = list_training_images(Path(config.data_root) / "train", config.train_folders)
+    sampler = CropSampler(training_images, config.crop, config.seed)
     step = 0
     trained_seconds = 0.0
     # CPU time the steps really got (all threads): on a shared machine wall time × threads overstates
@@ -157,24 +202,24 @@ def train(args: argparse.Namespace) -> Path:
         cpu_seconds = float(state.get("cpu_seconds", 0.0))
         init_source = state.get("init_source")
         saved_args = state.get("args", {})
-        if args.init_from and args.init_from != saved_args.get("init_from", args.init_from):
+        if config.init_from and config.init_from != saved_args.get("init_from", config.init_from):
             raise TrainingError(
                 f"{checkpoint_path} exists and was started from --init-from {saved_args.get('init_from')}, "
-                f"not {args.init_from}: initial weights only apply to a fresh run; use another --out"
+                f"not {config.init_from}: initial weights only apply to a fresh run; use another --out"
             )
-        check_schedule_on_resume(saved_args, args, checkpoint_path)
+        check_schedule_on_resume(saved_args, config.steps, config.minutes, checkpoint_path)
         saved_precision = state.get("config", {}).get("precision", "fp32")
         if saved_precision != precision:
             print(f"note: {checkpoint_path} trained in {saved_precision} so far; continuing in {precision}",
                   flush=True)
         print(f"resumed {checkpoint_path} at step {step}", flush=True)
-    elif args.init_from:
-        weights, path = _initial_weights(args.init_from, args.quality)
+    elif config.init_from:
+        weights, path = _initial_weights(config.init_from, config.quality)
         try:
             model.load_state_dict(weights)
         except RuntimeError as error:
             first = " ".join(str(error).strip().splitlines()[:3])
-            raise TrainingError(f"{path} does not fit N={args.N} M={args.M}: {first}") from None
+            raise TrainingError(f"{path} does not fit N={config.N} M={config.M}: {first}") from None
         init_source = path.name
         print(f"initialised from {path}", flush=True)
 
@@ -190,32 +235,32 @@ def train(args: argparse.Namespace) -> Path:
                 "trained_seconds": trained_seconds,
                 "cpu_seconds": cpu_seconds,
                 "init_source": init_source,
-                "config": {"N": args.N, "M": args.M, "lmbda": args.lmbda, "crop": args.crop,
-                           "batch": args.batch, "lr": args.lr, "steps": args.steps, "minutes": args.minutes,
+                "config": {"N": config.N, "M": config.M, "lmbda": config.lmbda, "crop": config.crop,
+                           "batch": config.batch, "lr": config.lr, "steps": config.steps, "minutes": config.minutes,
                            "precision": precision},
-                "args": saved_arguments(args),
+                "args": saved_arguments(config),
             },
             checkpoint_path,
         )
 
-    val_images = load_validation_images(Path(args.data_root) / "kodak", args.val_images)
-    schedule = Schedule(args.steps, args.minutes, args.decay_fraction)
+    val_images = load_validation_images(Path(config.data_root) / "kodak", config.val_images)
+    schedule = Schedule(config.steps, config.minutes, config.decay_fraction)
     last_save, saved_step = time.monotonic(), step
     model = model.to(memory_format=memory_format(precision))
     curve_path = run_dir / "curve.jsonl"
-    bar = tqdm(total=args.steps if args.minutes is None else None, initial=step,
-               desc=f"mean-scale λ={args.lmbda}", mininterval=5)
+    bar = tqdm(total=config.steps if config.minutes is None else None, initial=step,
+               desc=f"mean-scale λ={config.lmbda}", mininterval=5)
     model.train()
 
     def draw() -> torch.Tensor:
-        return sampler.batch(args.batch)
+        return sampler.batch(config.batch)
 
     done = schedule.finished(step, trained_seconds)
     prefetch = PrefetchedBatches(draw, depth=4) if device.type != "cpu" and not done else None
     try:
         while not schedule.finished(step, trained_seconds):
             started, started_cpu = time.monotonic(), time.process_time()
-            lr = args.lr * (args.decay_factor if schedule.decayed(step, trained_seconds) else 1.0)
+            lr = config.lr * (config.decay_factor if schedule.decayed(step, trained_seconds) else 1.0)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             x = (prefetch.next() if prefetch is not None else draw()).to(device, non_blocking=True)
@@ -223,7 +268,7 @@ def train(args: argparse.Namespace) -> Path:
             optimizer.zero_grad()
             aux_optimizer.zero_grad()
             out = forward_mixed(model, x, precision)
-            losses = rate_distortion_loss(out, x, args.lmbda)
+            losses = rate_distortion_loss(out, x, config.lmbda)
             losses["loss"].backward()
             torch.nn.utils.clip_grad_norm_(main_params, 1.0)
             optimizer.step()
@@ -237,16 +282,16 @@ def train(args: argparse.Namespace) -> Path:
             bar.set_postfix(loss=f"{losses['loss'].item():.3f}", bpp=f"{losses['bpp'].item():.3f}",
                             psnr=f"{psnr_from_mse(losses['mse'].item()):.2f}", lr=f"{lr:.0e}")
             finished = schedule.finished(step, trained_seconds)
-            if time.monotonic() - last_save > args.save_minutes * 60 or finished:
+            if time.monotonic() - last_save > config.save_minutes * 60 or finished:
                 save()
                 last_save, saved_step = time.monotonic(), step
-            if val_images and (step % args.val_every == 0 or finished):
-                metrics = validate(model, [v.to(device) for v in val_images], args.lmbda)
+            if val_images and (step % config.val_every == 0 or finished):
+                metrics = validate(model, [v.to(device) for v in val_images], config.lmbda)
                 tqdm.write(f"step {step}: kodak[:{len(val_images)}] {metrics['bpp']:.4f} bpp "
                            f"{metrics['psnr']:.2f} dB (likelihood estimate)")
                 append_curve_point(curve_path, {"step": step, "trained_seconds": round(trained_seconds, 1),
                                                 "cpu_seconds": round(cpu_seconds, 1),
-                                                "precision": precision, "threads": args.threads,
+                                                "precision": precision, "threads": config.threads,
                                                 "images": len(val_images), **metrics})
     finally:
         close_loop(bar, prefetch)
@@ -280,8 +325,5 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    if args.lmbda is None:
-        if not args.quality:
-            raise TrainingError("give --lmbda or --quality Q (λ of the zoo's quality Q)")
-        args.lmbda = QUALITY_LAMBDAS[args.quality]
-    print(train(args))
+    """The command line: the config from the options, then the checkpoint's path."""
+    print(train(config_from_args(MeanScaleTrainingConfig, args)))

@@ -43,14 +43,20 @@ def positive_minutes(text: str) -> float:
     return value
 
 
-def check_schedule_on_resume(saved_args: dict[str, Any], args: argparse.Namespace, path: Path) -> None:
+def check_schedule_on_resume(saved_args: dict[str, Any], steps: int, minutes: float | None, path: Path) -> None:
     """Refuse to resume a --steps run with --minutes or the reverse: the lr decay would jump."""
-    if "minutes" not in saved_args or (saved_args["minutes"] is None) == (args.minutes is None):
+    if "minutes" not in saved_args or (saved_args["minutes"] is None) == (minutes is None):
         return
     saved_minutes = saved_args["minutes"]
     was = f"--minutes {saved_minutes}" if saved_minutes is not None else f"--steps {saved_args.get('steps')}"
-    now = f"--minutes {args.minutes}" if args.minutes is not None else f"--steps {args.steps}"
+    now = f"--minutes {minutes}" if minutes is not None else f"--steps {steps}"
     raise TrainingError(f"{path} runs on a {was} schedule; resuming it with {now} would move the lr decay")
+
+
+def check_minutes(minutes: float | None) -> None:
+    """``--minutes`` in a config built from Python (the command line's type checks it already)."""
+    if minutes is not None and not minutes > 0:
+        raise TrainingError(f"--minutes must be positive, got {minutes}")
 
 
 class PrefetchedBatches:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,9 @@ import torch
 
 from bench.errors import TrainingError
 from bench.train.checkpoint import read_init_source, save_atomic
+from bench.train.common import as_text, config_from_args
+
+MODELS = ("mean-scale", "compass")
 
 SPLIT_NOISE = 0.1  # ε ~ U(−0.1, 0.1): copies' outgoing weights differ by up to ±20 % of each other
 READ_NEW_LATENTS = 0.01  # g_s's weights for new y channels, relative to the std of its old ones
@@ -192,6 +196,27 @@ def _most_predictable_channel(state: dict[str, torch.Tensor], n0: int) -> int:
     return int(mass.argmax())
 
 
+@dataclass(frozen=True)
+class WidenConfig:
+    """``python -m bench.train widen``: widen the model in ``source`` (a checkpoint, a zoo file, or
+    ``zoo`` with ``quality``) to ``N``/``M`` channels and write it to ``out``. ``model``: mean-scale,
+    or compass (its RC is widened, LIFF kept); ``seed``: the split noise's. TrainingError for a bad value."""
+
+    source: str
+    out: str
+    model: str = "mean-scale"
+    quality: int | None = None
+    N: int = 128
+    M: int = 192
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.model not in MODELS:
+            raise TrainingError(f"--model must be one of {', '.join(MODELS)}, got {self.model!r}")
+        object.__setattr__(self, "source", as_text(self.source))
+        object.__setattr__(self, "out", as_text(self.out))
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     # dest: ``args.model`` is the subcommand's name (bench.train's dispatcher reads it)
     parser.add_argument("--model", dest="widen_model", choices=("mean-scale", "compass"), default="mean-scale",
@@ -214,7 +239,7 @@ def _mean_scale_state(state: Any, path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def _widen_compass(contents: dict[str, Any], path: Path, args: argparse.Namespace) -> dict[str, Any]:
+def _widen_compass(contents: dict[str, Any], path: Path, config: WidenConfig) -> dict[str, Any]:
     """A joint-checkpoint-shaped file (``liff``, ``rc``, ``config``, ``config_name``, ``bl_sha256``)
     whose RC is widened, for ``bench.train compass --init-from FILE --rc-size N,M``."""
     from bench import zoo
@@ -231,26 +256,32 @@ def _widen_compass(contents: dict[str, Any], path: Path, args: argparse.Namespac
         cfg, config_name, bl = contents.get("config"), contents.get("config_name"), contents.get("bl_sha256")
     if not liff or not rc or cfg is None:
         raise TrainingError(f"{path} holds no COMPASS LIFF and RC (a COMPASS zoo file or a joint checkpoint)")
-    rc = widen_mean_scale(_mean_scale_state(rc, path), args.N, args.M, args.seed)
-    widened = dataclasses.replace(CompassConfig.from_dict(cfg), rc_n=args.N, rc_m=args.M)
+    rc = widen_mean_scale(_mean_scale_state(rc, path), config.N, config.M, config.seed)
+    widened = dataclasses.replace(CompassConfig.from_dict(cfg), rc_n=config.N, rc_m=config.M)
     return {"stage": "joint", "liff": liff, "rc": rc, "config": widened.to_dict(), "config_name": config_name,
             "bl_sha256": bl, "widened_from": path.name}
 
 
-def run(args: argparse.Namespace) -> None:
+def widen(config: WidenConfig) -> Path:
+    """Write the widened model of ``config`` to ``config.out`` (atomically); returns its path."""
     from bench import zoo
 
-    contents, path = read_init_source(args.widen_model, args.source, args.quality, option="--from")
-    if args.widen_model == "compass":
-        out_contents = _widen_compass(contents, path, args)
+    contents, path = read_init_source(config.model, config.source, config.quality, option="--from")
+    if config.model == "compass":
+        out_contents = _widen_compass(contents, path, config)
     else:
         if "state_dict" in contents:  # a zoo file
             state = zoo.full_precision(contents["state_dict"])
         else:  # a training checkpoint, or a bare state dict
             state = contents.get("model", contents)
-        widened = widen_mean_scale(_mean_scale_state(state, path), args.N, args.M, args.seed)
-        out_contents = {"model": widened, "widened_from": path.name, "config": {"N": args.N, "M": args.M}}
-    out = Path(args.out)
+        widened = widen_mean_scale(_mean_scale_state(state, path), config.N, config.M, config.seed)
+        out_contents = {"model": widened, "widened_from": path.name, "config": {"N": config.N, "M": config.M}}
+    out = Path(config.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     save_atomic(out_contents, out)
-    print(out)
+    return out
+
+
+def run(args: argparse.Namespace) -> None:
+    """The command line: the config from the options, then the written file's path."""
+    print(widen(config_from_args(WidenConfig, args, model="widen_model")))
