@@ -22,8 +22,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-from bench.codec import Codec
+from bench.codec import Codec, quality_problem
 from bench.config import RunConfig
+from bench.declared import MANIFEST_KEY, Declared
 from bench.errors import UsageError
 from bench.pyramid import format_scales
 from bench.records import Record
@@ -72,8 +73,11 @@ class PreparedRun:
             scheduler=config.scheduler,
             yuv_matrix=config.yuv_matrix,
             codecs={
-                **{spec: {"available": True, "qualities": self.qualities[spec], "scalable": c.scalable,
-                          "params": c.parameter_counts(), "weights": c.weights_info()}
+                # "declared": what reports pair this codec by (bench.declared), kept with the
+                # records so that a report needs no plugin of the machine it runs on
+                **{spec: {"available": True, "qualities": self.qualities[spec], "scalable": c.info.scalable,
+                          "params": c.parameter_counts(), "weights": c.weights_info(),
+                          MANIFEST_KEY: Declared.of_info(spec, c.info).to_json()}
                    for spec, c in self.available.items()},
                 **{spec: {"available": False, "reason": reason} for spec, reason in self.unavailable.items()},
             },
@@ -128,14 +132,14 @@ def prepare(config: RunConfig, on_unavailable: Callable[[str, str], None] | None
                 on_unavailable(spec, status.reason)
     available = {spec: codec for spec, codec in codecs.items() if spec not in unavailable}
     for spec, codec in available.items():
-        limit = codec.max_layers()
-        if codec.scalable and limit is not None and any(len(s) + 1 > limit for s in config.scales):
+        limit = codec.info.max_layers
+        if codec.info.scalable and limit is not None and any(len(s) + 1 > limit for s in config.scales):
             raise UsageError(f"{spec} codes at most {limit} layers; a scale combination asks for more")
     if require_available and not available:
         raise UsageError("none of the requested codecs is available here (see the reasons above)")
-    qualities = {spec: config.qualities_for(spec, codec.default_qualities) for spec, codec in available.items()}
+    qualities = {spec: config.qualities_for(spec, codec.info.default_qualities) for spec, codec in available.items()}
     for spec, codec in available.items():
-        problems = [problem for q in qualities[spec] if (problem := codec.quality_problem(q))]
+        problems = [problem for q in qualities[spec] if (problem := quality_problem(codec, q))]
         if problems:
             raise UsageError(problems[0])
     prepared = PreparedRun(config, dataset, codecs, unavailable, qualities)

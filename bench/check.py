@@ -14,7 +14,7 @@ How strictly depends on whether the codec can be expected to reproduce its bytes
   0.0055 dB and 4e-5 MS-SSIM (x265's SIMD paths, float rounding in the learned codecs), while these
   limits still catch any real regression the gate exists for (0.04 dB fails).
 * ``tolerance``: bits within 2 %, PSNR within 0.05 dB, MS-SSIM within 0.002. Used for codecs that
-  declare themselves not deterministic (``Codec.deterministic``: external reference software).
+  declare themselves not deterministic (``CodecInfo.deterministic``: external reference software).
 
 Which mode a codec gets comes from its code and this run, never from the baseline's flags: a
 fingerprint or ``deterministic`` flag in the baseline that differs from this run's is listed as a
@@ -114,7 +114,8 @@ def run_configuration(config: CheckConfig, out: Path, data_root: Path | None = N
                        require_available=False)
     codecs: dict[str, dict[str, Any]] = {}
     for spec, codec in prepared.codecs.items():
-        entry: dict[str, Any] = {"available": spec not in prepared.unavailable, "deterministic": codec.deterministic}
+        entry: dict[str, Any] = {"available": spec not in prepared.unavailable,
+                                 "deterministic": codec.info.deterministic}
         if entry["available"]:
             entry["fingerprint"] = codec.fingerprint()
         else:

@@ -93,14 +93,14 @@ def cmd_list(args: argparse.Namespace) -> int:
     print("codecs:")
     for name in codec_names():
         cls = codec_class(name)
-        base = cls.list_spec or name
+        base = cls.info.list_spec or name
         # learned codecs list each weights source they can use (NAME@SOURCE); some codecs name
         # further specs worth knowing (presets such as shvc:ctc, the simulcast:hm they make)
-        for spec in [base, *(f"{base}@{source}" for source in cls.published_sources),
-                     *cls.list_variants]:
+        for spec in [base, *(f"{base}@{source}" for source in cls.info.published_sources),
+                     *cls.info.list_variants]:
             codec = create_codec(spec)
             status = codec.availability()
-            kind = "scalable" if codec.scalable else "single-layer"
+            kind = "scalable" if codec.info.scalable else "single-layer"
             state = "available" if status.available else f"unavailable: {status.reason}"
             print(f"  {spec:<22} {kind:<13} {state}{_weights_note(codec, status.available)}")
     print("datasets:")

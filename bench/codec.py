@@ -23,8 +23,8 @@ from bench.errors import BitstreamError, CodecError
 if TYPE_CHECKING:
     from bench.complexity import LayerComplexity
 
-__all__ = ["Availability", "BitstreamError", "Codec", "CodecError", "Encoded", "FuzzSetup", "SectionClock",
-           "check_image", "weights_file_id"]
+__all__ = ["Availability", "BitstreamError", "Codec", "CodecError", "CodecInfo", "Encoded", "FuzzSetup", "SectionClock",
+           "check_image", "quality_problem", "synchronize", "weights_file_id"]
 
 # How a report names the records of a layered codec that is none of the contract's anchors.
 SCALABLE_ROLE = "scalable"
@@ -72,7 +72,7 @@ class Encoded:
 
 @dataclass
 class FuzzSetup:
-    """What ``bench fuzz`` needs to fuzz one codec's decoder (see ``Codec.fuzz_setup``).
+    """What ``bench fuzz`` needs to fuzz one codec's decoder (see ``CodecInfo.fuzz``).
 
     ``seeds`` are valid streams the codec made, which inputs are mutated from; ``layer_choices`` the
     ``num_layers`` a decode call may ask for (drawn per input); ``reseal`` recomputes a stream's CRCs
@@ -88,25 +88,91 @@ class FuzzSetup:
     decode: Callable[[bytes, int | None], Any] | None = None
 
 
-class Codec(ABC):
-    """Base class of every codec plugin.
+@dataclass(frozen=True)
+class CodecInfo:
+    """What a codec declares about itself: data only, read by the runner, the reports, ``bench
+    list`` and the fuzzer (the way timm's ``PretrainedCfg`` declares a model). A plugin sets it once
+    on its class; a codec whose facts depend on its spec (``simulcast:INNER`` takes its inner
+    codec's) builds its own in ``__init__``. Nothing here runs a codec."""
 
-    A plugin sets ``name`` (its registry name), ``scalable`` and ``default_qualities`` and
-    implements ``encode``/``decode``. A codec that splits its decode time (e.g. ``network`` vs
-    ``entropy``) assigns a fresh dict to ``last_decode_timings`` in every ``decode`` call, first thing
-    (so that a failing call leaves no stale numbers); ``decode`` returns pixels only, so this is the
-    decode counterpart of ``Encoded.timings``. Codecs that do not split keep the empty default.
+    description: str = ""
+    scalable: bool = False
+    # How many layers one bitstream can hold: None is any number; a single-layer codec holds 1.
+    max_layers: int | None = None
+    default_qualities: tuple[int, ...] = ()
+    # True for codecs with one model per quality (learned codecs): only ``default_qualities`` exist.
+    fixed_qualities: bool = False
+    # The integer qualities a codec with a continuous scale takes, inclusive, and what they are
+    # ("an HEVC QP"): ``quality_problem`` checks them before a run starts.
+    quality_range: tuple[int, int] | None = None
+    quality_meaning: str = "an integer"
+    # Layer k's bytes are one consecutive range after layer k-1's (COMPASS chunks, the simulcast
+    # container), so a file cut after layer k still decodes layers 0..k; not so for SHM's
+    # interleaved NAL units.
+    prefix_decodable: bool = False
+    # False for a format that cannot tell a cut stream from a whole one (no length or CRC): decoding
+    # a truncated stream then gives a damaged picture instead of a BitstreamError (the contract
+    # tests hold every other codec to the error).
+    detects_truncation: bool = True
+    # What the rate counts beyond the coded picture data: headers, parameter sets, integrity bytes
+    # (CRCs, picture hashes). Every byte of ``Encoded.data`` is counted; reports list this per codec
+    # so that readers see which overhead each rate carries.
+    rate_counts: str = ""
+    # External reference encoders that take minutes per job: the runner starts their jobs first,
+    # so that they do not become the tail of a parallel run.
+    slow: bool = False
+    # False for codecs whose bytes may differ between runs on the same machine (external reference
+    # software): ``bench check`` then compares them with a tolerance, never exactly.
+    deterministic: bool = True
+    # The single-layer codec family a layered codec is built on (its BL codec), which reports pair
+    # it with; None: the codec's own name.
+    family: str | None = None
+    # How reports name a layered codec's records: one of the contract's anchors (``simulcast``,
+    # ``shvc``, ``vtm-ml``) or ``scalable`` (a codec under test).
+    report_role: str = SCALABLE_ROLE
+    # A conventional scalable anchor (SHVC, VVC multi-layer): every scalable codec is compared with
+    # it, whatever its family.
+    anchors_every_family: bool = False
+    # Weights sources other than the default that ``bench list`` shows (``NAME@SOURCE``).
+    published_sources: tuple[str, ...] = ()
+    # The spec ``bench list`` shows when the bare name is not a complete spec (``simulcast:x265``),
+    # and further specs it shows (presets, the simulcast a codec makes).
+    list_spec: str | None = None
+    list_variants: tuple[str, ...] = ()
+    # ``bench fuzz``: ``fuzz(codec_class, workdir, time_limit)`` makes a codec instance and seeds in
+    # the fuzz worker (None: the codec is not fuzzed); ``fuzz_cap`` is the most inputs per run unless
+    # ``--uncapped`` (a decoder that starts a process per input).
+    fuzz: Callable[[type["Codec"], Path, float], FuzzSetup] | None = None
+    fuzz_cap: int | None = None
+
+    def __post_init__(self) -> None:
+        if not self.scalable:
+            object.__setattr__(self, "max_layers", 1)
+
+
+class Codec(ABC):
+    """Base class of every codec plugin: the coding contract.
+
+    A plugin is registered under ``name`` (``bench.registry.register_codec``), declares what it is in
+    ``info`` (a ``CodecInfo``: data only) and implements ``encode``/``decode``. A codec that splits its
+    decode time (e.g. ``network`` vs ``entropy``) assigns a fresh dict to ``last_decode_timings`` in
+    every ``decode`` call, first thing (so that a failing call leaves no stale numbers); ``decode``
+    returns pixels only, so this is the decode counterpart of ``Encoded.timings``. Codecs that do not
+    split keep the empty default.
 
     The constructor receives the parts of the codec spec string
     ``NAME[:ARG][@SOURCE]`` (e.g. ``simulcast:x265``, ``mean-scale@compressai``) and the device.
     Construction must be cheap and must not fail when the codec is unavailable: heavy loading
     happens lazily, and ``availability()`` says whether the codec can run.
+
+    No registered codec subclasses another: codecs that drive the same binaries or libraries share
+    an unregistered frame (``ShmCodec`` for shvc and hm, ``VtmCodecBase`` for vtm and vtm-ml,
+    ``StillImageCodec`` for the still-image codecs), and each declares its own ``info``, so none
+    inherits, or has to undo, another codec's declarations.
     """
 
     name: ClassVar[str] = ""
-    scalable: ClassVar[bool] = False
-    default_qualities: ClassVar[tuple[int, ...]] = ()
-    description: ClassVar[str] = ""
+    info: CodecInfo = CodecInfo()
     # read-only empty default: a codec replaces it per decode, never mutates it
     last_decode_timings: Mapping[str, float] = MappingProxyType({})
 
@@ -127,10 +193,6 @@ class Codec(ABC):
 
     def availability(self) -> Availability:
         return Availability.ok()
-
-    def max_layers(self) -> int | None:
-        """How many layers one bitstream can hold (None: any number); 1 for single-layer codecs."""
-        return None if self.scalable else 1
 
     @abstractmethod
     def encode(self, layers: Sequence[np.ndarray], quality: int) -> Encoded:
@@ -171,66 +233,9 @@ class Codec(ABC):
         load a model to answer (hash the file)."""
         return None
 
-    # Layer k's bytes are one consecutive range after layer k-1's (COMPASS chunks, the simulcast
-    # container), so a file cut after layer k still decodes layers 0..k; not so for SHM's
-    # interleaved NAL units.
-    prefix_decodable: bool = False
-
-    # True for codecs with one model per quality (learned codecs): only ``default_qualities`` exist.
-    fixed_qualities: bool = False
-
-    # --- what is particular to a codec, declared here so that the harness names no codec -------
-    # External reference encoders that take minutes per job: the runner starts their jobs first,
-    # so that they do not become the tail of a parallel run.
-    slow: ClassVar[bool] = False
-    # False for codecs whose bytes may differ between runs on the same machine (external reference
-    # software): ``bench check`` then compares them with a tolerance, never exactly.
-    deterministic: bool = True
-    # The single-layer codec family a layered codec is built on (its BL codec), which reports pair
-    # it with; None: the codec's own name.
-    family: ClassVar[str | None] = None
-    # How reports name a layered codec's records: one of the contract's anchors (``simulcast``,
-    # ``shvc``) or ``scalable`` (a codec under test).
-    report_role: ClassVar[str] = SCALABLE_ROLE
-    # A conventional scalable anchor (SHVC): every scalable codec is compared with it, whatever its
-    # family.
-    anchors_every_family: ClassVar[bool] = False
-    # Weights sources other than the default that ``bench list`` shows (``NAME@SOURCE``).
-    published_sources: ClassVar[tuple[str, ...]] = ()
-    # The spec ``bench list`` shows when the bare name is not a complete spec (``simulcast:x265``).
-    list_spec: ClassVar[str | None] = None
-    # Further specs ``bench list`` shows (presets, the simulcast a codec makes).
-    list_variants: ClassVar[tuple[str, ...]] = ()
-    # Most ``bench fuzz`` inputs per run unless ``--uncapped`` (a decoder that starts a process per input).
-    fuzz_cap: ClassVar[int | None] = None
-    # False for a format that cannot tell a cut stream from a whole one (no length or CRC): decoding
-    # a truncated stream then gives a damaged picture instead of a BitstreamError (the contract
-    # tests hold every other codec to the error).
-    detects_truncation: ClassVar[bool] = True
-    # What the rate counts beyond the coded picture data: headers, parameter sets, integrity bytes
-    # (CRCs, picture hashes). Every byte of ``Encoded.data`` is counted; reports list this per codec
-    # so that readers see which overhead each rate carries.
-    rate_counts: ClassVar[str] = ""
-
-    @classmethod
-    def family_of(cls, arg: str | None) -> str:
-        """The family of this codec's spec with argument ``arg`` (simulcast: its inner codec's)."""
-        return cls.family or cls.name
-
-    @classmethod
-    def rate_counts_of(cls, arg: str | None) -> str:
-        """``rate_counts`` of this codec's spec with argument ``arg`` (simulcast adds its inner's)."""
-        return cls.rate_counts
-
-    @classmethod
-    def fuzz_setup(cls, workdir: Path, time_limit: float) -> FuzzSetup | None:
-        """A codec instance and seeds for ``bench fuzz`` (None: the codec is not fuzzed). Runs in the
-        fuzz worker; ``workdir`` is scratch space, ``time_limit`` the seconds an input may take."""
-        return None
-
     def weights_status(self) -> tuple[str, list[int]] | None:
         """Which weights the codec uses and the qualities present here, for ``bench list`` (None:
-        the codec has no weights to report)."""
+        the codec has no weights to report). Loads nothing."""
         return None
 
     def fingerprint(self, weights: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -241,24 +246,33 @@ class Codec(ABC):
 
         return numeric_stack(weights if weights is not None else self.weights_info())
 
-    def quality_problem(self, quality: int) -> str | None:
-        """Why ``quality`` is not one this codec codes (checked before a run starts), or None."""
-        if self.fixed_qualities and quality not in self.default_qualities:
-            return f"{self.spec} quality must be one of {list(self.default_qualities)}, got {quality}"
-        return None
-
     def coding_threads(self, requested: int) -> int:
         """How many CPU threads the codec codes with when the run asks for ``requested``: codecs that
         pin their thread count for bit-exact output (learned codecs on CPU, x265, SHM) say so, and
         records report this number, not the request."""
         return requested
 
-    def synchronize(self) -> None:
-        """Wait for queued device work (CUDA) so that wall-clock timings are honest."""
-        if self.device.startswith("cuda"):
-            import torch
 
-            torch.cuda.synchronize()
+def quality_problem(codec: Codec, quality: int) -> str | None:
+    """Why ``quality`` is not one ``codec`` codes (checked before a run starts), or None: from what
+    its ``info`` declares (the fixed qualities of one model per quality, or a range)."""
+    info = codec.info
+    if info.fixed_qualities and quality not in info.default_qualities:
+        return f"{codec.spec} quality must be one of {list(info.default_qualities)}, got {quality}"
+    if info.quality_range is not None:
+        low, high = info.quality_range
+        # bool is an int subclass; True as a quality is a caller's mistake, not quality 1
+        if isinstance(quality, bool) or not isinstance(quality, (int, np.integer)) or not low <= quality <= high:
+            return f"{codec.spec} quality is {info.quality_meaning} in {low}..{high}, got {quality!r}"
+    return None
+
+
+def synchronize(device: str) -> None:
+    """Wait for queued work on ``device`` (CUDA) so that wall-clock timings are honest."""
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.synchronize()
 
 
 class SectionClock:

@@ -91,7 +91,7 @@ def encode_image(image: str | os.PathLike[str], output: str | os.PathLike[str], 
         raise UsageError(f"the output {output} is the input image; give another file name")
     source = load_rgb(image)
     ratios = parse_scales(scales) if scales is not None else ()
-    if ratios and not coder.scalable:
+    if ratios and not coder.info.scalable:
         raise UsageError(f"{codec} is a single-layer codec; --scales needs a scalable codec")
     anchoring = Anchoring.parse(anchor)
     layers = build_pyramid(source, ratios, anchoring, name=str(image)) if ratios else [source]
@@ -101,7 +101,7 @@ def encode_image(image: str | os.PathLike[str], output: str | os.PathLike[str], 
               "scales": format_scales(ratios) if ratios else "", "anchor": str(anchoring),
               "sizes": [list(layer.shape[:2]) for layer in layers],
               "layer_bytes": encoded.layer_bytes}
-    layered = encoded.layer_bytes if coder.prefix_decodable else None
+    layered = encoded.layer_bytes if coder.info.prefix_decodable else None
     _write(output, lambda path: path.write_bytes(pack(header, encoded.data, layered)))
     return EncodeResult(output, coder.spec, quality, tuple((int(layer.shape[0]), int(layer.shape[1]))
                                                            for layer in layers),
@@ -163,7 +163,7 @@ def decode_file(bitstream: str | os.PathLike[str], prefix: str | os.PathLike[str
     status = coder.availability()
     if not status.available:
         raise UsageError(f"codec {coder.spec} needed for this file is unavailable: {status.reason}")
-    limit = coder.max_layers()
+    limit = coder.info.max_layers
     if limit is not None and total > limit:
         raise EnvelopeError(f"the file's header names {total} layers; {coder.spec} codes at most {limit}")
     _limit_pixels(coder, max_pixels)

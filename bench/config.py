@@ -104,10 +104,10 @@ def _check_single_layer(specs: Sequence[str], anchor: str) -> None:
     """``--scales 1`` codes the full picture as one layer: only single-layer codecs do that (a
     scalable codec with one layer is its base layer alone, not what it is benchmarked as), and only
     with top anchoring (base:F would code an F-size picture). What a codec is comes from its class's
-    declaration (``Codec.scalable``): no codec is created here."""
+    declaration (``CodecInfo.scalable``): no codec is created here."""
     from bench.registry import declared_class
 
-    scalable = [spec for spec in specs if (cls := declared_class(spec)) is not None and cls.scalable]
+    scalable = [spec for spec in specs if (cls := declared_class(spec)) is not None and cls.info.scalable]
     if scalable:
         raise ConfigError(f"--scales 1 (a single-layer run of the full picture) is for single-layer codecs; "
                           f"scalable codec(s) {', '.join(scalable)} code at least two layers: give them a "

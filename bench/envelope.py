@@ -5,7 +5,7 @@ quality, scales, anchoring, layer sizes, payload length and CRC32), then the pay
 lets ``bench decode`` pick the codec; the payload is exactly what the codec's ``encode`` returned
 and what the bits in result records count.
 
-For a codec whose layers are consecutive byte ranges of its bitstream (``Codec.prefix_decodable``)
+For a codec whose layers are consecutive byte ranges of its bitstream (``CodecInfo.prefix_decodable``)
 the header also holds each layer's byte count and CRC32, so a file cut after layer k (a receiver
 that has only the first layers) still decodes layers 0..k, and damage is named by layer.
 """

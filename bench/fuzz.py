@@ -28,7 +28,7 @@ of every failing input there.
 
 Besides bench's own formats (the ``bench encode`` envelope and the codec spec its header names, the
 layer container, the run folder's records and manifest), every registered codec that declares a
-``Codec.fuzz_setup`` is a decoder, under its own name: the codec builds its seeds in the worker
+``CodecInfo.fuzz`` is a decoder, under its own name: the codec builds its seeds in the worker
 (learned codecs with tiny random models, whose parsers and entropy decoders are exactly the
 production code, only the networks are small, so garbage decodes quickly) and says how to reseal
 its CRCs; the learned codecs' seeds include decompression bombs (headers claiming 2048² and 4096²).
@@ -227,13 +227,14 @@ def _check_layers(expected_layers: int | None = None) -> Callable[[Any], str | N
 
 
 def codec_target(name: str, workdir: Path, time_limit: float) -> Target:
-    """The decoder of the registered codec ``name``, with the seeds its ``Codec.fuzz_setup`` makes."""
+    """The decoder of the registered codec ``name``, with the seeds its ``CodecInfo.fuzz`` makes."""
     from bench.codec import BitstreamError, CodecError
     from bench.registry import codec_class
 
-    setup = codec_class(name).fuzz_setup(workdir, time_limit)
-    if setup is None:
+    cls = codec_class(name)
+    if cls.info.fuzz is None:
         raise FuzzError(f"codec {name} has no fuzz setup")
+    setup = cls.info.fuzz(cls, workdir, time_limit)
     decode_layers = setup.decode or setup.codec.decode
 
     def decode(data: bytes, choice: random.Random):
@@ -359,7 +360,7 @@ def codec_spec_target(workdir: Path, time_limit: float) -> Target:
 
 
 # Decoders of bench's own formats: "module:function" building the Target. Every registered codec with
-# a ``Codec.fuzz_setup`` is a decoder too, under its own name (``CODEC_PREFIX`` + name).
+# a ``CodecInfo.fuzz`` is a decoder too, under its own name (``CODEC_PREFIX`` + name).
 DECODERS: dict[str, str] = {
     "envelope": "bench.fuzz:envelope_target",
     "container": "bench.fuzz:container_target",
@@ -372,12 +373,10 @@ CODEC_PREFIX = "codec:"
 
 def decoders() -> dict[str, str]:
     """Every decoder ``--decoder`` can name: the formats, then the codecs that declare a fuzz setup."""
-    from bench.codec import Codec
     from bench.registry import codec_class, codec_names
 
     formats = {name: path for name, path in DECODERS.items() if name in ("envelope", "codec-spec", "container")}
-    codecs = {name: CODEC_PREFIX + name for name in codec_names()
-              if codec_class(name).fuzz_setup.__func__ is not Codec.fuzz_setup.__func__}
+    codecs = {name: CODEC_PREFIX + name for name in codec_names() if codec_class(name).info.fuzz is not None}
     return {**formats, **codecs, **{n: p for n, p in DECODERS.items() if n not in formats}}
 
 
@@ -388,7 +387,7 @@ def input_cap(decoder: str) -> int | None:
         return None
     from bench.registry import codec_class
 
-    return codec_class(path[len(CODEC_PREFIX):]).fuzz_cap
+    return codec_class(path[len(CODEC_PREFIX):]).info.fuzz_cap
 
 
 def _factory(path: str) -> Callable[[Path, float], Target]:

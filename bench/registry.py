@@ -13,6 +13,7 @@ plugin's module."""
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import pkgutil
 from dataclasses import dataclass
@@ -20,10 +21,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Callable, TypeVar
 
-from bench.codec import Codec
+from bench.codec import Codec, CodecInfo
 from bench.errors import EnvelopeError, UnknownCodecError
 
-__all__ = ["CodecSpec", "PluginCommand", "UnknownCodecError", "codec_class", "codec_names", "create_codec",
+__all__ = ["CodecSpec", "PluginCommand", "UnknownCodecError", "codec_class", "codec_info", "codec_names",
+           "create_codec",
            "file_spec", "plugin_commands",
            "portable_spec", "register_codec"]
 
@@ -159,7 +161,7 @@ def named_sources(cls: type[Codec]) -> tuple[str, ...]:
     """The ``@SOURCE`` values of a codec that name weights rather than a place on this machine: its
     ``named_sources`` (e.g. ``("bench", "compressai")``), else the ``published_sources`` it lists.
     Any other source of a codec (``shvc@/opt/SHM/bin``) is a folder and may come only from the user."""
-    return tuple(getattr(cls, "named_sources", cls.published_sources))
+    return tuple(getattr(cls, "named_sources", cls.info.published_sources))
 
 
 def file_spec(text: str) -> CodecSpec:
@@ -213,21 +215,30 @@ def declared_class(spec: str) -> type[Codec] | None:
         return None
 
 
+@functools.lru_cache(maxsize=None)
+def codec_info(spec: str) -> CodecInfo | None:
+    """What the codec of ``spec`` declares (``Codec.info``; a spec such as ``simulcast:x265`` or
+    ``shvc:ctc`` has its own), or None when no such codec is registered here. Construction is
+    cheap and never fails for a registered name (``Codec``), and nothing is loaded."""
+    if declared_class(spec) is None:
+        return None
+    return create_codec(spec).info
+
+
 def codec_family(spec: str) -> str:
     """The single-layer family of a spec (``simulcast:x265`` -> ``x265``; a scalable codec: its BL
-    codec's, as declared in ``Codec.family``); an unregistered codec is a family of its own."""
-    parsed = CodecSpec.parse(spec)
-    cls = declared_class(spec)
-    return cls.family_of(parsed.arg) if cls is not None else parsed.name
+    codec's, as declared in ``CodecInfo.family``); an unregistered codec is a family of its own."""
+    info = codec_info(spec)
+    return (info.family if info is not None else None) or CodecSpec.parse(spec).name
 
 
 def rate_counts(spec: str) -> str:
-    """What a spec's rate counts besides picture data (``Codec.rate_counts``; '' when unregistered)."""
-    cls = declared_class(spec)
-    return cls.rate_counts_of(CodecSpec.parse(spec).arg) if cls is not None else ""
+    """What a spec's rate counts besides picture data (``CodecInfo.rate_counts``; '' when unregistered)."""
+    info = codec_info(spec)
+    return info.rate_counts if info is not None else ""
 
 
 def is_slow(spec: str) -> bool:
-    """Whether the spec's codec declares itself slow (``Codec.slow``): its jobs are started first."""
-    cls = declared_class(spec)
-    return cls is not None and cls.slow
+    """Whether the spec's codec declares itself slow (``CodecInfo.slow``): its jobs are started first."""
+    info = codec_info(spec)
+    return info is not None and info.slow

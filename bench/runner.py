@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable, Iterator, Protocol, Sequence
 
 import numpy as np
 
-from bench.codec import Codec, Encoded
+from bench.codec import Codec, Encoded, synchronize
 from bench.complexity import LayerComplexity
 from bench.cost import ResourceProbe, model_bytes, parameter_summary
 from bench.images import DEFAULT_MAX_PIXELS, load_rgb
@@ -121,14 +121,14 @@ def _warm_up(codec: Codec, layers: list[np.ndarray], quality: int) -> float | No
     side = 64
     crops = [np.ascontiguousarray(layer[: min(side * (k + 1), layer.shape[0]), : min(side * (k + 1), layer.shape[1])])
              for k, layer in enumerate(layers)]
-    if not codec.scalable:
+    if not codec.info.scalable:
         crops = crops[:1]
     start = time.perf_counter()
     try:
         codec.decode(codec.encode(crops, quality).data)
     except Exception:  # noqa: BLE001 - the timed call reports real failures
         pass
-    codec.synchronize()
+    synchronize(codec.device)
     return time.perf_counter() - start
 
 
@@ -209,7 +209,7 @@ def _complexity(codec: Codec, job: Job, layers: list[np.ndarray]) -> list[LayerC
     after the first job with these sizes: a scalable codec counts its layers together, a
     single-layer codec each layer on its own (as the runner codes them)."""
     sizes = [(int(layer.shape[0]), int(layer.shape[1])) for layer in layers]
-    streams = [sizes] if codec.scalable else [[size] for size in sizes]
+    streams = [sizes] if codec.info.scalable else [[size] for size in sizes]
     out: list[LayerComplexity | None] = []
     for stream in streams:
         key = (codec.spec, codec.device, job.quality, tuple(stream))
@@ -245,7 +245,7 @@ def code_job(job: Job) -> list[Record]:
     codec = _codec_for(job)
     layers = _layers_for(job)
     warmup = _warm_up(codec, layers, job.quality)
-    coded, codec_seconds = (_code_scalable if codec.scalable else _code_single)(codec, layers, job)
+    coded, codec_seconds = (_code_scalable if codec.info.scalable else _code_single)(codec, layers, job)
 
     params = parameter_summary(codec.parameter_counts()) or None
     weights = codec.weights_info() or None

@@ -1,6 +1,6 @@
 """Wall-clock timing of codec calls: synchronised with the device, repeatable, summarised robustly.
 
-A codec call is timed from just before to just after it, with ``codec.synchronize()`` on both sides
+A codec call is timed from just before to just after it, with ``bench.codec.synchronize`` on both sides
 so that queued CUDA work is inside the interval (and earlier work is not). External binaries are
 timed the same way, as whole processes: spawning the process is part of what a user waits for.
 
@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Generic, Sequence, TypeVar
 
-from bench.codec import Codec, CodecError
+from bench.codec import Codec, CodecError, synchronize
 
 T = TypeVar("T")
 
@@ -27,10 +27,10 @@ class NondeterministicCodecError(CodecError):
 
 def timed(codec: Codec, function: Callable[[], T]) -> tuple[T, float]:
     """Run ``function`` once; return its result and the wall-clock seconds it took on ``codec``'s device."""
-    codec.synchronize()
+    synchronize(codec.device)
     start = time.perf_counter()
     result = function()
-    codec.synchronize()
+    synchronize(codec.device)
     return result, time.perf_counter() - start
 
 

@@ -39,7 +39,7 @@ from typing import Mapping
 
 import numpy as np
 
-from bench.codec import Availability, BitstreamError, CodecError
+from bench.codec import Availability, BitstreamError, CodecError, CodecInfo
 from bench.codecs.still import (
     StillImageCodec,
     ffmpeg_availability,
@@ -47,6 +47,7 @@ from bench.codecs.still import (
     ffmpeg_has_decoder,
     ffmpeg_version,
     run_ffmpeg,
+    still_fuzz_setup,
 )
 from bench.codecs.x265 import rgb_to_ycbcr, ycbcr_to_rgb
 from bench.registry import register_codec
@@ -103,18 +104,19 @@ def libaom_version() -> str:
 class Av1Codec(StillImageCodec):
     """AV1 intra still picture 4:4:4 (libaom via ffmpeg, cpu-used 4); quality = libaom crf 0..63."""
 
-    rate_counts = "the raw OBU stream: temporal delimiter, sequence header OBU, frame OBU (no AVIF boxes)"
-
-    default_qualities = (20, 30, 38, 46, 54, 61)
-    description = (
-        "AV1 intra still picture, libaom via ffmpeg (allintra, cpu-used 4, tune psnr), BT.601 full-range "
-        "YCbCr 4:4:4, crf 0..63 as quality; rate = raw OBU stream (temporal delimiter + sequence header "
-        "+ frame OBU, no AVIF boxes)"
+    info = CodecInfo(
+        description=("AV1 intra still picture, libaom via ffmpeg (allintra, cpu-used 4, tune psnr), BT.601 full-range "
+            "YCbCr 4:4:4, crf 0..63 as quality; rate = raw OBU stream (temporal delimiter + sequence header "
+            "+ frame OBU, no AVIF boxes)"),
+        default_qualities=(20, 30, 38, 46, 54, 61),
+        quality_range=(0, 63),
+        quality_meaning="a libaom crf (cq-level, lower is better)",
+        rate_counts="the raw OBU stream: temporal delimiter, sequence header OBU, frame OBU (no AVIF boxes)",
+        fuzz=still_fuzz_setup,
+        fuzz_cap=500,  # ffmpeg starts for every fuzz input
     )
-    quality_range = (0, 63)
-    quality_meaning = "a libaom crf (cq-level, lower is better)"
+
     max_side = 65535  # AV1 codes each side in up to 16 bits
-    fuzz_cap = 500  # ffmpeg starts for every fuzz input
 
     def fingerprint(self, weights: Mapping[str, str] | None = None) -> dict[str, str]:
         # the decoder is not listed: AV1 decoding is bit-exact by specification

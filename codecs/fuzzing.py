@@ -1,4 +1,4 @@
-"""Helpers the codec plugins build their ``bench fuzz`` seeds from (``Codec.fuzz_setup``).
+"""Helpers the codec plugins build their ``bench fuzz`` seeds from (``CodecInfo.fuzz``).
 
 Test images with enough texture that latents and residuals are not all zero, tiny random learned
 models (the parsers and entropy decoders are the production code, only the networks are small, so

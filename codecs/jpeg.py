@@ -25,13 +25,14 @@ from typing import Mapping
 
 import numpy as np
 
-from bench.codec import Availability
+from bench.codec import Availability, CodecInfo
 from bench.codecs.still import (
     StillImageCodec,
     pillow_availability,
     pillow_decode,
     pillow_encode,
     pillow_fingerprint,
+    still_fuzz_setup,
 )
 from bench.registry import register_codec
 
@@ -40,15 +41,16 @@ from bench.registry import register_codec
 class JpegCodec(StillImageCodec):
     """Baseline JPEG 4:4:4 with optimised Huffman tables (libjpeg via Pillow); quality = IJG quality."""
 
-    rate_counts = "the whole JFIF file: markers, the 18-byte APP0 segment, quantisation and Huffman tables"
-
-    default_qualities = (5, 10, 20, 40, 70, 90)
-    description = (
-        "JPEG baseline, libjpeg(-turbo) via Pillow, YCbCr 4:4:4, optimised Huffman tables, "
-        "IJG quality 1..100 as quality; rate = whole JFIF file (headers and tables included)"
+    info = CodecInfo(
+        description=("JPEG baseline, libjpeg(-turbo) via Pillow, YCbCr 4:4:4, optimised Huffman tables, "
+            "IJG quality 1..100 as quality; rate = whole JFIF file (headers and tables included)"),
+        default_qualities=(5, 10, 20, 40, 70, 90),
+        quality_range=(1, 100),
+        quality_meaning="an IJG quality factor (higher is better)",
+        rate_counts="the whole JFIF file: markers, the 18-byte APP0 segment, quantisation and Huffman tables",
+        fuzz=still_fuzz_setup,
     )
-    quality_range = (1, 100)
-    quality_meaning = "an IJG quality factor (higher is better)"
+
     max_side = 65500  # libjpeg's JPEG_MAX_DIMENSION
 
     def fingerprint(self, weights: Mapping[str, str] | None = None) -> dict[str, str]:

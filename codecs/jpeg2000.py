@@ -31,13 +31,14 @@ from typing import Mapping
 
 import numpy as np
 
-from bench.codec import Availability, BitstreamError, CodecError
+from bench.codec import Availability, BitstreamError, CodecError, CodecInfo
 from bench.codecs.still import (
     StillImageCodec,
     pillow_availability,
     pillow_decode,
     pillow_encode,
     pillow_fingerprint,
+    still_fuzz_setup,
 )
 from bench.registry import register_codec
 
@@ -77,16 +78,17 @@ def strip_comments(codestream: bytes) -> bytes:
 class Jpeg2000Codec(StillImageCodec):
     """Lossy JPEG 2000 (OpenJPEG via Pillow, 9/7 wavelet + ICT); quality = compression ratio."""
 
-    rate_counts = "the raw codestream: main and tile-part headers (OpenJPEG's 39-byte comment removed)"
-
-    default_qualities = (300, 150, 80, 40, 24, 14)
-    description = (
-        "JPEG 2000 lossy, OpenJPEG via Pillow, 9/7 wavelet + irreversible colour transform, one layer, "
-        "compression ratio vs 24 bpp as quality (higher = smaller); rate = whole J2K codestream "
-        "(main header included, OpenJPEG's COM comment removed)"
+    info = CodecInfo(
+        description=("JPEG 2000 lossy, OpenJPEG via Pillow, 9/7 wavelet + irreversible colour transform, one layer, "
+            "compression ratio vs 24 bpp as quality (higher = smaller); rate = whole J2K codestream "
+            "(main header included, OpenJPEG's COM comment removed)"),
+        default_qualities=(300, 150, 80, 40, 24, 14),
+        quality_range=(1, 1000),
+        quality_meaning="a compression ratio against 24-bit RGB (higher is smaller)",
+        rate_counts="the raw codestream: main and tile-part headers (OpenJPEG's 39-byte comment removed)",
+        fuzz=still_fuzz_setup,
     )
-    quality_range = (1, 1000)
-    quality_meaning = "a compression ratio against 24-bit RGB (higher is smaller)"
+
     max_side = 65535
 
     def fingerprint(self, weights: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -40,8 +40,8 @@ from typing import Mapping
 
 import numpy as np
 
-from bench.codec import Availability, BitstreamError, CodecError
-from bench.codecs.still import StillImageCodec, ffmpeg_availability, ffmpeg_version, run_ffmpeg
+from bench.codec import Availability, BitstreamError, CodecError, CodecInfo
+from bench.codecs.still import StillImageCodec, ffmpeg_availability, ffmpeg_version, run_ffmpeg, still_fuzz_setup
 from bench.registry import register_codec
 
 CODEC = "libjxl"  # ffmpeg's name of both the encoder and the decoder wrapper
@@ -97,17 +97,18 @@ def libjxl_version() -> str:
 class JpegXlCodec(StillImageCodec):
     """Lossy JPEG XL (libjxl via ffmpeg, effort 7); quality = cjxl quality 11..100."""
 
-    rate_counts = "the bare codestream with its size header (no ISOBMFF container)"
-
-    default_qualities = (11, 40, 62, 78, 88, 94)
-    description = (
-        "JPEG XL lossy (VarDCT, XYB), libjxl via ffmpeg, effort 7, cjxl quality 11..100 as quality "
-        "(mapped to a Butteraugli distance); rate = bare JPEG XL codestream (no container boxes)"
+    info = CodecInfo(
+        description=("JPEG XL lossy (VarDCT, XYB), libjxl via ffmpeg, effort 7, cjxl quality 11..100 as quality "
+            "(mapped to a Butteraugli distance); rate = bare JPEG XL codestream (no container boxes)"),
+        default_qualities=(11, 40, 62, 78, 88, 94),
+        quality_range=(11, 100),
+        quality_meaning="a cjxl quality (higher is better; 100 is lossless)",
+        rate_counts="the bare codestream with its size header (no ISOBMFF container)",
+        fuzz=still_fuzz_setup,
+        fuzz_cap=500,  # ffmpeg starts for every fuzz input
     )
-    quality_range = (11, 100)
-    quality_meaning = "a cjxl quality (higher is better; 100 is lossless)"
+
     max_side = 65535
-    fuzz_cap = 500  # ffmpeg starts for every fuzz input
 
     def fingerprint(self, weights: Mapping[str, str] | None = None) -> dict[str, str]:
         from bench.fingerprint import cpu_flags_digest, cpu_model

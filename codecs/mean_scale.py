@@ -42,6 +42,7 @@ from __future__ import annotations
 import os
 import struct
 import zlib
+from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
@@ -55,6 +56,7 @@ from bench.codec import (
     BitstreamError,
     Codec,
     CodecError,
+    CodecInfo,
     Encoded,
     FuzzSetup,
     SectionClock,
@@ -182,32 +184,35 @@ def pad_image(x: torch.Tensor) -> torch.Tensor:
     return F.pad(x, (0, padded(width) - width, 0, padded(height) - height), mode="replicate")
 
 
+def _fuzz_setup(cls: type, workdir: Path, time_limit: float) -> FuzzSetup:
+    from bench.codecs.fuzzing import mean_scale_bomb, reseal_tail_crc, test_image, use_tiny_mean_scale_zoo
+
+    use_tiny_mean_scale_zoo(workdir)
+    codec = cls()
+    seeds = [codec.encode([test_image(48, 64, 0)], 3).data, codec.encode([test_image(23, 37, 1)], 1).data]
+    # decompression bombs (issue 27): headers claiming 2048² and 4096² over a small picture's strings
+    seeds += [mean_scale_bomb(seeds[0], 2048, 2048), mean_scale_bomb(seeds[1], 4096, 4096)]
+    return FuzzSetup(codec, seeds, reseal=reseal_tail_crc)
+
+
 @register_codec("mean-scale")
 class MeanScaleCodec(Codec):
-    scalable = False
-    rate_counts = ("a 22-byte header (magic, version, quality, size, weights tag, string lengths) and a "
-                   "CRC-32 (integrity, 4 bytes) around the y and z strings")
-    fixed_qualities = True  # one weights file per quality
-    default_qualities = tuple(sorted(zoo.QUALITY_LAMBDAS))
-    description = ("CompressAI mean-scale hyperprior (single layer) with bench's trained zoo weights, "
-                   "or CompressAI's published ones (mean-scale@compressai)")
-    published_sources = ("compressai",)  # what `bench list` shows beside the default
+    info = CodecInfo(
+        description=("CompressAI mean-scale hyperprior (single layer) with bench's trained zoo weights, "
+                       "or CompressAI's published ones (mean-scale@compressai)"),
+        scalable=False,
+        default_qualities=tuple(sorted(zoo.QUALITY_LAMBDAS)),
+        fixed_qualities=True,  # one weights file per quality
+        rate_counts=("a 22-byte header (magic, version, quality, size, weights tag, string lengths) and a "
+                       "CRC-32 (integrity, 4 bytes) around the y and z strings"),
+        published_sources=("compressai",),  # what `bench list` shows beside the default
+        fuzz=_fuzz_setup,
+    )
     # Every @SOURCE names weights (none is a folder), so a bitstream file may name any (bench.registry).
     named_sources = ("bench", "compressai")
     # Decoding allocates for the size a header claims: the largest picture (per layer) ``decode``
     # accepts; ``bench decode --max-pixels`` sets it. Pictures this instance encoded itself are trusted.
     max_pixels: int = DEFAULT_MAX_PIXELS
-
-    @classmethod
-    def fuzz_setup(cls, workdir: Path, time_limit: float) -> FuzzSetup:
-        from bench.codecs.fuzzing import mean_scale_bomb, reseal_tail_crc, test_image, use_tiny_mean_scale_zoo
-
-        use_tiny_mean_scale_zoo(workdir)
-        codec = cls()
-        seeds = [codec.encode([test_image(48, 64, 0)], 3).data, codec.encode([test_image(23, 37, 1)], 1).data]
-        # decompression bombs (issue 27): headers claiming 2048² and 4096² over a small picture's strings
-        seeds += [mean_scale_bomb(seeds[0], 2048, 2048), mean_scale_bomb(seeds[1], 4096, 4096)]
-        return FuzzSetup(codec, seeds, reseal=reseal_tail_crc)
 
     def __init__(self, arg: str | None = None, source: str | None = None, device: str = "cpu") -> None:
         super().__init__(arg, source, device)
@@ -215,7 +220,7 @@ class MeanScaleCodec(Codec):
         self._meta_models: dict[int, torch.nn.Module] = {}  # shapes only, for ``complexity``
         self._encoded_pixels = 0  # the largest picture encoded here: its decode is not a hostile claim
         if source == "compressai":
-            self.default_qualities = published.qualities()
+            self.info = replace(self.info, default_qualities=published.qualities())  # CompressAI's 8
 
     @property
     def _compressai(self) -> bool:
@@ -242,7 +247,7 @@ class MeanScaleCodec(Codec):
         if self.arg:
             return Availability.missing(f"mean-scale takes no argument, got {self.arg!r}")
         present = self._present()
-        missing = [q for q in self.default_qualities if q not in present]
+        missing = [q for q in self.info.default_qualities if q not in present]
         if not missing:
             return Availability.ok()
         if self._compressai:
@@ -300,7 +305,7 @@ class MeanScaleCodec(Codec):
     def weights_id(self, quality: int) -> str | None:
         """The SHA-256 of ``quality``'s weights file: the loaded model's, else the file's, hashed and
         checked against its name as loading would (loads nothing); None where there is no file."""
-        if self.source not in SOURCES or self.arg or quality not in self.default_qualities:
+        if self.source not in SOURCES or self.arg or quality not in self.info.default_qualities:
             return None
         if quality in self._models:
             return self._models[quality][2]
@@ -316,8 +321,8 @@ class MeanScaleCodec(Codec):
     def _model(self, quality: int) -> tuple[torch.nn.Module, Path, str]:
         if self.source not in SOURCES or self.arg:
             raise CodecError(self.availability().reason)
-        if quality not in self.default_qualities:
-            raise CodecError(f"{self.spec} quality must be one of {list(self.default_qualities)}, got {quality}")
+        if quality not in self.info.default_qualities:
+            raise CodecError(f"{self.spec} quality must be one of {list(self.info.default_qualities)}, got {quality}")
         if quality not in self._models:
             if self._compressai:
                 self._models[quality] = published.load_mean_scale(quality, self.device)
@@ -380,7 +385,7 @@ class MeanScaleCodec(Codec):
     def _reconstruct(self, data: bytes, clock: SectionClock | None = None) -> torch.Tensor:
         """The decoder's float output (3xHxW in [0, 1]), before rounding to 8 bits."""
         limit = max(self.max_pixels, self._encoded_pixels)
-        quality, height, width, tag, y_string, z_string = _parse(data, self.default_qualities, limit)
+        quality, height, width, tag, y_string, z_string = _parse(data, self.info.default_qualities, limit)
         model, path, digest = self._model(quality)
         if bytes.fromhex(digest[:8]) != tag:
             raise BitstreamError(f"this mean-scale bitstream was made with weights whose SHA-256 starts with "

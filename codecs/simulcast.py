@@ -10,12 +10,13 @@ layer; the header is attributed to the base layer.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 
-from bench.codec import Availability, BitstreamError, Codec, CodecError, Encoded, FuzzSetup
+from bench.codec import Availability, BitstreamError, Codec, CodecError, CodecInfo, Encoded, FuzzSetup
 from bench.codecs import container
 from bench.registry import UnknownCodecError, create_codec, register_codec
 
@@ -26,53 +27,66 @@ MAGIC = b"SIMC"
 VERSION = 1
 
 
+def _fuzz_setup(cls: type, workdir: Path, time_limit: float) -> FuzzSetup:
+    from bench.codecs.fuzzing import (
+        pyramid,
+        reseal_container,
+        reseal_tail_crc,
+        test_image,
+        use_tiny_mean_scale_zoo,
+    )
+
+    use_tiny_mean_scale_zoo(workdir)
+    codec = cls("mean-scale")
+    seeds = [codec.encode(pyramid(test_image(48, 64, 2), (0.5, 1)), 2).data,
+             codec.encode(pyramid(test_image(36, 48, 3), (0.5, 0.75, 1)), 4).data]
+    return FuzzSetup(codec, seeds, layer_choices=(None, None, 1, 2),
+                     reseal=lambda data: reseal_container(data, reseal_tail_crc))
+
+
+# What the container adds; an instance's ``info.rate_counts`` adds what its inner codec's bytes carry.
+RATE_COUNTS = ("its container: a 6-byte header, then per layer a varint length and a CRC-32 "
+               "(integrity, 4 bytes) before each layer's own bitstream")
+
+
 @register_codec("simulcast")
 class SimulcastCodec(Codec):
     """Independent coding of each layer with an inner single-layer codec; spec ``simulcast:INNER``."""
 
-    scalable = True
-    prefix_decodable = True  # one container chunk per layer, in order
-    description = "simulcast: each layer coded independently by the inner codec (bits of layers 0..k summed)"
-    report_role = "simulcast"  # the contract's simulcast anchor
-    list_spec = "simulcast:x265"  # the bare name needs an inner codec
-
-    rate_counts = ("its container: a 6-byte header, then per layer a varint length and a CRC-32 "
-                   "(integrity, 4 bytes) before each layer's own bitstream")
-
-    @classmethod
-    def family_of(cls, arg: str | None) -> str:
-        from bench.registry import codec_family
-
-        return codec_family(arg) if arg else cls.name
-
-    @classmethod
-    def rate_counts_of(cls, arg: str | None) -> str:
-        from bench.registry import rate_counts
-
-        inner = rate_counts(arg) if arg else ""
-        return cls.rate_counts + (f"; each layer's bitstream: {inner}" if inner else "")
-
-    @classmethod
-    def fuzz_setup(cls, workdir: Path, time_limit: float) -> FuzzSetup:
-        from bench.codecs.fuzzing import (
-            pyramid,
-            reseal_container,
-            reseal_tail_crc,
-            test_image,
-            use_tiny_mean_scale_zoo,
-        )
-
-        use_tiny_mean_scale_zoo(workdir)
-        codec = cls("mean-scale")
-        seeds = [codec.encode(pyramid(test_image(48, 64, 2), (0.5, 1)), 2).data,
-                 codec.encode(pyramid(test_image(36, 48, 3), (0.5, 0.75, 1)), 4).data]
-        return FuzzSetup(codec, seeds, layer_choices=(None, None, 1, 2),
-                         reseal=lambda data: reseal_container(data, reseal_tail_crc))
+    info = CodecInfo(
+        description="simulcast: each layer coded independently by the inner codec (bits of layers 0..k summed)",
+        scalable=True,
+        prefix_decodable=True,  # one container chunk per layer, in order
+        rate_counts=RATE_COUNTS,
+        report_role="simulcast",  # the contract's simulcast anchor
+        list_spec="simulcast:x265",  # the bare name needs an inner codec
+        fuzz=_fuzz_setup,
+    )
 
     def __init__(self, arg: str | None = None, source: str | None = None, device: str = "cpu") -> None:
         super().__init__(arg, source, device)
         self._inner: Codec | None = None
         self._inner_error: str | None = None
+        self.info = self._layered_info()
+
+    def _layered_info(self) -> CodecInfo:
+        """This spec's ``info``: the container's facts, with what depends on the inner codec taken
+        from it (its qualities, family, determinism, slowness, and what its bytes carry)."""
+        from bench.registry import codec_family, rate_counts
+
+        declared = type(self).info
+        if not self.arg:
+            return declared
+        inner_counts = rate_counts(self.inner_spec)
+        counts = RATE_COUNTS + (f"; each layer's bitstream: {inner_counts}" if inner_counts else "")
+        layered = replace(declared, family=codec_family(self.inner_spec), rate_counts=counts)
+        codec = self._resolve()
+        if codec is None:
+            return layered
+        inner = codec.info
+        return replace(layered, default_qualities=tuple(inner.default_qualities), fixed_qualities=inner.fixed_qualities,
+                       quality_range=inner.quality_range, quality_meaning=inner.quality_meaning,
+                       deterministic=inner.deterministic, slow=inner.slow)
 
     @property
     def inner_spec(self) -> str | None:
@@ -100,11 +114,6 @@ class SimulcastCodec(Codec):
         if codec is None:
             raise CodecError(self._inner_error)
         return codec
-
-    @property  # type: ignore[override]  # depends on the inner codec, hence per instance
-    def default_qualities(self) -> tuple[int, ...]:
-        codec = self._resolve()
-        return tuple(codec.default_qualities) if codec is not None else ()
 
     def availability(self) -> Availability:
         codec = self._resolve()
@@ -172,23 +181,9 @@ class SimulcastCodec(Codec):
         codec = self._resolve()
         return codec.weights_id(quality) if codec is not None else None
 
-    def quality_problem(self, quality: int) -> str | None:
-        codec = self._resolve()
-        return codec.quality_problem(quality) if codec is not None else None
-
     def coding_threads(self, requested: int) -> int:
         codec = self._resolve()
         return codec.coding_threads(requested) if codec is not None else requested
-
-    def synchronize(self) -> None:
-        codec = self._resolve()
-        if codec is not None:
-            codec.synchronize()
-
-    @property  # type: ignore[override]  # the inner codec's, hence per instance
-    def deterministic(self) -> bool:
-        codec = self._resolve()
-        return codec.deterministic if codec is not None else True
 
     def fingerprint(self, weights: Mapping[str, str] | None = None) -> dict[str, str]:
         codec = self._resolve()

@@ -4,7 +4,7 @@ Each of those plugins codes one RGB image with a standard library and decodes it
 decoder of that format, so what they share is the part around the library call:
 
 * ``StillImageCodec``: the single-layer ``Codec`` frame. It checks the input and the quality (an
-  integer in the plugin's ``quality_range``; ``quality_problem`` refuses any other before a run
+  integer in the range its ``info`` declares; ``quality_problem`` refuses any other before a run
   starts), counts every byte the encoder wrote as layer 0 (the bitstream is the real file, container
   headers included), and checks that what the decoder returns is an 8-bit RGB image. Plugins
   implement ``_encode_image`` and ``_decode_image`` only.
@@ -27,7 +27,16 @@ from typing import ClassVar, Sequence
 
 import numpy as np
 
-from bench.codec import Availability, BitstreamError, Codec, CodecError, Encoded, FuzzSetup, check_image
+from bench.codec import (
+    Availability,
+    BitstreamError,
+    Codec,
+    CodecError,
+    Encoded,
+    FuzzSetup,
+    check_image,
+    quality_problem,
+)
 from bench.codecs.external import failure_message, run_tool
 
 FFMPEG_TIMEOUT_S = 300.0  # per ffmpeg call; one 4K still takes seconds, a hung process must not block a run
@@ -35,25 +44,14 @@ FFMPEG_INSTALL_HINT = "install a full build, e.g. apt-get install ffmpeg"
 
 
 class StillImageCodec(Codec):
-    """A single-layer codec of one RGB image at an integer quality in ``quality_range``.
-
-    ``quality_meaning`` completes the sentence "<name> quality is ..." in error messages, e.g.
-    "a libjpeg quality factor (higher is better)". ``max_side`` is the format's largest picture side.
-    ``timeout_s`` bounds each ffmpeg call of the plugins that run ffmpeg.
+    """The frame of a single-layer codec of one RGB image at an integer quality in the
+    ``info.quality_range`` it declares (``info.quality_meaning`` completes the sentence "<name> quality
+    is ..." in error messages, e.g. "an IJG quality factor (higher is better)"). ``max_side`` is the
+    format's largest picture side; ``timeout_s`` bounds each ffmpeg call of the plugins that run ffmpeg.
     """
 
-    scalable = False
-    quality_range: ClassVar[tuple[int, int]] = (0, 100)
-    quality_meaning: ClassVar[str] = "an integer"
     max_side: ClassVar[int] = 65535
     timeout_s: float = FFMPEG_TIMEOUT_S
-
-    def quality_problem(self, quality: int) -> str | None:
-        low, high = self.quality_range
-        # bool is an int subclass; True as a quality is a caller's mistake, not quality 1
-        if isinstance(quality, bool) or not isinstance(quality, (int, np.integer)) or not low <= quality <= high:
-            return f"{self.name} quality is {self.quality_meaning} in {low}..{high}, got {quality!r}"
-        return None
 
     def coding_threads(self, requested: int) -> int:
         return 1  # every plugin pins one thread, so the bytes do not depend on the machine
@@ -68,7 +66,7 @@ class StillImageCodec(Codec):
             raise CodecError(f"{self.name} is single-layer: expected 1 image, got {len(layers)}")
         image = layers[0]
         check_image(image)
-        problem = self.quality_problem(quality)
+        problem = quality_problem(self, quality)
         if problem is not None:
             raise CodecError(problem)
         height, width = image.shape[:2]
@@ -95,23 +93,6 @@ class StillImageCodec(Codec):
             )
         return [image]
 
-    @classmethod
-    def fuzz_setup(cls, workdir: Path, time_limit: float) -> FuzzSetup:
-        """Two small files at a middle default quality; the decoder is the real one, so ``bench fuzz``
-        checks that damaged files end in a BitstreamError (never a crash or a hang of the library)."""
-        from bench.codecs.fuzzing import hang_aware_decode, test_image
-        from bench.errors import FuzzError
-
-        codec = cls()
-        status = codec.availability()
-        if not status.available:
-            raise FuzzError(f"{cls.name} is unavailable here: {status.reason}")
-        codec.timeout_s = max(1.0, 0.8 * time_limit)  # its own limit ends ffmpeg before the watchdog fires
-        quality = cls.default_qualities[len(cls.default_qualities) // 2]
-        images = [test_image(24, 32, 6), test_image(12, 20, 7)]
-        seeds = [codec.encode([image], quality).data for image in images]
-        return FuzzSetup(codec, seeds, decode=hang_aware_decode(codec))
-
     @abstractmethod
     def _encode_image(self, image: np.ndarray, quality: int) -> bytes:
         """The complete file for ``image`` (HxWx3 uint8, contiguous) at a validated ``quality``."""
@@ -119,6 +100,24 @@ class StillImageCodec(Codec):
     @abstractmethod
     def _decode_image(self, data: bytes) -> np.ndarray:
         """Decode the complete file ``data``; raise BitstreamError when it is not one."""
+
+
+def still_fuzz_setup(cls: type[StillImageCodec], workdir: Path, time_limit: float) -> FuzzSetup:
+    """Two small files at a middle default quality; the decoder is the real one, so ``bench fuzz``
+    checks that damaged files end in a BitstreamError (never a crash or a hang of the library)."""
+    from bench.codecs.fuzzing import hang_aware_decode, test_image
+    from bench.errors import FuzzError
+
+    codec = cls()
+    status = codec.availability()
+    if not status.available:
+        raise FuzzError(f"{cls.name} is unavailable here: {status.reason}")
+    codec.timeout_s = max(1.0, 0.8 * time_limit)  # its own limit ends ffmpeg before the watchdog fires
+    qualities = cls.info.default_qualities
+    quality = qualities[len(qualities) // 2]
+    images = [test_image(24, 32, 6), test_image(12, 20, 7)]
+    seeds = [codec.encode([image], quality).data for image in images]
+    return FuzzSetup(codec, seeds, decode=hang_aware_decode(codec))
 
 
 # -- Pillow -------------------------------------------------------------------------------------

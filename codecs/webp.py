@@ -24,13 +24,14 @@ from typing import Mapping
 
 import numpy as np
 
-from bench.codec import Availability
+from bench.codec import Availability, CodecInfo
 from bench.codecs.still import (
     StillImageCodec,
     pillow_availability,
     pillow_decode,
     pillow_encode,
     pillow_fingerprint,
+    still_fuzz_setup,
 )
 from bench.registry import register_codec
 
@@ -41,15 +42,16 @@ METHOD = 6  # 0 (fastest) .. 6 (best compression); see the module docstring
 class WebpCodec(StillImageCodec):
     """Lossy WebP (libwebp via Pillow, method 6); quality = libwebp quality 0..100."""
 
-    rate_counts = "the whole RIFF file: 20 bytes of RIFF/WEBP and VP8 chunk headers, the VP8 frame header"
-
-    default_qualities = (0, 10, 30, 50, 75, 90)
-    description = (
-        "WebP lossy (VP8 intra, YUV 4:2:0), libwebp via Pillow, method 6, libwebp quality 0..100 as "
-        "quality; rate = whole RIFF file (20 bytes of RIFF/chunk headers included)"
+    info = CodecInfo(
+        description=("WebP lossy (VP8 intra, YUV 4:2:0), libwebp via Pillow, method 6, libwebp quality 0..100 as "
+            "quality; rate = whole RIFF file (20 bytes of RIFF/chunk headers included)"),
+        default_qualities=(0, 10, 30, 50, 75, 90),
+        quality_range=(0, 100),
+        quality_meaning="a libwebp quality (higher is better)",
+        rate_counts="the whole RIFF file: 20 bytes of RIFF/WEBP and VP8 chunk headers, the VP8 frame header",
+        fuzz=still_fuzz_setup,
     )
-    quality_range = (0, 100)
-    quality_meaning = "a libwebp quality (higher is better)"
+
     max_side = 16383  # WebP stores each side in 14 bits
 
     def fingerprint(self, weights: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -32,7 +32,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from bench.codec import Availability, BitstreamError, Codec, CodecError, Encoded, FuzzSetup, check_image
+from bench.codec import Availability, BitstreamError, Codec, CodecError, CodecInfo, Encoded, FuzzSetup, check_image
 from bench.codecs.still import ffmpeg_availability, ffmpeg_binary, run_ffmpeg_command
 from bench.codecs.yuv import YuvFormat, planes_to_rgb, rgb_to_planes
 from bench.images import DEFAULT_MAX_PIXELS
@@ -97,23 +97,41 @@ def x265_fingerprint() -> dict[str, str]:
     return info
 
 
+def _fuzz_setup(cls: type, workdir: Path, time_limit: float) -> FuzzSetup:
+    from bench.codecs.fuzzing import hang_aware_decode, test_image
+    from bench.errors import FuzzError
+
+    codec = cls("ultrafast")
+    status = codec.availability()
+    if not status.available:
+        raise FuzzError(f"x265 is unavailable here: {status.reason}")
+    codec.timeout_s = max(1.0, 0.8 * time_limit)  # its own limit ends ffmpeg before the watchdog fires
+    seeds = [codec.encode([test_image(24, 32, 6)], 37).data, codec.encode([test_image(12, 20, 7)], 45).data]
+    return FuzzSetup(codec, seeds, decode=hang_aware_decode(codec))
+
+
 @register_codec("x265")
 class X265Codec(Codec):
     """HEVC intra 4:4:4 (libx265 via ffmpeg) at a constant QP; spec ``x265[:PRESET]``."""
 
-    rate_counts = "a 4-byte size header, then VPS/SPS/PPS and the IDR slice (no SEI, no picture hash)"
+    info = CodecInfo(
+        description="HEVC intra, x265 main444-8 via ffmpeg, BT.601 full-range YCbCr 4:4:4, QP as quality",
+        scalable=False,
+        # JCT-VC's QPs 22-37 span ~32-42 dB on Kodak, above every learned codec here (~27-31 dB): 42 and
+        # 47 extend the ladder down to ~27.5 dB so that a default run's BD-rates against learned codecs
+        # have the PSNR overlap they need (measured on 4 Kodak images at x1.5: QP 42 29.8 dB, QP 47 27.5 dB)
+        default_qualities=(22, 27, 32, 37, 42, 47),
+        quality_range=(0, 51),
+        quality_meaning="an HEVC QP",
+        # The 4-byte header carries no length and HEVC's arithmetic-coded slice cannot tell where it was
+        # cut: ffmpeg conceals a cut stream (adding a length would change every bitstream's size).
+        detects_truncation=False,
+        rate_counts="a 4-byte size header, then VPS/SPS/PPS and the IDR slice (no SEI, no picture hash)",
+        fuzz=_fuzz_setup,
+        fuzz_cap=500,  # ffmpeg starts for every fuzz input
+    )
 
-    scalable = False
-    # JCT-VC's QPs 22-37 span ~32-42 dB on Kodak, above every learned codec here (~27-31 dB): 42 and
-    # 47 extend the ladder down to ~27.5 dB so that a default run's BD-rates against learned codecs
-    # have the PSNR overlap they need (measured on 4 Kodak images at x1.5: QP 42 29.8 dB, QP 47 27.5 dB)
-    default_qualities = (22, 27, 32, 37, 42, 47)
-    description = "HEVC intra, x265 main444-8 via ffmpeg, BT.601 full-range YCbCr 4:4:4, QP as quality"
     timeout_s: float = 300.0  # per ffmpeg call; a 4K intra frame takes a few seconds
-    fuzz_cap = 500  # ffmpeg starts for every fuzz input
-    # The 4-byte header carries no length and HEVC's arithmetic-coded slice cannot tell where it was
-    # cut: ffmpeg conceals a cut stream (adding a length would change every bitstream's size).
-    detects_truncation = False
     # The largest picture ``decode`` accepts (``bench decode --max-pixels``), from the 4-byte header and
     # from the HEVC stream itself (ffmpeg's decoder limit): a hostile stream cannot make ffmpeg
     # allocate (and hand back) frames of any size its SPS claims. Pictures this instance encoded are
@@ -124,25 +142,9 @@ class X265Codec(Codec):
     def fingerprint(self, weights: Mapping[str, str] | None = None) -> dict[str, str]:
         return dict(x265_fingerprint())
 
-    @classmethod
-    def fuzz_setup(cls, workdir: Path, time_limit: float) -> FuzzSetup:
-        from bench.codecs.fuzzing import hang_aware_decode, test_image
-        from bench.errors import FuzzError
-
-        codec = cls("ultrafast")
-        status = codec.availability()
-        if not status.available:
-            raise FuzzError(f"x265 is unavailable here: {status.reason}")
-        codec.timeout_s = max(1.0, 0.8 * time_limit)  # its own limit ends ffmpeg before the watchdog fires
-        seeds = [codec.encode([test_image(24, 32, 6)], 37).data, codec.encode([test_image(12, 20, 7)], 45).data]
-        return FuzzSetup(codec, seeds, decode=hang_aware_decode(codec))
-
     @property
     def preset(self) -> str:
         return self.arg or DEFAULT_PRESET
-
-    def quality_problem(self, quality: int) -> str | None:
-        return None if 0 <= quality <= 51 else f"x265 quality is an HEVC QP in 0..51, got {quality}"
 
     def coding_threads(self, requested: int) -> int:
         return 1  # pools=1, frame-threads=1: byte-identical output on any machine

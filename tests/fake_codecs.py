@@ -7,15 +7,14 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.codec import Codec, Encoded, weights_file_id
+from bench.codec import Codec, CodecInfo, Encoded, weights_file_id
 from bench.hashing import sha256_file
 
 
 class RawCodec(Codec):
     """A lossless single-layer codec: the raw pixels after a 4-byte size header."""
 
-    scalable = False
-    default_qualities = (1,)
+    info = CodecInfo(scalable=False, default_qualities=(1,))
 
     def encode(self, layers, quality: int) -> Encoded:
         (image,) = layers

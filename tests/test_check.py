@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from bench.check import CheckConfig, CheckError, check
-from bench.codec import Availability, Codec, Encoded
+from bench.codec import Availability, Codec, CodecInfo, Encoded
 from bench.errors import UsageError
 from bench.registry import _REGISTRY, register_codec
 
@@ -23,8 +23,7 @@ from bench.registry import _REGISTRY, register_codec
 class _Quantizer(Codec):
     """Deterministic lossy codec in pure Python: pixels quantised with step ``STEP[quality]``, zlib'd."""
 
-    scalable = False
-    default_qualities = (1, 2)
+    info = CodecInfo(scalable=False, default_qualities=(1, 2))
     STEP = {1: 24, 2: 6}
 
     def encode(self, layers, quality: int) -> Encoded:

@@ -56,9 +56,9 @@ def test_declarations_of_the_builtin_codecs() -> None:
     assert codec_family("someone-elses") == "someone-elses"
     assert (role("shvc", "scalable"), role("simulcast:x265", "scalable"), role("compass", "scalable"),
             role("x265", "single")) == ("shvc", "simulcast", "scalable", "single-layer")
-    assert codec_class("simulcast").list_spec == "simulcast:x265"
-    assert codec_class("mean-scale").published_sources == ("compressai",)
-    assert not codec_class("shvc").deterministic and codec_class("x265").deterministic
+    assert codec_class("simulcast").info.list_spec == "simulcast:x265"
+    assert codec_class("mean-scale").info.published_sources == ("compressai",)
+    assert not codec_class("shvc").info.deterministic and codec_class("x265").info.deterministic
     assert is_focus_pair("compass", "scalable", "shvc", "shvc")
     assert not is_focus_pair("simulcast:x265", "simulcast", "shvc", "shvc")
 
@@ -75,6 +75,6 @@ def test_slow_codecs_are_planned_first(make_image_folder) -> None:
 def test_simulcast_is_as_deterministic_as_its_inner_codec() -> None:
     from bench.registry import create_codec
 
-    assert create_codec("simulcast:x265").deterministic
-    assert not create_codec("simulcast:shvc").deterministic
+    assert create_codec("simulcast:x265").info.deterministic
+    assert not create_codec("simulcast:shvc").info.deterministic
     assert create_codec("simulcast:x265").fingerprint() == create_codec("x265").fingerprint()

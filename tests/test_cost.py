@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from bench.codec import Codec, Encoded
+from bench.codec import Codec, CodecInfo, Encoded
 from bench.cost import ResourceProbe, model_bytes, parameter_summary
 from bench.metrics import ms_ssim_rgb
 from bench.registry import _REGISTRY, register_codec
@@ -82,8 +82,7 @@ def test_parameter_summary_adds_a_total() -> None:
 class _Weighted(Codec):
     """A lossless codec with a tiny torch 'model', its weights file and per-module parameters."""
 
-    scalable = False
-    default_qualities = (1,)
+    info = CodecInfo(scalable=False, default_qualities=(1,))
     weights_path: Path
 
     def __init__(self, arg=None, source=None, device="cpu") -> None:

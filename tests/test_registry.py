@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from bench import registry
-from bench.codec import Codec, Encoded
+from bench.codec import Codec, CodecInfo, Encoded
 from bench.registry import (
     ENTRY_POINT_GROUP,
     CodecSpec,
@@ -23,8 +23,7 @@ from bench.registry import (
 class PluginCodec(Codec):
     """What a third-party package would ship (loaded here through a fake entry point)."""
 
-    scalable = True
-    default_qualities = (1, 2)
+    info = CodecInfo(scalable=True, default_qualities=(1, 2))
 
     def encode(self, layers, quality: int) -> Encoded:
         return Encoded(b"", [0] * len(layers))
@@ -49,8 +48,8 @@ def test_builtins_are_registered() -> None:
     names = codec_names()
     assert {"x265", "simulcast"} <= set(names)
     assert names == sorted(names)
-    assert codec_class("x265").scalable is False
-    assert codec_class("simulcast").scalable is True
+    assert codec_class("x265").info.scalable is False
+    assert codec_class("simulcast").info.scalable is True
 
 
 @pytest.mark.parametrize(

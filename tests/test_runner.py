@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.codec import Codec, CodecError, Encoded
+from bench.codec import Codec, CodecError, CodecInfo, Encoded
 from bench.datasets import load_dataset
 from bench.images import load_rgb
 from bench.metrics import psnr_rgb
@@ -90,8 +90,7 @@ def test_simulcast_bits_cum_sums_layer_chunks(make_image_folder, x265_ready) -> 
 
 
 class _Failing(Codec):
-    scalable = False
-    default_qualities = (1,)
+    info = CodecInfo(scalable=False, default_qualities=(1,))
 
     def encode(self, layers, quality: int) -> Encoded:
         raise CodecError("deliberate failure for the test")
@@ -250,8 +249,7 @@ def test_killed_runs_resume_to_the_records_of_an_uninterrupted_run(make_image_fo
 class _PredictingRaw(Codec):
     """Scalable raw layers; reports each EL's height as its made-up diagnostic."""
 
-    scalable = True
-    default_qualities = (1,)
+    info = CodecInfo(scalable=True, default_qualities=(1,))
 
     def encode(self, layers, quality: int) -> Encoded:
         self._last = [layer.shape for layer in layers]

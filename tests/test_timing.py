@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from bench import runner
-from bench.codec import Codec, Encoded, SectionClock
+from bench.codec import Codec, CodecInfo, Encoded, SectionClock
 from bench.registry import _REGISTRY, register_codec
 from bench.runner import Job, RunSummary, execute, plan_jobs, run_job
 from bench.store import RunStore
@@ -24,8 +24,7 @@ SLEEP = 0.02
 class _Sleepy(Codec):
     """Lossless raw codec that sleeps SLEEP seconds per encode and reports an internal timing."""
 
-    scalable = False
-    default_qualities = (1, 2)
+    info = CodecInfo(scalable=False, default_qualities=(1, 2))
     calls: list[str] = []
 
     def encode(self, layers, quality: int) -> Encoded:
@@ -51,24 +50,6 @@ class _Drifting(_Sleepy):
         encoded = super().encode(layers, quality)
         data = encoded.data + bytes([_Drifting.counter % 256])
         return Encoded(data, [len(data)])
-
-
-class _Recorder(Codec):
-    scalable = False
-    default_qualities = (1,)
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.events: list[str] = []
-
-    def synchronize(self) -> None:
-        self.events.append("sync")
-
-    def encode(self, layers, quality):  # pragma: no cover - not used
-        raise NotImplementedError
-
-    def decode(self, data, num_layers=None):  # pragma: no cover - not used
-        raise NotImplementedError
 
 
 @pytest.fixture
@@ -104,16 +85,20 @@ def test_spread_median_quartiles_extremes() -> None:
         spread([])
 
 
-def test_timed_synchronises_before_and_after() -> None:
-    codec = _Recorder()
+def test_timed_synchronises_the_codecs_device_before_and_after(monkeypatch: pytest.MonkeyPatch) -> None:
+    import bench.timing
+
+    events: list[str] = []
+    monkeypatch.setattr(bench.timing, "synchronize", lambda device: events.append(f"sync {device}"))
+    codec = _Sleepy(device="cuda:1")
 
     def work() -> str:
-        codec.events.append("work")
+        events.append("work")
         time.sleep(0.01)
         return "done"
 
     result, seconds = timed(codec, work)
-    assert result == "done" and codec.events == ["sync", "work", "sync"]
+    assert result == "done" and events == ["sync cuda:1", "work", "sync cuda:1"]
     assert 0.01 <= seconds < 0.5
 
 
@@ -225,8 +210,7 @@ class _SplitDecoder(_Sleepy):
 class _ScalableRaw(Codec):
     """Lossless scalable raw codec: layer after layer; decoding k layers reports k/10 s of entropy."""
 
-    scalable = True
-    default_qualities = (1,)
+    info = CodecInfo(scalable=True, default_qualities=(1,))
 
     def encode(self, layers, quality: int) -> Encoded:
         chunks = [np.array(im.shape[:2], ">u2").tobytes() + im.tobytes() for im in layers]

@@ -23,37 +23,35 @@ from bench.bdrate import (
     weighted_means,
 )
 from bench.codec import SCALABLE_ROLE
+from bench.declared import REGISTERED, Declarations
 from bench.errors import ReportError
 from bench.rd_metrics import DEFAULT_METRIC, METRICS
-from bench.registry import codec_family, declared_class
 from bench.report.tables import is_kodak
 
 COMPARISON = ["dataset", "anchor", "scales_label", "layer"]
 SINGLE_LAYER_ROLE = "single-layer"
 
 
-def role(codec: str, mode: str) -> str:
-    """``single-layer`` for records of a layer coded alone, else what the codec declares
-    (``Codec.report_role``: one of the contract's anchors, or ``scalable`` for a codec under test)."""
+def role(codec: str, mode: str, declared: Declarations = REGISTERED) -> str:
+    """``single-layer`` for records of a layer coded alone, else what the codec declared
+    (``CodecInfo.report_role``: one of the contract's anchors, or ``scalable`` for a codec under test)."""
     if mode == "single":
         return SINGLE_LAYER_ROLE
-    cls = declared_class(codec)
-    return cls.report_role if cls is not None else SCALABLE_ROLE
+    return declared(codec).report_role
 
 
-def family(codec: str) -> str:
-    """The single-layer codec family a codec declares (``Codec.family``): a simulcast spec's is its
-    inner codec's, a scalable codec's its BL codec's; an unregistered codec is a family of its own."""
-    return codec_family(codec)
+def family(codec: str, declared: Declarations = REGISTERED) -> str:
+    """The single-layer codec family a codec declared (``CodecInfo.family``): a simulcast spec's is its
+    inner codec's, a scalable codec's its BL codec's; an unknown codec is a family of its own."""
+    return declared.family(codec)
 
 
-def anchors_every_family(codec: str) -> bool:
+def anchors_every_family(codec: str, declared: Declarations = REGISTERED) -> bool:
     """Whether the codec is a conventional scalable anchor that every scalable codec is compared with."""
-    cls = declared_class(codec)
-    return cls is not None and cls.anchors_every_family
+    return declared.anchors_every_family(codec)
 
 
-def is_focus_pair(test: str, test_role: str, ref: str, ref_role: str) -> bool:
+def is_focus_pair(test: str, test_role: str, ref: str, ref_role: str, declared: Declarations = REGISTERED) -> bool:
     """The comparisons harness.md asks for: a layered codec against the anchors of its family.
 
     A simulcast codec against its inner codec; a scalable codec under test against the single-layer
@@ -62,9 +60,9 @@ def is_focus_pair(test: str, test_role: str, ref: str, ref_role: str) -> bool:
     """
     if test == ref or test_role == SINGLE_LAYER_ROLE or ref_role == SCALABLE_ROLE:
         return False
-    if anchors_every_family(ref):
+    if declared.anchors_every_family(ref):
         return test_role == SCALABLE_ROLE
-    return family(test) == family(ref)
+    return declared.family(test) == declared.family(ref)
 
 
 def add_full_size_single_layer(records: pd.DataFrame) -> pd.DataFrame:
@@ -205,18 +203,18 @@ def _image_summary(names: list[str], values: np.ndarray, resamples: int) -> dict
     return out
 
 
-def bd_tables(records: pd.DataFrame, metric: str = DEFAULT_METRIC,
-              bootstrap: int = DEFAULT_BOOTSTRAP) -> tuple[pd.DataFrame, pd.DataFrame]:
+def bd_tables(records: pd.DataFrame, metric: str = DEFAULT_METRIC, bootstrap: int = DEFAULT_BOOTSTRAP,
+              declared: Declarations = REGISTERED) -> tuple[pd.DataFrame, pd.DataFrame]:
     """BD-rate of every ordered codec pair in every comparison group (one row per pair), on the
     quality metric ``metric`` (``bench.rd_metrics``; ``bd_psnr`` is then the BD of that metric), with
-    ``bootstrap`` resamples for the intervals (0: none); and each image's own BD-rate of every pair
-    (bdrate_images.csv)."""
+    ``bootstrap`` resamples for the intervals (0: none), codecs paired by what they ``declared``; and
+    each image's own BD-rate of every pair (bdrate_images.csv)."""
     column = METRICS[metric].column
     axis = METRICS[metric].axis
     rows, image_rows = [], []
     for key, group in comparison_groups(records):
         by_codec = {codec: g for codec, g in group.groupby("codec")}
-        roles = {codec: role(codec, g["mode"].iloc[0]) for codec, g in by_codec.items()}
+        roles = {codec: role(codec, g["mode"].iloc[0], declared) for codec, g in by_codec.items()}
         arrays = {codec: PerImage.of(g, column) for codec, g in by_codec.items()}
         for test in by_codec:
             for ref in by_codec:
@@ -229,7 +227,7 @@ def bd_tables(records: pd.DataFrame, metric: str = DEFAULT_METRIC,
                     role=roles[test],
                     reference=ref,
                     reference_role=roles[ref],
-                    focus=is_focus_pair(test, roles[test], ref, roles[ref]),
+                    focus=is_focus_pair(test, roles[test], ref, roles[ref], declared),
                     images=len(images),
                 )
                 if not images:

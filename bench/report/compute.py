@@ -12,6 +12,7 @@ import pandas as pd
 
 from bench import bdrate
 from bench.anchors import published_curves
+from bench.declared import Declarations
 from bench.errors import ReportError
 from bench.pyramid import Anchoring, layer_fractions
 from bench.rd_metrics import DEFAULT_METRIC, METRICS, RDMetric
@@ -63,6 +64,7 @@ class ReportTables:
     records: pd.DataFrame  # every record of the runs (load_records)
     compared: pd.DataFrame  # records plus full-image single-layer records reused as top layers
     manifests: tuple[tuple[Path, dict[str, Any]], ...]
+    declared: Declarations  # what each codec declared when it ran (its manifest), else what it declares here
     yuv_matrices: tuple[str, ...]  # the YCbCr matrices the records' YUV metrics were measured with
     yuv_measured: bool  # some record carries the YUV metrics
     images_per_dataset: pd.Series  # distinct images per dataset, in the report's dataset order
@@ -168,19 +170,21 @@ def compute_tables(run_dirs: Sequence[Path], metric: str = DEFAULT_METRIC,
     chosen = METRICS[metric]
     run_dirs = tuple(Path(d) for d in run_dirs)
     records = load_records(run_dirs)
+    manifests = tuple(load_manifests(run_dirs))
+    declared = Declarations.of_manifests(manifests)  # what each codec declared when it ran
     matrices_used = yuv_matrices(records, chosen)
     compared = add_full_size_single_layer(records)
 
-    computed, per_image = bd_tables(compared, metric, bootstrap)
+    computed, per_image = bd_tables(compared, metric, bootstrap, declared)
     # tables lead with the chosen convention; the CSVs keep both (bd_rate and bd_rate_images)
     shown = lead(computed, bd_average)
     has_paper_codec = bool(records["codec"].map(is_paper_codec).any())
     paper = pd.DataFrame()
     if has_paper_codec:
         # the paper's tables are PSNR-RGB: that comparison stays on it whatever the chosen metric
-        shown_rgb = shown if metric == DEFAULT_METRIC else lead(bd_tables(compared, bootstrap=bootstrap)[0],
-                                                                bd_average)
-        paper = paper_comparison(shown_rgb, compared)
+        shown_rgb = shown if metric == DEFAULT_METRIC else lead(
+            bd_tables(compared, bootstrap=bootstrap, declared=declared)[0], bd_average)
+        paper = paper_comparison(shown_rgb, compared, declared)
     datasets = records.groupby("dataset")["image"].nunique()
     datasets = datasets.reindex(sorted(datasets.index, key=dataset_order))
     layer_costs = cost_by_layer(records)
@@ -191,7 +195,8 @@ def compute_tables(run_dirs: Sequence[Path], metric: str = DEFAULT_METRIC,
         bd_average=bd_average,
         records=records,
         compared=compared,
-        manifests=tuple(load_manifests(run_dirs)),
+        manifests=manifests,
+        declared=declared,
         yuv_matrices=tuple(matrices_used),
         yuv_measured=bool(records["psnr_yuv"].notna().any()),
         images_per_dataset=datasets,
@@ -210,7 +215,7 @@ def compute_tables(run_dirs: Sequence[Path], metric: str = DEFAULT_METRIC,
         prediction=prediction_table(records),
         paper=paper if has_paper_codec else None,
         # the paper's figures beside measured ones are PSNR-RGB: shown only when the tables are too
-        glances=glance_tables(shown, paper if metric == DEFAULT_METRIC else None),
+        glances=glance_tables(shown, paper if metric == DEFAULT_METRIC else None, declared),
         published=(published_bd(records, published_curves(), bootstrap)
                    if any(is_kodak(d) for d in datasets.index) else None),
     )

@@ -12,7 +12,8 @@ import math
 import pandas as pd
 
 from bench.codec import SCALABLE_ROLE
-from bench.report.bdtables import anchors_every_family, family, interval_text
+from bench.declared import REGISTERED, Declarations
+from bench.report.bdtables import interval_text
 from bench.report.tables import dataset_order, is_kodak
 
 
@@ -20,16 +21,16 @@ def _layers(label: str) -> int:
     return len(str(label).split(",")) + 1
 
 
-def _reference_order(test: str, reference: str) -> tuple[int, str, str]:
+def _reference_order(test: str, reference: str, declared: Declarations) -> tuple[int, str, str]:
     """Conventional scalable anchors (SHVC) first, then other families, then the codec's own family
     (single-layer, simulcast) last, by name within each."""
-    if anchors_every_family(reference):
+    if declared.anchors_every_family(reference):
         group = 0
-    elif family(reference) != family(test):
+    elif declared.family(reference) != declared.family(test):
         group = 1
     else:
         group = 2
-    return group, family(reference), reference
+    return group, declared.family(reference), reference
 
 
 def _protocol_order(row: tuple[str, str, str]) -> tuple:
@@ -38,12 +39,12 @@ def _protocol_order(row: tuple[str, str, str]) -> tuple:
     return dataset_order(dataset), anchor != "top", len(scales), scales
 
 
-def glance_keys(long: pd.DataFrame) -> dict[str, list[tuple[str, str, str]]]:
+def glance_keys(long: pd.DataFrame, declared: Declarations = REGISTERED) -> dict[str, list[tuple[str, str, str]]]:
     """``{codec: [(dataset, protocol, scales label), ...]}``: the rows of each codec's glance table,
     in their order (what the strip plots the table links to are drawn for)."""
     top = _top(long)
     return {codec: sorted({(r.dataset, r.anchor, r.scales_label) for r in rows.itertuples()}, key=_protocol_order)
-            for codec, rows in top.groupby("codec", sort=True) if not anchors_every_family(codec)}
+            for codec, rows in top.groupby("codec", sort=True) if not declared.anchors_every_family(codec)}
 
 
 def _top(long: pd.DataFrame) -> pd.DataFrame:
@@ -52,13 +53,15 @@ def _top(long: pd.DataFrame) -> pd.DataFrame:
     return long[(long["role"] == SCALABLE_ROLE) & (long["layer"] == long["scales_label"].map(_layers) - 1)]
 
 
-def glance_references(long: pd.DataFrame, codec: str) -> list[str]:
+def glance_references(long: pd.DataFrame, codec: str, declared: Declarations = REGISTERED) -> list[str]:
     """The references of a codec's glance table, in column order."""
     top = _top(long)
-    return sorted(set(top.loc[top["codec"] == codec, "reference"]), key=lambda ref: _reference_order(codec, ref))
+    references = set(top.loc[top["codec"] == codec, "reference"])
+    return sorted(references, key=lambda ref: _reference_order(codec, ref, declared))
 
 
-def glance_tables(long: pd.DataFrame, paper: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
+def glance_tables(long: pd.DataFrame, paper: pd.DataFrame | None = None,
+                  declared: Declarations = REGISTERED) -> dict[str, pd.DataFrame]:
     """``{scalable codec: table}`` for each scalable codec under test (not a conventional anchor)
     with a BD-rate at its top layer. Cells are BD-rate % with the 95 % bootstrap interval when
     ``long`` has one (``+46.5 % [+41.2, +52.0]``, ``(n.s.)`` when it contains 0; blank where the run
@@ -69,9 +72,9 @@ def glance_tables(long: pd.DataFrame, paper: pd.DataFrame | None = None) -> dict
     if long.empty:
         return out
     top = _top(long)
-    for codec, keys in glance_keys(long).items():
+    for codec, keys in glance_keys(long, declared).items():
         rows = top[top["codec"] == codec]
-        references = glance_references(long, codec)
+        references = glance_references(long, codec, declared)
         cells = {(r.dataset, r.anchor, r.scales_label, r.reference): r for r in rows.itertuples()}
         table_rows = []
         for dataset, anchor, label in keys:

@@ -18,8 +18,8 @@ import pandas as pd
 
 from bench import bdrate, ycbcr
 from bench.anchors import paper_bdrate, published_curves
+from bench.declared import Declarations
 from bench.rd_metrics import DEFAULT_METRIC, RDMetric
-from bench.registry import rate_counts
 from bench.report.bdtables import NOT_SIGNIFICANT, ci_text
 from bench.report.compute import ReportTables, Section, compute_tables
 from bench.report.files import write_table_files
@@ -195,10 +195,10 @@ def _method_text(metric: RDMetric, yuv_matrices: list[str], yuv_measured: bool) 
     return [*blocks, Block("p", text)]
 
 
-def _rate_accounting(codecs: Sequence[str]) -> list[Block]:
+def _rate_accounting(codecs: Sequence[str], declared: Declarations) -> list[Block]:
     """What each codec's rate counts besides picture data, as the codec declares it
-    (``Codec.rate_counts``), so that headers and integrity bytes are visible beside the numbers."""
-    rows = [(codec, text) for codec in codecs if (text := rate_counts(codec))]
+    (``CodecInfo.rate_counts``), so that headers and integrity bytes are visible beside the numbers."""
+    rows = [(codec, text) for codec in codecs if (text := declared(codec).rate_counts)]
     if not rows:
         return []
     return [
@@ -510,7 +510,7 @@ def _head_blocks(tables: ReportTables, plots: ReportPlots) -> list[Block]:
         *blocks,
         *_method_text(tables.metric, list(tables.yuv_matrices), tables.yuv_measured),
         Block("p", _bootstrap_text(tables.bootstrap, tables.bd_average)),
-        *_rate_accounting(tables.codecs),
+        *_rate_accounting(tables.codecs, tables.declared),
     ]
 
 
@@ -550,7 +550,7 @@ def _prediction_blocks(prediction: pd.DataFrame) -> list[Block]:
     ]
 
 
-def _paper_blocks(paper: pd.DataFrame | None, records: pd.DataFrame) -> list[Block]:
+def _paper_blocks(paper: pd.DataFrame | None, records: pd.DataFrame, declared: Declarations) -> list[Block]:
     """The COMPASS paper's published BD-rates beside the measured ones (None: no run holds its codec)."""
     if paper is None:
         return []
@@ -561,7 +561,7 @@ def _paper_blocks(paper: pd.DataFrame | None, records: pd.DataFrame) -> list[Blo
                    f"layer; measured values are this run's {paper_codec} at its top layer against the "
                    "reference of the same kind. The harness contract says the paper's evaluation "
                    "uses base:0.25 anchoring; a note marks rows measured otherwise. "
-                   + model_size_sentence(records)),
+                   + model_size_sentence(records, declared)),
     ]
     if paper.empty:
         blocks.append(Block("p", f"None of this run's {paper_codec} scale combinations is in the paper's tables "
@@ -618,7 +618,7 @@ def page_blocks(tables: ReportTables, plots: ReportPlots) -> list[Block]:
     # Beside the BD-rate tables: what the bits cost in time, memory and size.
     blocks += _cost_blocks(tables.costs, tables.layer_costs, tables.modules, tables.split)
     blocks += _prediction_blocks(tables.prediction)
-    blocks += _paper_blocks(tables.paper, tables.records)
+    blocks += _paper_blocks(tables.paper, tables.records, tables.declared)
     blocks += _aggregate_blocks(tables)
     blocks += _published_blocks(tables.published)
     return blocks + _manifest_blocks(tables.manifests)

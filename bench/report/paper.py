@@ -12,8 +12,8 @@ import math
 import pandas as pd
 
 from bench.anchors import paper_bdrate
+from bench.declared import REGISTERED, Declarations
 from bench.registry import CodecSpec
-from bench.report.bdtables import anchors_every_family, family
 from bench.report.tables import is_kodak
 
 PAPER_PROTOCOL = "base:0.25"
@@ -33,7 +33,7 @@ def measured_params(rows: pd.DataFrame) -> int | None:
     return None
 
 
-def model_size_sentence(records: pd.DataFrame) -> str:
+def model_size_sentence(records: pd.DataFrame, declared: Declarations = REGISTERED) -> str:
     """How the measured COMPASS's size compares with the paper's model (empty when unknown)."""
     paper = paper_bdrate()
     measured = records[records["codec"].map(is_paper_codec)]
@@ -43,11 +43,11 @@ def model_size_sentence(records: pd.DataFrame) -> str:
     return (
         f"The measured COMPASS has {params / 1e6:.2f}M parameters (BL, LIFF and RC), the paper's "
         f"about {paper.total_params / 1e6:.1f}M: its networks, BL included, are smaller and trained far "
-        f"less, which moves both its own curve and the {family(paper.codec)} anchors built on the same BL."
+        f"less, which moves both its own curve and the {declared.family(paper.codec)} anchors built on the same BL."
     )
 
 
-def paper_comparison(long: pd.DataFrame, records: pd.DataFrame) -> pd.DataFrame:
+def paper_comparison(long: pd.DataFrame, records: pd.DataFrame, declared: Declarations = REGISTERED) -> pd.DataFrame:
     """Rows: each scale combination of a run of the paper's codec that the paper reports, × each
     paper anchor.
 
@@ -97,7 +97,8 @@ def paper_comparison(long: pd.DataFrame, records: pd.DataFrame) -> pd.DataFrame:
                     & (long["reference_role"] == role)
                 ]
                 # a family-bound anchor must be of the codec's own family (e.g. its BL codec)
-                keep = [anchors_every_family(ref) or family(ref) == family(codec) for ref in measured["reference"]]
+                keep = [declared.anchors_every_family(ref) or declared.family(ref) == declared.family(codec)
+                        for ref in measured["reference"]]
                 measured = measured[keep] if keep else measured
             if measured.empty:
                 why = "no implementation in bench" if role is None else "reference not in this run"

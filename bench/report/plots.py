@@ -18,6 +18,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
 from bench.anchors import published_curves  # noqa: E402
+from bench.declared import REGISTERED, Declarations  # noqa: E402
 from bench.rd_metrics import DEFAULT_METRIC, METRICS, RDMetric  # noqa: E402
 from bench.report.compute import ReportTables, scales_of  # noqa: E402
 from bench.report.glance import glance_keys, glance_references  # noqa: E402
@@ -212,16 +213,16 @@ class ReportPlots:
     strips: dict[tuple[str, str, str, str], str]  # {(codec, dataset, protocol, scales label): strip plot .png}
 
 
-def draw_strip_plots(shown: pd.DataFrame, per_image: pd.DataFrame, out_dir: Path,
-                     metric: RDMetric) -> dict[tuple[str, str, str, str], str]:
+def draw_strip_plots(shown: pd.DataFrame, per_image: pd.DataFrame, out_dir: Path, metric: RDMetric,
+                     declared: Declarations = REGISTERED) -> dict[tuple[str, str, str, str], str]:
     """A strip plot of per-image BD-rates for each glance-table row (one strip per reference) of the
     BD-rate rows ``shown`` (``ReportTables.bd_shown``) and the images' own ``per_image`` BD-rates;
     ``{(codec, dataset, protocol, scales label): file name}``."""
     out: dict[tuple[str, str, str, str], str] = {}
     if shown.empty or per_image.empty:
         return out
-    for codec, keys in glance_keys(shown).items():
-        references = glance_references(shown, codec)
+    for codec, keys in glance_keys(shown, declared).items():
+        references = glance_references(shown, codec, declared)
         for dataset, protocol, label in keys:
             top = len(scales_of(label))
             where = ((shown["codec"] == codec) & (shown["dataset"] == dataset) & (shown["anchor"] == protocol)
@@ -244,7 +245,7 @@ def draw_plots(tables: ReportTables, out_dir: Path) -> ReportPlots:
     ``tables`` into ``out_dir``; return their file names for the page."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    strips = draw_strip_plots(tables.bd_shown, tables.per_image, out_dir, tables.metric)
+    strips = draw_strip_plots(tables.bd_shown, tables.per_image, out_dir, tables.metric, tables.declared)
     colours = codec_colours(tables.codecs)
     rd: dict[tuple[str, str, str], str | None] = {}
     stems: set[str] = set()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from pathlib import Path
 
 from bench.codec import FuzzSetup
 
@@ -61,7 +62,8 @@ def tiny_codec(codec_class: type) -> object:
     return codec_class(models={2: model})
 
 
-def fuzz_setup(codec_class: type) -> FuzzSetup:
+def fuzz_setup(codec_class: type, workdir: Path, time_limit: float) -> FuzzSetup:
+    """``CodecInfo.fuzz`` of compass: a tiny model's streams (the fuzzer needs no zoo)."""
     from bench.codecs.fuzzing import pyramid, test_image
 
     codec = tiny_codec(codec_class)

@@ -30,8 +30,8 @@ from bench.codec import (
     BitstreamError,
     Codec,
     CodecError,
+    CodecInfo,
     Encoded,
-    FuzzSetup,
     SectionClock,
     check_image,
     weights_file_id,
@@ -39,6 +39,7 @@ from bench.codec import (
 from bench.codecs import mean_scale
 from bench.codecs.compass import bitstream, official, residual
 from bench.codecs.compass.complexity import layer_macs
+from bench.codecs.compass.fuzzing import fuzz_setup
 from bench.codecs.compass.liff import LiffConfig
 from bench.codecs.compass.model import CompassConfig, CompassModel, bl_coded_size
 from bench.codecs.compass.model import _unpack_strings as model_strings
@@ -175,30 +176,25 @@ def decode_bytes(model: CompassModel, k: int, size: tuple[int, int], below: tupl
 
 @register_codec("compass")
 class CompassCodec(Codec):
-    scalable = True
-    rate_counts = ("a header on layer 0 (12 bytes with its CRC-32, the weights' name of ~19 bytes, 4 bytes per "
-                   "layer size), then per layer a 5-byte chunk head and a CRC-32 (integrity, 4 bytes)")
-    fixed_qualities = True  # one weights file per quality
-    prefix_decodable = True  # header + BL chunk, then one chunk per EL (bitstream.py)
-    default_qualities = QUALITIES
-    description = (
-        "COMPASS (Park, Lee, Kim, ICCV 2023): mean-scale BL, LIFF inter-layer prediction and "
-        "residual coding shared by every EL; any number of layers, any ratios "
-        "(compass@official: the published checkpoints)"
+    info = CodecInfo(
+        description=("COMPASS (Park, Lee, Kim, ICCV 2023): mean-scale BL, LIFF inter-layer prediction and "
+            "residual coding shared by every EL; any number of layers, any ratios "
+            "(compass@official: the published checkpoints)"),
+        scalable=True,
+        default_qualities=QUALITIES,
+        fixed_qualities=True,  # one weights file per quality
+        prefix_decodable=True,  # header + BL chunk, then one chunk per EL (bitstream.py)
+        rate_counts=("a header on layer 0 (12 bytes with its CRC-32, the weights' name of ~19 bytes, 4 bytes per "
+                       "layer size), then per layer a 5-byte chunk head and a CRC-32 (integrity, 4 bytes)"),
+        family="mean-scale",  # its BL: reports pair it with mean-scale and simulcast:mean-scale
+        published_sources=("official",),  # what `bench list` shows beside the default
+        fuzz=fuzz_setup,
     )
-    published_sources = ("official",)  # what `bench list` shows beside the default
     # Every @SOURCE names weights (none is a folder), so a bitstream file may name any (bench.registry).
     named_sources = ("bench", "official")
     # Decoding allocates for the sizes a header claims: the largest layer ``decode`` accepts (``bench
     # decode --max-pixels`` sets it). Layers this instance encoded itself are trusted.
     max_pixels: int = DEFAULT_MAX_PIXELS
-    family = "mean-scale"  # its BL: reports pair it with mean-scale and simulcast:mean-scale
-
-    @classmethod
-    def fuzz_setup(cls, workdir: Path, time_limit: float) -> FuzzSetup:
-        from bench.codecs.compass.fuzzing import fuzz_setup
-
-        return fuzz_setup(cls)
 
     def __init__(
         self,

@@ -55,13 +55,13 @@ import re
 import struct
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
 
-from bench.codec import Availability, BitstreamError, Codec, CodecError, Encoded, check_image
+from bench.codec import Availability, BitstreamError, Codec, CodecError, CodecInfo, Encoded, check_image
 from bench.codecs import annexb
 from bench.codecs.annexb import NalUnit
 from bench.codecs.external import (
@@ -575,30 +575,14 @@ def parse_version(text: str) -> str | None:
 ShmRun = ToolLog
 
 
-@register_codec("shvc")
-class ShvcCodec(Codec):
-    """SHVC all-intra through SHM; spec ``shvc[:key=value+...][@SHM_FOLDER]``."""
+class ShmCodec(Codec):
+    """The frame of the codecs that drive SHM's binaries (``shvc``, and ``hm`` with one layer): options,
+    binaries, the encoder run with its decode check, and the decoder. Not registered; each codec
+    declares its own ``info`` (an abstract frame for one set of binaries, as ``StillImageCodec`` is
+    for still-image libraries: no codec inherits another codec's declarations)."""
 
-    rate_counts = ("a 1 + 4·layers byte size header, VPS/SPS/PPS, and per layer a CRC picture-hash SEI "
-                   "(integrity, ~16 bytes) beside the slice data")
-
-    scalable = True
-    # BL QPs: JCT-VC's 22-37 plus 42 and 47, which reach the learned codecs' PSNR range (as x265's)
-    default_qualities = (22, 27, 32, 37, 42, 47)
-    description = (
-        "SHVC all-intra via the SHM reference binaries, BT.601 full-range YCbCr (4:4:4 8-bit unless "
-        "chroma=420[+bits=10]), base-layer QP as quality"
-    )
     timeout_s: float = 1800.0  # per encoder run: 3 layers of a 4K picture take minutes
     decode_timeout_s: float = 300.0
-    slow = True  # minutes per job: the runner starts these first
-    deterministic = False  # external reference software: `bench check` compares with a tolerance
-    # SHVC's single-layer anchor is its own encoder alone (SHVC CTC practice: HM and HM simulcast),
-    # so that "against single-layer" measures the cost of scalability, not encoder differences
-    family = "hm"
-    report_role = "shvc"  # the contract's SHVC anchor
-    anchors_every_family = True  # every scalable codec is compared with SHVC
-
     # The largest layer ``decode`` accepts from a header (``bench decode --max-pixels``): SHM allocates
     # and writes YUV files for what the stream claims. Pictures this instance encoded are trusted.
     max_pixels: int = DEFAULT_MAX_PIXELS
@@ -611,12 +595,6 @@ class ShvcCodec(Codec):
         super().__init__(arg=arg, source=source, device=device)
         self.last_encode: ShmRun | None = None
         self.last_decode: ShmRun | None = None
-        preset = preset_in(arg)
-        if preset is not None:  # a recipe brings its own QPs (an instance value: the spec decides)
-            self.default_qualities = preset.qualities  # type: ignore[misc]
-
-    # Specs besides the bare name that ``bench list`` shows: the presets.
-    list_variants: tuple[str, ...] = tuple(f"shvc:{name}" for name in PRESETS)
 
     # -- setup -----------------------------------------------------------------------------------
 
@@ -658,9 +636,6 @@ class ShvcCodec(Codec):
             f"README) and `export {ENV_VAR}=/path/to/SHM/bin` (or name it: {self.name}@/path/to/SHM/bin)"
         )
         return folder_availability(self._folder(), (ENCODER_NAMES, DECODER_NAMES), "SHM", how)
-
-    def max_layers(self) -> int | None:
-        return MAX_LAYERS
 
     # -- running ---------------------------------------------------------------------------------
 
@@ -813,6 +788,36 @@ class ShvcCodec(Codec):
             return None
         _, decoder = self.binaries()
         return tool_version(decoder, ["--help"], _VERSION)
+
+
+@register_codec("shvc")
+class ShvcCodec(ShmCodec):
+    """SHVC all-intra through SHM; spec ``shvc[:key=value+...][@SHM_FOLDER]``."""
+
+    info = CodecInfo(
+        description=("SHVC all-intra via the SHM reference binaries, BT.601 full-range YCbCr (4:4:4 8-bit unless "
+                     "chroma=420[+bits=10]), base-layer QP as quality"),
+        scalable=True,
+        max_layers=MAX_LAYERS,
+        # BL QPs: JCT-VC's 22-37 plus 42 and 47, which reach the learned codecs' PSNR range (as x265's)
+        default_qualities=(22, 27, 32, 37, 42, 47),
+        rate_counts=("a 1 + 4·layers byte size header, VPS/SPS/PPS, and per layer a CRC picture-hash SEI "
+                     "(integrity, ~16 bytes) beside the slice data"),
+        slow=True,  # minutes per job: the runner starts these first
+        deterministic=False,  # external reference software: `bench check` compares with a tolerance
+        # SHVC's single-layer anchor is its own encoder alone (SHVC CTC practice: HM and HM simulcast),
+        # so that "against single-layer" measures the cost of scalability, not encoder differences
+        family="hm",
+        report_role="shvc",  # the contract's SHVC anchor
+        anchors_every_family=True,  # every scalable codec is compared with SHVC
+        list_variants=tuple(f"shvc:{name}" for name in PRESETS),  # bench list shows the presets
+    )
+
+    def __init__(self, arg: str | None = None, source: str | None = None, device: str = "cpu") -> None:
+        super().__init__(arg=arg, source=source, device=device)
+        preset = preset_in(arg)
+        if preset is not None:  # a recipe brings its own QPs (an instance value: the spec decides)
+            self.info = replace(self.info, default_qualities=preset.qualities)
 
 
 # The single-layer HEVC anchor made from the same SHM binaries registers with this package.

@@ -20,34 +20,29 @@ from typing import Sequence
 
 import numpy as np
 
-from bench.codec import BitstreamError, Codec, CodecError, Encoded
-from bench.codecs.shvc import ShvcCodec, ShvcOptions, parse_options, unpack_header
+from bench.codec import BitstreamError, CodecError, CodecInfo, Encoded
+from bench.codecs.shvc import ShmCodec, ShvcCodec, ShvcOptions, parse_options, unpack_header
 from bench.registry import register_codec
 
 OPTION_KEYS = ("chroma", "bits")
 
 
 @register_codec("hm")
-class HmCodec(ShvcCodec):
+class HmCodec(ShmCodec):
     """HEVC all-intra through SHM with one layer; spec ``hm[:chroma=420[+bits=10]][@SHM_FOLDER]``."""
 
-    scalable = False
-    description = (
-        "HEVC all-intra via SHM's encoder and decoder with one layer (HM-16.10 inside SHM-12.1), BT.601 "
-        "full-range YCbCr (4:4:4 8-bit unless chroma=420[+bits=10]), QP as quality"
+    info = CodecInfo(
+        description=("HEVC all-intra via SHM's encoder and decoder with one layer (HM-16.10 inside SHM-12.1), "
+                     "BT.601 full-range YCbCr (4:4:4 8-bit unless chroma=420[+bits=10]), QP as quality"),
+        default_qualities=ShvcCodec.info.default_qualities,  # the QPs shvc's base layer runs at
+        rate_counts=ShvcCodec.info.rate_counts,  # the same header and SEI, with one layer
+        slow=True,  # minutes per job: the runner starts these first
+        deterministic=False,  # external reference software: `bench check` compares with a tolerance
+        list_variants=("simulcast:hm",),  # bench list shows the simulcast anchor this codec makes
     )
-    # A single-layer codec is its own family and no scalable anchor (ShvcCodec's values say otherwise).
-    family = None
-    report_role = Codec.report_role
-    anchors_every_family = False
-    # bench list shows the simulcast anchor this codec makes, beside the bare name.
-    list_variants = ("simulcast:hm",)
 
     def _parse_options(self) -> ShvcOptions:
         return parse_options(self.arg, codec=self.name, keys=OPTION_KEYS, presets={})
-
-    def max_layers(self) -> int | None:
-        return 1
 
     def encode(self, layers: Sequence[np.ndarray], quality: int) -> Encoded:
         if len(layers) != 1:

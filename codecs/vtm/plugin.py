@@ -38,13 +38,13 @@ import re
 import struct
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import ClassVar, Mapping, Sequence
 
 import numpy as np
 
-from bench.codec import Availability, BitstreamError, Codec, CodecError, Encoded, check_image
+from bench.codec import Availability, BitstreamError, Codec, CodecError, CodecInfo, Encoded, check_image
 from bench.codecs import annexb
 from bench.codecs.external import (
     ToolLog,
@@ -153,25 +153,16 @@ def _recon_name(k: int, num_layers: int, stem: str) -> str:
     return f"{stem}.yuv" if num_layers == 1 else f"{stem}.layer{k}.yuv"
 
 
-@register_codec("vtm")
-class VtmCodec(Codec):
-    """VVC all-intra through VTM, one layer; spec ``vtm[:chroma=420|ctc][@VTM_FOLDER]``."""
+class VtmCodecBase(Codec):
+    """The frame of the codecs that drive VTM's binaries (``vtm``: one layer, ``vtm-ml``: K+1 layers in
+    one bitstream): options, binaries, the encoder run with its decode check of every layer prefix,
+    and the decoder. Not registered; each codec declares its own ``info``, options and presets."""
 
-    scalable = False
     multi_layer: ClassVar[bool] = False
-    # QPs: JVET's 22-37 and 42, 47, which reach the learned codecs' PSNR range (as hm's ladder does)
-    default_qualities = (22, 27, 32, 37, 42, 47)
-    description = ("VVC all-intra via the VTM reference binaries (cfg/encoder_intra_vtm.cfg), BT.601 full-range "
-                   "YCbCr 4:4:4 unless chroma=420 (vtm:ctc), QP as quality")
-    rate_counts = ("a 5-byte size header, VPS/SPS/PPS/APS, and a CRC picture-hash SEI (integrity, ~17 bytes) "
-                   "beside the slice data")
     option_keys: ClassVar[tuple[str, ...]] = SINGLE_LAYER_KEYS
     presets: ClassVar[Mapping[str, Preset]] = SINGLE_LAYER_PRESETS
-    list_variants: ClassVar[tuple[str, ...]] = ("vtm:ctc", "simulcast:vtm")
     timeout_s: float = 3600.0  # per encoder run: VTM takes minutes for one 4:4:4 CLIC picture
     decode_timeout_s: float = 300.0
-    slow = True  # minutes per job: the runner starts these first
-    deterministic = False  # external reference software: `bench check` compares with a tolerance
     max_pixels: int = DEFAULT_MAX_PIXELS  # the largest layer decode accepts from a header
     _encoded_pixels: int = 0
 
@@ -180,8 +171,8 @@ class VtmCodec(Codec):
         self.last_encode: ToolLog | None = None
         self.last_decode: ToolLog | None = None
         preset = preset_in(arg, self.presets)
-        if preset is not None:  # a recipe brings its own QPs
-            self.default_qualities = preset.qualities  # type: ignore[misc]
+        if preset is not None:  # a recipe brings its own QPs (an instance value: the spec decides)
+            self.info = replace(self.info, default_qualities=preset.qualities)
 
     # -- setup -----------------------------------------------------------------------------------
 
@@ -216,9 +207,6 @@ class VtmCodec(Codec):
 
     def coding_threads(self, requested: int) -> int:
         return 1  # VTM's encoder and decoder are single-threaded
-
-    def max_layers(self) -> int | None:
-        return MAX_LAYERS if self.multi_layer else 1
 
     # -- running ---------------------------------------------------------------------------------
 
@@ -370,21 +358,44 @@ class VtmCodec(Codec):
         return tool_version(decoder, ["--help"], _VERSION)
 
 
+@register_codec("vtm")
+class VtmCodec(VtmCodecBase):
+    """VVC all-intra through VTM, one layer; spec ``vtm[:chroma=420|ctc][@VTM_FOLDER]``."""
+
+    info = CodecInfo(
+        description=("VVC all-intra via the VTM reference binaries (cfg/encoder_intra_vtm.cfg), BT.601 full-range "
+                     "YCbCr 4:4:4 unless chroma=420 (vtm:ctc), QP as quality"),
+        # QPs: JVET's 22-37 and 42, 47, which reach the learned codecs' PSNR range (as hm's ladder does)
+        default_qualities=(22, 27, 32, 37, 42, 47),
+        rate_counts=("a 5-byte size header, VPS/SPS/PPS/APS, and a CRC picture-hash SEI (integrity, ~17 bytes) "
+                     "beside the slice data"),
+        slow=True,  # minutes per job: the runner starts these first
+        deterministic=False,  # external reference software: `bench check` compares with a tolerance
+        list_variants=("vtm:ctc", "simulcast:vtm"),
+    )
+
+
 @register_codec("vtm-ml")
-class VtmMultiLayerCodec(VtmCodec):
+class VtmMultiLayerCodec(VtmCodecBase):
     """Spatially scalable VVC, K+1 layers in one bitstream; spec ``vtm-ml[:chroma=420+delta=D][@VTM_FOLDER]``."""
 
-    scalable = True
+    info = CodecInfo(
+        description=("VVC multi-layer spatial scalability via VTM (all intra, inter-layer prediction by reference "
+                     "picture resampling), BT.601 full-range YCbCr 4:4:4 unless chroma=420, base-layer QP as "
+                     "quality"),
+        scalable=True,
+        max_layers=MAX_LAYERS,
+        default_qualities=VtmCodec.info.default_qualities,
+        rate_counts=("a 1 + 4·layers byte size header, VPS/SPS/PPS/APS, and per layer a CRC picture-hash SEI "
+                     "(integrity, ~17 bytes) beside the slice data"),
+        slow=True,
+        deterministic=False,
+        # VVC multi-layer's single-layer anchors are VTM itself (vtm, simulcast:vtm), so "against
+        # single-layer" measures the cost of layering, not encoder differences (as shvc against hm).
+        family="vtm",
+        report_role="vtm-ml",  # a conventional scalable anchor, beside SHVC
+        anchors_every_family=True,  # every scalable codec under test is compared with it
+    )
     multi_layer = True
-    description = ("VVC multi-layer spatial scalability via VTM (all intra, inter-layer prediction by reference "
-                   "picture resampling), BT.601 full-range YCbCr 4:4:4 unless chroma=420, base-layer QP as quality")
-    rate_counts = ("a 1 + 4·layers byte size header, VPS/SPS/PPS/APS, and per layer a CRC picture-hash SEI "
-                   "(integrity, ~17 bytes) beside the slice data")
     option_keys = MULTI_LAYER_KEYS
     presets: ClassVar[Mapping[str, Preset]] = {}
-    list_variants = ()
-    # VVC multi-layer's single-layer anchors are VTM itself (vtm, simulcast:vtm), so "against
-    # single-layer" measures the cost of layering, not encoder differences (as shvc against hm).
-    family = "vtm"
-    report_role = "vtm-ml"  # a conventional scalable anchor, beside SHVC
-    anchors_every_family = True  # every scalable codec under test is compared with it

@@ -14,7 +14,7 @@ from typing import ClassVar
 import numpy as np
 import pytest
 
-from bench.codec import BitstreamError, CodecError
+from bench.codec import BitstreamError, CodecError, quality_problem
 from bench.codecs import container
 from bench.codecs.still import StillImageCodec
 from bench.registry import codec_names, create_codec
@@ -73,12 +73,12 @@ class StillCodecContract:
         assert self.name in codec_names()  # discovered without being imported by hand
         codec = create_codec(self.name)
         assert type(codec) is self.codec_class
-        assert codec.scalable is False and codec.max_layers() == 1
-        assert codec.default_qualities == self.default_qualities
-        assert codec.quality_range == self.quality_range
-        assert "rate = " in codec.description  # `bench list` says what the counted bytes include
+        assert codec.info.scalable is False and codec.info.max_layers == 1
+        assert codec.info.default_qualities == self.default_qualities
+        assert codec.info.quality_range == self.quality_range
+        assert "rate = " in codec.info.description  # `bench list` says what the counted bytes include
         assert codec.coding_threads(8) == 1
-        assert codec.deterministic is True and codec.slow is False
+        assert codec.info.deterministic is True and codec.info.slow is False
 
     def test_round_trip_equals_the_real_decoder(self, codec: StillImageCodec) -> None:
         image = smooth_image(48, 64)
@@ -131,14 +131,17 @@ class StillCodecContract:
     def test_impossible_quality_is_refused(self) -> None:
         codec = create_codec(self.name)
         low, high = self.quality_range
-        assert all(codec.quality_problem(quality) is None for quality in (*self.default_qualities, low, high))
+        assert all(quality_problem(codec, quality) is None for quality in (*self.default_qualities, low, high))
         for bad in (low - 1, high + 1, 2.5, True):
-            problem = codec.quality_problem(bad)  # type: ignore[arg-type]
+            problem = quality_problem(codec, bad)  # type: ignore[arg-type]
             assert problem is not None and self.name in problem and f"{low}..{high}" in problem
             with pytest.raises(CodecError, match=f"{low}\\.\\.{high}"):
                 codec.encode([smooth_image(16, 16)], bad)  # type: ignore[arg-type]
-        # simulcast asks its inner codec, so `simulcast:NAME` refuses the same qualities
-        assert create_codec(f"simulcast:{self.name}").quality_problem(high + 1) == codec.quality_problem(high + 1)
+        # simulcast declares its inner codec's qualities, so `simulcast:NAME` refuses the same ones
+        layered = create_codec(f"simulcast:{self.name}")
+        assert quality_problem(layered, high) is None
+        assert f"simulcast:{self.name} quality is" in quality_problem(layered, high + 1) and f"{low}..{high}" in (
+            quality_problem(layered, high + 1))
 
     def test_impossible_quality_stops_a_run_before_it_starts(self, capsys, tmp_path: Path, make_image_folder) -> None:
         from bench.cli import main
@@ -163,7 +166,7 @@ class StillCodecContract:
         layers = [synthetic_image(24, 32, 1), synthetic_image(48, 64, 2)]
         quality = self.default_qualities[2]
         simulcast = create_codec(f"simulcast:{self.name}")
-        assert simulcast.availability().available and simulcast.default_qualities == self.default_qualities
+        assert simulcast.availability().available and simulcast.info.default_qualities == self.default_qualities
         encoded = simulcast.encode(layers, quality)
         alone = [codec.encode([layer], quality).data for layer in layers]
         assert max(len(data) for data in alone) < 2**14  # so each varint length takes 1 or 2 bytes
@@ -179,7 +182,7 @@ class StillCodecContract:
         assert np.array_equal(base, decoded[0])
 
     def test_fuzz_seeds_decode(self, codec: StillImageCodec, tmp_path: Path) -> None:
-        setup = self.codec_class.fuzz_setup(tmp_path, 10.0)
+        setup = self.codec_class.info.fuzz(self.codec_class, tmp_path, 10.0)
         assert setup.decode is not None and len(setup.seeds) == 2
         for seed, shape in zip(setup.seeds, [(24, 32, 3), (12, 20, 3)]):
             (image,) = setup.decode(seed, None)
@@ -204,7 +207,7 @@ class MissingPillowLibrary:
         status = codec.availability()
         assert not status.available and f"features.check({self.pillow_feature!r}) is False" in status.reason
         with pytest.raises(CodecError, match=f"{self.name} is unavailable"):
-            codec.encode([smooth_image(16, 16)], codec.default_qualities[0])
+            codec.encode([smooth_image(16, 16)], codec.info.default_qualities[0])
         assert not create_codec(f"simulcast:{self.name}").availability().available
 
 
@@ -221,7 +224,7 @@ class MissingFfmpegEncoder:
         assert not status.available
         assert "ffmpeg not found" in status.reason and "apt-get install ffmpeg" in status.reason
         with pytest.raises(CodecError, match="ffmpeg not found"):
-            codec.encode([smooth_image(16, 16)], codec.default_qualities[0])
+            codec.encode([smooth_image(16, 16)], codec.info.default_qualities[0])
 
     def test_unavailable_without_the_encoder(self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         fake = tmp_path / "ffmpeg"  # an ffmpeg whose encoder list has x265 but not this codec's encoder

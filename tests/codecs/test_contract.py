@@ -10,7 +10,7 @@ tests by registering, without writing them. Per codec, on small synthetic images
 * a scalable codec decodes a prefix of its layers, the same pixels as the full decode;
 * a prefix-decodable codec decodes the bytes of its first layers alone;
 * garbage and a truncated bitstream end in ``BitstreamError``, nothing else;
-* a deterministic codec (``Codec.deterministic``) gives the same bytes twice.
+* a deterministic codec (``CodecInfo.deterministic``) gives the same bytes twice.
 
 Codecs unavailable here (no SHM binaries, no published weights) are skipped with their reason.
 """
@@ -34,9 +34,11 @@ def _registered_specs() -> list[str]:
     specs = []
     for name in codec_names():
         cls = codec_class(name)
-        base = cls.list_spec or name
-        specs += [base, *(f"{base}@{source}" for source in cls.published_sources)]
-    return specs
+        base = cls.info.list_spec or name
+        # the bare spec, each published weights source, and the variants `bench list` names (presets
+        # such as shvc:ctc and vtm:ctc, the simulcast a codec makes: simulcast:hm, simulcast:vtm)
+        specs += [base, *(f"{base}@{source}" for source in cls.info.published_sources), *cls.info.list_variants]
+    return list(dict.fromkeys(specs))
 
 
 SPECS = _registered_specs()
@@ -55,11 +57,11 @@ def _codec_and_stream(spec: str, cache: dict):
         if not status.available:
             cache[spec] = status.reason
         else:
-            sizes = SCALABLE_SIZES if codec.scalable else (SINGLE_SIZE,)
+            sizes = SCALABLE_SIZES if codec.info.scalable else (SINGLE_SIZE,)
             layers = [synthetic_image(h, w, seed=k) for k, (h, w) in enumerate(sizes)]
-            if codec.scalable and codec.max_layers() is not None:
-                layers = layers[-codec.max_layers():]
-            quality = min(codec.default_qualities)
+            if codec.info.scalable and codec.info.max_layers is not None:
+                layers = layers[-codec.info.max_layers:]
+            quality = min(codec.info.default_qualities)
             cache[spec] = (codec, layers, quality, codec.encode(layers, quality))
     entry = cache[spec]
     if isinstance(entry, str):
@@ -90,13 +92,13 @@ def test_layer_bytes_add_up_to_the_bitstream(spec: str, coded: dict) -> None:
 @pytest.mark.parametrize("spec", SPECS)
 def test_scalable_codec_decodes_a_prefix_of_its_layers(spec: str, coded: dict) -> None:
     codec, layers, _, encoded = _codec_and_stream(spec, coded)
-    if not codec.scalable:
+    if not codec.info.scalable:
         pytest.skip(f"{spec} is single-layer")
     full = codec.decode(encoded.data)
     prefix = codec.decode(encoded.data, len(layers) - 1)
     assert len(prefix) == len(layers) - 1
     assert all(np.array_equal(a, b) for a, b in zip(prefix, full))
-    if codec.prefix_decodable:  # the bytes of the first layers alone are enough
+    if codec.info.prefix_decodable:  # the bytes of the first layers alone are enough
         first = sum(encoded.layer_bytes[: len(layers) - 1])
         alone = codec.decode(encoded.data[:first], len(layers) - 1)
         assert all(np.array_equal(a, b) for a, b in zip(alone, full))
@@ -109,8 +111,8 @@ def test_garbage_and_truncated_input_raise_bitstream_error(spec: str, coded: dic
     for data in (garbage, b"", encoded.data[:3]):
         with pytest.raises(BitstreamError):
             codec.decode(data)
-    if not codec.detects_truncation:
-        pytest.skip(f"{spec} declares that its format cannot tell a cut stream (Codec.detects_truncation)")
+    if not codec.info.detects_truncation:
+        pytest.skip(f"{spec} declares that its format cannot tell a cut stream (CodecInfo.detects_truncation)")
     for cut in (len(encoded.data) // 2, len(encoded.data) - 1):
         with pytest.raises(BitstreamError):
             codec.decode(encoded.data[:cut])
@@ -119,7 +121,7 @@ def test_garbage_and_truncated_input_raise_bitstream_error(spec: str, coded: dic
 @pytest.mark.parametrize("spec", SPECS)
 def test_deterministic_codec_gives_the_same_bytes_twice(spec: str, coded: dict) -> None:
     codec, layers, quality, encoded = _codec_and_stream(spec, coded)
-    if not codec.deterministic:
+    if not codec.info.deterministic:
         pytest.skip(f"{spec} declares itself not deterministic")
     again = codec.encode(layers, quality)
     assert again.data == encoded.data and again.layer_bytes == encoded.layer_bytes

@@ -49,7 +49,7 @@ def test_quality_maps_to_cjxl_distances() -> None:
     assert quality_to_distance(0) == 25.0 and quality_to_distance(20) == pytest.approx(9.0667, abs=1e-4)
     # the lowest quality is the last whose distance ffmpeg's wrapper accepts
     assert quality_to_distance(11) <= MAX_DISTANCE < quality_to_distance(10)
-    assert JpegXlCodec.quality_range == (11, 100)
+    assert JpegXlCodec.info.quality_range == (11, 100)
 
 
 @needs_jpegxl

@@ -74,8 +74,8 @@ def reference_decode(codec, image: np.ndarray, quality: int) -> np.ndarray:
 
 def test_registered_as_single_layer(codec):
     assert isinstance(codec, mean_scale.MeanScaleCodec)
-    assert codec.name == "mean-scale" and not codec.scalable and codec.max_layers() == 1
-    assert codec.default_qualities == (1, 2, 3, 4)
+    assert codec.name == "mean-scale" and not codec.info.scalable and codec.info.max_layers == 1
+    assert codec.info.default_qualities == (1, 2, 3, 4)
     assert codec.availability().available and codec.availability().reason == ""
 
 
@@ -96,7 +96,7 @@ def test_round_trip_reconstructs_what_the_model_predicts(codec, shape):
 
 def test_qualities_differ_and_are_named_in_the_bitstream(codec):
     image = make_image(48, 64)
-    streams = {q: codec.encode([image], q).data for q in codec.default_qualities}
+    streams = {q: codec.encode([image], q).data for q in codec.info.default_qualities}
     assert [streams[q][5] for q in streams] == [1, 2, 3, 4]
     assert len(set(streams.values())) == 4  # a different model per quality
 
@@ -250,7 +250,7 @@ def test_parameter_counts_and_weights_info(codec, zoo_dir):
 
 def test_weights_id_is_the_zoo_files_sha256_without_loading_a_model(codec, zoo_dir, tmp_path, monkeypatch):
     simulcast = create_codec("simulcast:mean-scale")
-    for quality in codec.default_qualities:
+    for quality in codec.info.default_qualities:
         digest = hashlib.sha256(zoo.weights_path(quality, zoo_dir).read_bytes()).hexdigest()
         assert codec.weights_id(quality) == simulcast.weights_id(quality) == digest
     assert codec._models == {}  # hashed, not loaded
@@ -301,7 +301,7 @@ def test_timed_steps_give_the_bytes_and_pixels_of_model_compress_and_decompress(
     # be exactly what the model's own methods give
     image = make_image(65, 129, seed=6)
     data = codec.encode([image], 3).data
-    _, height, width, _, y_string, z_string = mean_scale._parse(data, codec.default_qualities)
+    _, height, width, _, y_string, z_string = mean_scale._parse(data, codec.info.default_qualities)
     model = codec._model(3)[0]
     x = torch.from_numpy(image.copy()).permute(2, 0, 1)[None].float() / 255.0
     x = F.pad(x, (0, (-width) % 64, 0, (-height) % 64), mode="replicate")

@@ -66,8 +66,8 @@ def test_names_and_cache_folder_are_compressai_zoo_ones(tmp_path, monkeypatch):
     assert published.file_name(1) == "mbt2018-mean-1-e522738d.pth.tar"
     assert published.file_name(8) == "mbt2018-mean-8-8089ae3e.pth.tar"
     assert published.cache_dir() == tmp_path / "hub" / "checkpoints"
-    assert create_codec("mean-scale@compressai").default_qualities == (1, 2, 3, 4, 5, 6, 7, 8)
-    assert create_codec("mean-scale").default_qualities == (1, 2, 3, 4)
+    assert create_codec("mean-scale@compressai").info.default_qualities == (1, 2, 3, 4, 5, 6, 7, 8)
+    assert create_codec("mean-scale").info.default_qualities == (1, 2, 3, 4)
 
 
 def test_empty_cache_is_unavailable_and_nothing_is_downloaded(tmp_path, monkeypatch, no_network):

@@ -40,9 +40,9 @@ def encoded(codec: SimulcastCodec):
 
 
 def test_delegates_to_inner(codec: SimulcastCodec) -> None:
-    assert codec.scalable and codec.max_layers() is None
+    assert codec.info.scalable and codec.info.max_layers is None
     assert codec.spec == "simulcast:x265"
-    assert codec.default_qualities == X265Codec.default_qualities
+    assert codec.info.default_qualities == X265Codec.info.default_qualities
     assert codec.parameter_counts() == {}
     assert codec.availability() == AVAILABILITY
 

@@ -35,8 +35,8 @@ def codec() -> X265Codec:
 
 def test_registered_single_layer(codec: X265Codec) -> None:
     assert isinstance(codec, X265Codec)
-    assert codec.scalable is False and codec.max_layers() == 1
-    assert codec.default_qualities == (22, 27, 32, 37, 42, 47)
+    assert codec.info.scalable is False and codec.info.max_layers == 1
+    assert codec.info.default_qualities == (22, 27, 32, 37, 42, 47)
 
 
 def test_colour_conversion_is_bt601_full_range() -> None:

@@ -23,7 +23,7 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 def test_registered_as_scalable():
     cls = codec_class("compass")
-    assert cls is CompassCodec and cls.scalable and cls.default_qualities == (1, 2, 3, 4)
+    assert cls is CompassCodec and cls.info.scalable and cls.info.default_qualities == (1, 2, 3, 4)
     assert isinstance(create_codec("compass"), Codec)
 
 

@@ -17,7 +17,7 @@ from bench.codecs import yuv as _yuv
 from bench.codecs.shvc import LayerGeometry, ShmRun, ShvcCodec
 from bench.codecs.shvc.hm import HmCodec
 from bench.codecs.simulcast import SimulcastCodec
-from bench.registry import create_codec
+from bench.registry import codec_family, create_codec
 from tests.codecs.shvc.test_shvc import make_image, psnr, resize
 
 AVAILABILITY = HmCodec().availability()
@@ -32,11 +32,11 @@ HEADER = 5  # format/layer-count byte + one width/height pair
 def test_registered_as_single_layer() -> None:
     codec = create_codec("hm:chroma=420@/nowhere")
     assert isinstance(codec, HmCodec)
-    assert not codec.scalable and codec.max_layers() == 1
-    assert codec.default_qualities == (22, 27, 32, 37, 42, 47)
+    assert not codec.info.scalable and codec.info.max_layers == 1
+    assert codec.info.default_qualities == (22, 27, 32, 37, 42, 47)
     assert codec.spec == "hm:chroma=420@/nowhere"
-    assert codec.family_of(None) == "hm"  # its own family, not shvc's
-    assert not codec.anchors_every_family
+    assert codec_family("hm") == "hm" and codec.info.family is None  # its own family, not shvc's
+    assert not codec.info.anchors_every_family and codec.info.report_role == "scalable"
 
 
 def test_options_are_shvcs_colour_options() -> None:
@@ -89,9 +89,9 @@ def test_refuses_layers_and_multi_layer_bitstreams_before_running_anything() -> 
 
 def test_simulcast_hm_delegates() -> None:
     codec = create_codec("simulcast:hm:chroma=420@/nowhere")
-    assert isinstance(codec, SimulcastCodec) and codec.scalable
+    assert isinstance(codec, SimulcastCodec) and codec.info.scalable
     assert isinstance(codec.inner, HmCodec) and codec.inner.spec == "hm:chroma=420@/nowhere"
-    assert codec.default_qualities == (22, 27, 32, 37, 42, 47)
+    assert codec.info.default_qualities == (22, 27, 32, 37, 42, 47)
     assert codec.coding_threads(8) == 1  # SHM is single-threaded
 
 

@@ -63,8 +63,8 @@ def cfg_values(text: str) -> dict[str, str]:
 def test_registered_as_scalable() -> None:
     codec = create_codec("shvc:delta=2@/nowhere")
     assert isinstance(codec, ShvcCodec)
-    assert codec.scalable and codec.max_layers() == 8
-    assert codec.default_qualities == (22, 27, 32, 37, 42, 47)
+    assert codec.info.scalable and codec.info.max_layers == 8
+    assert codec.info.default_qualities == (22, 27, 32, 37, 42, 47)
     assert codec.spec == "shvc:delta=2@/nowhere"
 
 
@@ -463,13 +463,13 @@ def test_ctc_preset_is_the_ctc_options_and_qps() -> None:
     codec = create_codec("shvc:ctc")
     assert codec.options == ShvcOptions(chroma="420", bits=8, delta=2)
     assert codec.options.layer_qps(22, 2) == [22, 24]
-    assert codec.default_qualities == (22, 26, 30, 34)
-    assert create_codec("shvc").default_qualities == (22, 27, 32, 37, 42, 47)  # the preset's QPs stay its own
+    assert codec.info.default_qualities == (22, 26, 30, 34)
+    assert create_codec("shvc").info.default_qualities == (22, 27, 32, 37, 42, 47)  # the preset's QPs stay its own
     assert "JCTVC-Q1009" in shvc.PRESETS["ctc"].follows
     # options after the preset override it: the CTC's other EL QP set
     assert create_codec("shvc:ctc+delta=0").options == ShvcOptions(chroma="420", bits=8, delta=0)
-    assert create_codec("shvc:CTC").default_qualities == (22, 26, 30, 34)
-    assert "shvc:ctc" in ShvcCodec.list_variants
+    assert create_codec("shvc:CTC").info.default_qualities == (22, 26, 30, 34)
+    assert "shvc:ctc" in ShvcCodec.info.list_variants
     assert "ctc (preset)" in ShvcCodec(arg="speed=1", source="/nowhere").availability().reason
 
 

@@ -67,30 +67,30 @@ def no_vtm_dir(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_registered_codecs() -> None:
     single = create_codec("vtm:chroma=420@/nowhere")
     assert type(single) is VtmCodec and single.name == "vtm"
-    assert not single.scalable and single.max_layers() == 1 and not single.multi_layer
+    assert not single.info.scalable and single.info.max_layers == 1 and not single.multi_layer
     assert single.spec == "vtm:chroma=420@/nowhere"
-    assert single.default_qualities == (22, 27, 32, 37, 42, 47)
-    assert single.family_of(None) == "vtm" and not single.anchors_every_family
+    assert single.info.default_qualities == (22, 27, 32, 37, 42, 47)
+    assert single.info.family is None and registry.codec_family("vtm") == "vtm" and not single.info.anchors_every_family
     multi = create_codec("vtm-ml")
     assert type(multi) is VtmMultiLayerCodec and multi.name == "vtm-ml"
-    assert multi.scalable and multi.multi_layer and multi.max_layers() == 8
-    assert not multi.prefix_decodable  # NAL units of the layers interleave: a cut file is no prefix
-    assert multi.default_qualities == single.default_qualities
+    assert multi.info.scalable and multi.multi_layer and multi.info.max_layers == 8
+    assert not multi.info.prefix_decodable  # NAL units of the layers interleave: a cut file is no prefix
+    assert multi.info.default_qualities == single.info.default_qualities
     # reports pair vtm-ml with VTM's single-layer codec and compare every scalable codec with it
-    assert multi.family_of(None) == "vtm" and registry.codec_family("vtm-ml:delta=2") == "vtm"
-    assert (multi.report_role, multi.anchors_every_family) == ("vtm-ml", True)
+    assert multi.info.family == "vtm" and registry.codec_family("vtm-ml:delta=2") == "vtm"
+    assert (multi.info.report_role, multi.info.anchors_every_family) == ("vtm-ml", True)
     assert registry.codec_family("simulcast:vtm") == "vtm"
 
 
 def test_declared_for_the_runner_and_bench_check() -> None:
     for codec in (VtmCodec(), VtmMultiLayerCodec()):
-        assert codec.slow and registry.is_slow(codec.name)  # minutes per job: started first
-        assert not codec.deterministic  # external software: compared with a tolerance
+        assert codec.info.slow and registry.is_slow(codec.name)  # minutes per job: started first
+        assert not codec.info.deterministic  # external software: compared with a tolerance
         assert codec.coding_threads(8) == 1  # VTM is single-threaded, whatever a run asks for
         assert codec.fingerprint() == {"external": "VTM"}
         assert codec.complexity([(48, 64)], 32) is None
     assert create_codec("simulcast:vtm").fingerprint() == {"external": "VTM"}
-    assert VtmCodec.list_variants == ("vtm:ctc", "simulcast:vtm") and VtmMultiLayerCodec.list_variants == ()
+    assert VtmCodec.info.list_variants == ("vtm:ctc", "simulcast:vtm") and VtmMultiLayerCodec.info.list_variants == ()
 
 
 def test_rate_counts_are_declared_and_true() -> None:
@@ -110,11 +110,12 @@ def test_rate_counts_are_declared_and_true() -> None:
 def test_ctc_preset_brings_its_qps() -> None:
     ctc = create_codec("vtm:ctc")
     assert ctc.options == VtmOptions(chroma="420")
-    assert ctc.default_qualities == (22, 27, 32, 37)
-    assert create_codec("vtm:chroma=444+ctc").default_qualities == (22, 27, 32, 37)
-    assert VtmCodec().default_qualities == VtmCodec.default_qualities == (22, 27, 32, 37, 42, 47)  # per instance
-    assert create_codec("vtm:chroma=420").default_qualities == (22, 27, 32, 37, 42, 47)  # options alone: no preset
-    assert create_codec("simulcast:vtm:ctc").default_qualities == (22, 27, 32, 37)
+    assert ctc.info.default_qualities == (22, 27, 32, 37)
+    assert create_codec("vtm:chroma=444+ctc").info.default_qualities == (22, 27, 32, 37)
+    # per instance: the class's declaration stays
+    assert VtmCodec().info.default_qualities == VtmCodec.info.default_qualities == (22, 27, 32, 37, 42, 47)
+    assert create_codec("vtm:chroma=420").info.default_qualities == (22, 27, 32, 37, 42, 47)  # options alone: no preset
+    assert create_codec("simulcast:vtm:ctc").info.default_qualities == (22, 27, 32, 37)
 
 
 def test_spec_arguments_select_options() -> None:
