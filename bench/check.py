@@ -36,7 +36,6 @@ import argparse
 import json
 import math
 import shutil
-import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -412,13 +411,33 @@ def _existing_size(path: Path) -> tuple[set[str], int] | None:
     return set(old["codecs"]), len(old["records"])
 
 
+@dataclass
+class CheckResult:
+    """What ``bench check`` found: ``passed`` (a regression, a failed job or a refused ``--update`` is
+    False), the run, the comparison with the baseline (None with ``update``), the baseline written
+    (``update``), why it failed, and ``text``: what the command prints."""
+
+    passed: bool
+    run: CheckRun
+    current: dict[str, Any]
+    comparison: Comparison | None = None
+    written: Path | None = None
+    reasons: list[str] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+
 def check(config: CheckConfig, baseline_path: Path, out: Path | None = None, data_root: Path | None = None,
-          update: bool = False, strict: bool = False, jobs: int = 1, stream: Any = None,
-          allow_missing: Sequence[str] = (), force: bool = False) -> int:
-    """Run, compare (or ``update``) and print; the exit status: 0 pass, 1 regression (or a baseline
-    ``update`` refused). ``allow_missing``: codecs of the baseline that may be unavailable here (with
-    a reason); ``force``: let ``update`` write a smaller baseline than the one it replaces."""
-    stream = stream or sys.stdout
+          update: bool = False, strict: bool = False, jobs: int = 1,
+          allow_missing: Sequence[str] = (), force: bool = False) -> CheckResult:
+    """Run ``config`` and compare it with the baseline at ``baseline_path`` (or, with ``update``, write
+    the baseline from it); print nothing. ``allow_missing``: codecs of the baseline that may be
+    unavailable here (with a reason); ``strict``: an unavailable codec fails even so; ``force``: let
+    ``update`` write a smaller baseline than the one it replaces. UsageError or CheckError when the
+    check cannot be made (bad options, no baseline, another configuration's baseline)."""
     allowed = {spec.strip() for value in allow_missing for spec in value.split(",") if spec.strip()}
     unknown = sorted(allowed - set(config.qualities))
     if unknown:
@@ -438,54 +457,60 @@ def check(config: CheckConfig, baseline_path: Path, out: Path | None = None, dat
             shutil.rmtree(temp, ignore_errors=True)
     current = summarise(run, config)
     overhead = (run.wall_time - run.codec_time - run.warmup_time) / run.wall_time if run.wall_time else 0.0
-    print(f"bench check: {len(run.records)} records from {len(current['codecs'])} codecs in {run.wall_time:.1f} s "
-          f"(codecs {run.codec_time:.1f} s, warm-up {run.warmup_time:.1f} s, harness {overhead:.1%})", file=stream)
+    result = CheckResult(passed=False, run=run, current=current)
+    say = result.lines.append
+    say(f"bench check: {len(run.records)} records from {len(current['codecs'])} codecs in {run.wall_time:.1f} s "
+        f"(codecs {run.codec_time:.1f} s, warm-up {run.warmup_time:.1f} s, harness {overhead:.1%})")
     if update:
         if run.failed:
             for key, error in run.failed:
-                print(f"failed job {key}: {error}", file=stream)
-            print("bench check: baseline NOT updated: some jobs failed", file=stream)
-            return 1
+                say(f"failed job {key}: {error}")
+            result.reasons.append("some jobs failed")
+            say("bench check: baseline NOT updated: some jobs failed")
+            return result
         refusal = _update_refusal(current, _existing_size(baseline_path) if baseline_path.is_file() else None, force)
         if refusal:
-            print(f"bench check: baseline NOT updated: {refusal}", file=stream)
-            return 1
+            result.reasons.append(refusal)
+            say(f"bench check: baseline NOT updated: {refusal}")
+            return result
         document = dict(current, written=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
         baseline_path.parent.mkdir(parents=True, exist_ok=True)
         baseline_path.write_text(json.dumps(document, indent=1, sort_keys=True) + "\n")
         skipped = [spec for spec, entry in run.codecs.items() if not entry["available"]]
-        print(f"bench check: baseline written to {baseline_path} ({len(current['records'])} records, "
-              f"{len(current['bdrate'])} BD-rates)"
-              + (f"; not in it (unavailable): {', '.join(skipped)}" if skipped else ""),
-              file=stream)
-        return 0
+        unavailable = f"; not in it (unavailable): {', '.join(skipped)}" if skipped else ""
+        say(f"bench check: baseline written to {baseline_path} ({len(current['records'])} records, "
+            f"{len(current['bdrate'])} BD-rates){unavailable}")
+        result.passed, result.written = True, baseline_path
+        return result
     if baseline.get("config") != current["config"]:
         raise CheckError(f"{baseline_path} was written for another check configuration; if the change to "
                          "CheckConfig is deliberate, rerun with --update")
     comparison = compare(baseline, current, run, allowed)
-    print(render(comparison, run), file=stream)
+    result.comparison = comparison
+    say(render(comparison, run))
     failures = comparison.failures
     strict_skips = list(comparison.skipped) if strict else []
-    if failures or strict_skips or run.failed or comparison.missing:
-        reasons = []
-        if comparison.missing:
-            reasons.append(f"{len(comparison.missing)} codecs of the baseline not compared: "
-                           f"{', '.join(comparison.missing)}")
-        if failures:
-            reasons.append(f"{len(failures)} values beyond their limits")
-        if run.failed:
-            reasons.append(f"{len(run.failed)} jobs failed")
-        if strict_skips:
-            reasons.append(f"--strict and unavailable: {', '.join(strict_skips)}")
+    reasons = result.reasons
+    if comparison.missing:
+        reasons.append(f"{len(comparison.missing)} codecs of the baseline not compared: "
+                       f"{', '.join(comparison.missing)}")
+    if failures:
+        reasons.append(f"{len(failures)} values beyond their limits")
+    if run.failed:
+        reasons.append(f"{len(run.failed)} jobs failed")
+    if strict_skips:
+        reasons.append(f"--strict and unavailable: {', '.join(strict_skips)}")
+    if reasons:
         other_build = sorted({m.codec for m in comparison.moved if m.field.startswith("fingerprint")})
         if failures and other_build:  # a possible cause, said once
             reasons.append(f"the fingerprints of {', '.join(other_build)} differ from the baseline's (another "
                            "machine or build), compared at the cross-machine limits; if these values are meant "
                            "to change, rewrite the baseline with --update")
-        print(f"bench check: FAILED ({'; '.join(reasons)})", file=stream)
-        return 1
-    print("bench check: passed", file=stream)
-    return 0
+        say(f"bench check: FAILED ({'; '.join(reasons)})")
+        return result
+    say("bench check: passed")
+    result.passed = True
+    return result
 
 
 def _update_refusal(current: dict[str, Any], existing: tuple[set[str], int] | None, force: bool) -> str | None:
@@ -507,8 +532,11 @@ def _update_refusal(current: dict[str, Any], existing: tuple[set[str], int] | No
 
 
 def run(args: argparse.Namespace) -> int:
-    """``bench check`` with parsed arguments; the exit status (a CheckError is the user's to fix)."""
+    """``bench check`` with parsed arguments: print what ``check`` found; the exit status (0 passed,
+    1 not; a CheckError is the user's to fix)."""
     if args.jobs < 1:
         raise UsageError("--jobs must be at least 1")
-    return check(CheckConfig(), args.baseline, args.out, args.data_root, args.update, args.strict, args.jobs,
-                 allow_missing=args.allow_missing, force=args.force)
+    result = check(CheckConfig(), args.baseline, args.out, args.data_root, args.update, args.strict, args.jobs,
+                   allow_missing=args.allow_missing, force=args.force)
+    print(result.text)
+    return 0 if result.passed else 1

@@ -4,7 +4,6 @@ codec (unless --allow-missing names it) and a smaller --update (unless --force) 
 
 from __future__ import annotations
 
-import io
 import json
 import re
 import zlib
@@ -74,9 +73,10 @@ def _config(images: Path, extra: dict | None = None) -> CheckConfig:
 
 
 def _run(config: CheckConfig, baseline: Path, **kwargs) -> tuple[int, str]:
-    out = io.StringIO()
-    status = check(config, baseline, stream=out, **kwargs)
-    return status, out.getvalue()
+    """``bench check``'s exit status and text for ``check``'s result."""
+    result = check(config, baseline, **kwargs)
+    assert result.passed == (not result.reasons)  # a failure always says why
+    return (0 if result.passed else 1), result.text
 
 
 def test_check_passes_against_the_baseline_it_just_wrote(codecs, images: Path, tmp_path: Path) -> None:
@@ -94,6 +94,11 @@ def test_check_passes_against_the_baseline_it_just_wrote(codecs, images: Path, t
     assert status == 0, text
     assert "nothing moved" in text and "bench check: passed" in text
     assert "check-quant" in text and "exact" in text
+    # the library call prints nothing and returns what it found
+    result = check(_config(images), baseline)
+    assert result.passed and result.written is None and result.comparison is not None
+    assert result.comparison.compared == {"check-quant": 20, "simulcast:check-quant": 20}
+    assert not result.comparison.moved and len(result.run.records) == 40
 
 
 def test_changed_quality_mapping_fails_with_the_moved_rows(codecs, images: Path, tmp_path: Path) -> None:
