@@ -1,4 +1,5 @@
-"""bench from Python: the command line's ``run`` and ``report`` as functions.
+"""bench from Python: every command of the command line as a function taking a typed config and
+returning a typed result.
 
 ```python
 from bench.api import RunConfig, report, run
@@ -11,7 +12,13 @@ print(report([result.out], "reports").page)  # reports/report.md
 ``run`` validates the configuration (``RunConfig``) before any dataset or codec loads, then loads,
 plans, writes the manifest and executes, holding the run folder's writer lock
 (``RunStore.writing``); ``prepare`` and ``plan`` are its first steps on their own (what ``bench run
---dry-run`` prints). Errors are ``bench.errors.BenchError``s; nothing here prints or exits.
+--dry-run`` prints). The other commands, imported when first named: ``encode_image`` and
+``decode_file`` (``bench encode``/``decode``), ``check`` with ``CheckConfig`` (``bench check``),
+``run_fuzz`` with ``FuzzConfig`` (``bench fuzz``), ``fetch_weights`` with ``FetchConfig`` (``bench
+weights fetch``), and the trainers of ``python -m bench.train``: ``train_mean_scale``
+(``MeanScaleTrainingConfig``), ``train_compass`` and ``export_compass`` (``CompassTrainingConfig``),
+``widen`` (``WidenConfig``) and ``export_weights`` (``ExportConfig``).
+Errors are ``bench.errors.BenchError``s; nothing here prints or exits.
 """
 
 from __future__ import annotations
@@ -31,7 +38,34 @@ from bench.records import Record
 from bench.runner import Executor, Job, RunSummary, execute, plan_jobs
 from bench.store import Invocation, RunStore, check_weights, recorded_weights_id
 
-__all__ = ["PreparedRun", "ReportResult", "RunConfig", "RunResult", "plan", "prepare", "report", "run"]
+# name -> (module, attribute): the commands beside run and report, imported on first use (training
+# brings torch, fuzzing its workers)
+_COMMANDS = {
+    "encode_image": ("bench.coding", "encode_image"), "EncodeResult": ("bench.coding", "EncodeResult"),
+    "decode_file": ("bench.coding", "decode_file"), "DecodeResult": ("bench.coding", "DecodeResult"),
+    "check": ("bench.check", "check"), "CheckConfig": ("bench.check", "CheckConfig"),
+    "CheckResult": ("bench.check", "CheckResult"),
+    "run_fuzz": ("bench.fuzz", "run_fuzz"), "FuzzConfig": ("bench.fuzz", "FuzzConfig"),
+    "fetch_weights": ("bench.weights_fetch", "fetch_weights"), "FetchConfig": ("bench.weights_fetch", "FetchConfig"),
+    "train_mean_scale": ("bench.train.mean_scale", "train"),
+    "MeanScaleTrainingConfig": ("bench.train.mean_scale", "MeanScaleTrainingConfig"),
+    "train_compass": ("bench.train.compass", "train"), "export_compass": ("bench.train.compass", "export"),
+    "CompassTrainingConfig": ("bench.train.compass", "CompassTrainingConfig"),
+    "widen": ("bench.train.widen", "widen"), "WidenConfig": ("bench.train.widen", "WidenConfig"),
+    "export_weights": ("bench.train.export", "export"), "ExportConfig": ("bench.train.export", "ExportConfig"),
+}
+
+__all__ = ["PreparedRun", "ReportResult", "RunConfig", "RunResult", "plan", "prepare", "report", "run",
+           *_COMMANDS]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _COMMANDS:
+        import importlib
+
+        module, attribute = _COMMANDS[name]
+        return getattr(importlib.import_module(module), attribute)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 ProgressFactory = Callable[[Iterable[Job], int], Any]
 

@@ -174,3 +174,19 @@ def test_a_run_parses_its_records_once(tmp_path: Path, make_image_folder, raw_co
     result = api.run(config)
     assert (result.summary.skipped, result.summary.done, parses) == (1, 1, [2, 2])
     assert [r.image for r in result.records()] == ["img00.png"] * 2 + ["img01.png"] * 2
+
+
+def test_every_command_is_a_function_of_the_api() -> None:
+    """bench.api names each command's function and config; they are the modules' own objects."""
+    from bench import api, check, coding, fuzz, weights_fetch
+    from bench.train import compass, export, mean_scale, widen
+
+    assert api.encode_image is coding.encode_image and api.decode_file is coding.decode_file
+    assert api.check is check.check and api.CheckConfig is check.CheckConfig
+    assert api.run_fuzz is fuzz.run_fuzz and api.FuzzConfig is fuzz.FuzzConfig
+    assert api.fetch_weights is weights_fetch.fetch_weights
+    assert api.train_mean_scale is mean_scale.train and api.train_compass is compass.train
+    assert api.export_compass is compass.export and api.widen is widen.widen and api.export_weights is export.export
+    assert set(api._COMMANDS) <= set(api.__all__)
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        api.nope  # noqa: B018
