@@ -150,14 +150,31 @@ def missing_message(missing: list[int], root: str | os.PathLike[str] | None = No
 
 
 # --------------------------------------------------------------------------------- key mapping
-_LIFF_RULES: list[tuple[re.Pattern[str], str]] = [
-    (re.compile(r"SFENet1\.(weight|bias)"), r"encoder.shallow1.\1"),
-    (re.compile(r"SFENet2\.(weight|bias)"), r"encoder.shallow2.\1"),
-    (re.compile(r"RDBs\.(\d+)\.convs\.(\d+)\.conv\.0\.(weight|bias)"), r"encoder.blocks.\1.dense.\2.conv.\3"),
-    (re.compile(r"RDBs\.(\d+)\.LFF\.(weight|bias)"), r"encoder.blocks.\1.fuse.\2"),
-    (re.compile(r"GFF\.([01])\.(weight|bias)"), r"encoder.global_fuse.\1.\2"),
-    (re.compile(r"imnet\.(\d+)\.(weight|bias)"), r"mlp.\1.\2"),
-]
+# LIFF's keys as (official, bench) templates, read both ways: {i}, {j} are indices, {g} one of
+# GFF's two convolutions, {p} weight or bias.
+_LIFF_KEYS: tuple[tuple[str, str], ...] = (
+    ("SFENet1.{p}", "encoder.shallow1.{p}"),
+    ("SFENet2.{p}", "encoder.shallow2.{p}"),
+    ("RDBs.{i}.convs.{j}.conv.0.{p}", "encoder.blocks.{i}.dense.{j}.conv.{p}"),
+    ("RDBs.{i}.LFF.{p}", "encoder.blocks.{i}.fuse.{p}"),
+    ("GFF.{g}.{p}", "encoder.global_fuse.{g}.{p}"),
+    ("imnet.{i}.{p}", "mlp.{i}.{p}"),
+)
+_PLACES = {"i": r"\d+", "j": r"\d+", "g": "[01]", "p": "weight|bias"}
+
+
+def _key_rule(source: str, target: str) -> tuple[re.Pattern[str], str]:
+    """A pattern matching the template ``source`` and the replacement that writes ``target``."""
+    pattern = re.escape(source)
+    for name, place in _PLACES.items():
+        pattern = pattern.replace(re.escape("{" + name + "}"), f"(?P<{name}>{place})")
+    replacement = target.replace("\\", "\\\\")
+    for name in _PLACES:
+        replacement = replacement.replace("{" + name + "}", f"\\g<{name}>")
+    return re.compile(pattern), replacement
+
+
+_LIFF_RULES = [_key_rule(official, bench) for official, bench in _LIFF_KEYS]
 _CODER_RULES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"entropy_bottleneck\._(?:matrix|matrices\.)(\d+)"), r"entropy_bottleneck.matrices.\1"),
     (re.compile(r"entropy_bottleneck\._(?:bias|biases\.)(\d+)"), r"entropy_bottleneck.biases.\1"),
@@ -301,17 +318,10 @@ def load_official_model(
 
 
 # --------------------------------------------------------------------------------- writing
-# bench → official key rules, the inverse of _LIFF_RULES and _CODER_RULES (every produced key is
-# checked by mapping it back). The reference's bundled CompressAI names the entropy bottleneck's
-# parameters ``_matrix{i}``, ``_bias{i}``, ``_factor{i}``.
-_LIFF_EXPORT: list[tuple[re.Pattern[str], str]] = [
-    (re.compile(r"encoder\.shallow1\.(weight|bias)"), r"SFENet1.\1"),
-    (re.compile(r"encoder\.shallow2\.(weight|bias)"), r"SFENet2.\1"),
-    (re.compile(r"encoder\.blocks\.(\d+)\.dense\.(\d+)\.conv\.(weight|bias)"), r"RDBs.\1.convs.\2.conv.0.\3"),
-    (re.compile(r"encoder\.blocks\.(\d+)\.fuse\.(weight|bias)"), r"RDBs.\1.LFF.\2"),
-    (re.compile(r"encoder\.global_fuse\.([01])\.(weight|bias)"), r"GFF.\1.\2"),
-    (re.compile(r"mlp\.(\d+)\.(weight|bias)"), r"imnet.\1.\2"),
-]
+# bench → official key rules: LIFF's from the same templates, the coder's the inverse of _CODER_RULES
+# (every produced key is checked by mapping it back). The reference's bundled CompressAI names the
+# entropy bottleneck's parameters ``_matrix{i}``, ``_bias{i}``, ``_factor{i}``.
+_LIFF_EXPORT = [_key_rule(bench, official) for official, bench in _LIFF_KEYS]
 _CODER_EXPORT: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"entropy_bottleneck\.matrices\.(\d+)"), r"entropy_bottleneck._matrix\1"),
     (re.compile(r"entropy_bottleneck\.biases\.(\d+)"), r"entropy_bottleneck._bias\1"),
