@@ -283,7 +283,7 @@ def report(run_dirs: Sequence[Path | str], out: Path | str = Path("reports"),
            eval_model_json: bool = False, metric: str = "psnr-rgb", bootstrap: int | None = None,
            bd_average: str = "curves", latex: bool = False) -> ReportResult:
     """Tables, BD-rate tables and RD plots of ``run_dirs`` into ``out``, BD-rates and RD plots on the
-    quality ``metric`` (``bench.rd_metrics``: psnr-rgb, psnr-y, psnr-yuv, ms-ssim-db). With
+    quality ``metric`` (``bench.measuring.rd_metrics``: psnr-rgb, psnr-y, psnr-yuv, ms-ssim-db). With
     ``eval_model_json`` also CompressAI ``eval_model`` JSON files into ``out/eval_model``. ``bootstrap``:
     resamples of the BD-rate intervals (None: the default, 2000; 0: none); ``bd_average``: curves or
     images, the BD-rate convention the tables lead with; ``latex``: also LaTeX tables."""
@@ -302,7 +302,7 @@ def report(run_dirs: Sequence[Path | str], out: Path | str = Path("reports"),
         if not (run_dir / "records.jsonl").is_file():
             raise ReportError(f"{run_dir} holds no records.jsonl; run `bench run --out {run_dir} ...` first")
     notes = [note for run_dir in run_dirs if (note := RunStore(run_dir).check_tail())]
-    from bench.bdrate import DEFAULT_BOOTSTRAP
+    from bench.measuring.bdrate import DEFAULT_BOOTSTRAP
 
     tables = compute_tables(run_dirs, metric, DEFAULT_BOOTSTRAP if bootstrap is None else bootstrap, bd_average)
     out.mkdir(parents=True, exist_ok=True)

@@ -159,7 +159,7 @@ def summarise(run: CheckRun, config: CheckConfig) -> dict[str, Any]:
 
 def bd_rates(records: list[Record], config: CheckConfig) -> dict[str, float | None]:
     """BD-rate (percent) of every configured pair, per scale combination and layer >= 1."""
-    from bench.bdrate import bd_rate
+    from bench.measuring.bdrate import bd_rate
 
     curves: dict[tuple[str, str, int], dict[int, list[tuple[float, float]]]] = {}
     for r in records:

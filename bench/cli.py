@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Sequence
 
 from bench import weights_fetch  # stdlib-only imports: cheap
-from bench.bdrate import DEFAULT_BOOTSTRAP
 from bench.config import DEFAULT_RUN_DIR, DEFAULT_SCALES, RunConfig
 from bench.errors import UsageError, exit_status, is_user_error
-from bench.rd_metrics import DEFAULT_METRIC, METRICS
+from bench.measuring.bdrate import DEFAULT_BOOTSTRAP
+from bench.measuring.rd_metrics import DEFAULT_METRIC, METRICS
+from bench.measuring.ycbcr import DEFAULT_YUV_MATRIX, YUV_MATRICES
 from bench.registry import plugin_commands
-from bench.ycbcr import DEFAULT_YUV_MATRIX, YUV_MATRICES
 
 DEFAULT_REPORT_DIR = Path("reports")
 

@@ -191,7 +191,7 @@ class Invocation:
     repeats: int  # timed runs of every codec call
     jobs: int  # parallel jobs
     scheduler: str | None  # Dask scheduler address, None for a local run
-    yuv_matrix: str  # of PSNR-Y/YUV (bench.ycbcr)
+    yuv_matrix: str  # of PSNR-Y/YUV (bench.measuring.ycbcr)
     # spec -> {"available": True, "qualities", "scalable", "params", "weights"} or {"available": False,
     # "reason"}; bench check adds "deterministic" and, for available codecs, "fingerprint"
     codecs: dict[str, dict[str, Any]]

@@ -63,9 +63,9 @@ from bench.codec import (
     check_image,
     weights_file_id,
 )
-from bench.complexity import LayerComplexity, count_macs, kmac_per_pixel, meta_input, on_meta
 from bench.determinism import NETWORK_THREADS, fixed_network_threads
 from bench.images import DEFAULT_MAX_PIXELS
+from bench.measuring.complexity import LayerComplexity, count_macs, kmac_per_pixel, meta_input, on_meta
 from bench.registry import register_codec
 
 MAGIC = b"bMSH"

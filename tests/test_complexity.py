@@ -1,4 +1,4 @@
-"""Operation counts (bench.complexity) against hand counts, and the learned codecs' declarations."""
+"""Operation counts (bench.measuring.complexity) against hand counts, and the learned codecs' declarations."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from bench.codecs.compass import residual
-from bench.complexity import count_macs, kmac_per_pixel, meta_input, on_meta
+from bench.measuring.complexity import count_macs, kmac_per_pixel, meta_input, on_meta
 
 
 def test_one_convolution_by_hand() -> None:

@@ -21,10 +21,10 @@ def test_every_bench_error_class_is_a_bench_error() -> None:
     from bench.envelope import EnvelopeError
     from bench.fuzz import FuzzError
     from bench.images import ImageError
+    from bench.measuring.timing import NondeterministicCodecError
     from bench.pyramid import PyramidError
     from bench.registry import UnknownCodecError
     from bench.store import StoreError
-    from bench.timing import NondeterministicCodecError
     from bench.zoo import WeightsError
 
     for cls in (CheckError, BitstreamError, CodecError, DatasetError, DistributedError, EnvelopeError, FuzzError,

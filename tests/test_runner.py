@@ -12,7 +12,7 @@ import pytest
 from bench.codec import Codec, CodecError, CodecInfo, Encoded
 from bench.datasets import load_dataset
 from bench.images import load_rgb
-from bench.metrics import psnr_rgb
+from bench.measuring.metrics import psnr_rgb
 from bench.pyramid import build_pyramid
 from bench.records import Record
 from bench.registry import _REGISTRY, create_codec, register_codec

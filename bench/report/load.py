@@ -9,7 +9,7 @@ from typing import Any, Sequence
 import pandas as pd
 
 from bench.errors import ReportError
-from bench.metrics import ms_ssim_db
+from bench.measuring.metrics import ms_ssim_db
 from bench.pyramid import format_scales
 from bench.records import NUMERIC_FIELDS, REQUIRED_KEYS, python_keys
 from bench.store import RunStore
