@@ -34,9 +34,9 @@ from bench.config import RunConfig
 from bench.declared import MANIFEST_KEY, Declared
 from bench.errors import UsageError
 from bench.pyramid import format_scales
-from bench.records import Record
 from bench.runner import Executor, Job, RunSummary, execute, plan_jobs
-from bench.store import Invocation, RunStore, check_weights, recorded_weights_id
+from bench.storage.records import Record
+from bench.storage.store import Invocation, RunStore, check_weights, recorded_weights_id
 
 # name -> (module, attribute): the commands beside run and report, imported on first use (training
 # brings torch, fuzzing its workers)
@@ -211,7 +211,7 @@ def _check_yuv_matrix(config: RunConfig, store: RunStore) -> None:
 
 def check_resumable_weights(prepared: PreparedRun) -> None:
     """StoreError when the run folder holds records of a planned codec and quality made with other
-    weights than the codec codes that quality with now (``bench.store.check_weights``): a resume
+    weights than the codec codes that quality with now (``bench.storage.store.check_weights``): a resume
     would skip those jobs and mix two models in one RD curve. Reads the folder, writes nothing;
     hashes weights files only for the (spec, quality) pairs that the folder holds records of."""
     store = prepared.store
@@ -292,7 +292,7 @@ def report(run_dirs: Sequence[Path | str], out: Path | str = Path("reports"),
     from bench.report.files import write_table_files
     from bench.report.page import page_blocks, write_page
     from bench.report.plots import draw_plots
-    from bench.store import export_eval_model
+    from bench.storage.store import export_eval_model
 
     run_dirs = [Path(d) for d in dict.fromkeys(run_dirs)]
     out = Path(out)

@@ -45,7 +45,7 @@ from typing import Any, Sequence
 from bench.codec import Codec
 from bench.errors import CheckError, UsageError
 from bench.pyramid import format_scales
-from bench.records import Record
+from bench.storage.records import Record
 
 DEFAULT_BASELINE = Path(__file__).resolve().parent / "baselines" / "check.json"
 FORMAT = 1
@@ -102,7 +102,7 @@ class CheckRun:
 def run_configuration(config: CheckConfig, out: Path, data_root: Path | None = None, jobs: int = 1) -> CheckRun:
     """Run every available codec of ``config`` into the run directory ``out`` (which must be empty)."""
     from bench.api import RunConfig, execute_prepared, prepare
-    from bench.store import RunStore
+    from bench.storage.store import RunStore
 
     store = RunStore(out)
     if store.records_path.exists():

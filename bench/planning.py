@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.pyramid import format_scales, layer_sizes
-from bench.records import Record
 from bench.runner import Job, job_codec_time
-from bench.store import RunStore, job_key
+from bench.storage.records import Record
+from bench.storage.store import RunStore, job_key
 
 
 @dataclass

@@ -27,9 +27,9 @@ from bench.measuring.metrics import ms_ssim_db, ms_ssim_rgb, psnr_rgb, psnr_yuv
 from bench.measuring.timing import Repeated, repeat, spread
 from bench.measuring.ycbcr import DEFAULT_YUV_MATRIX
 from bench.pyramid import cached_pyramid
-from bench.records import Record, RecordExtra
 from bench.registry import create_codec, is_slow
-from bench.store import RunStore, job_key
+from bench.storage.records import Record, RecordExtra
+from bench.storage.store import RunStore, job_key
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,10 @@ from bench import api
 from bench.cli import main
 from bench.errors import ImageError, ReportError, UsageError
 from bench.images import DEFAULT_MAX_PIXELS
-from bench.records import Record
 from bench.registry import _REGISTRY, register_codec
 from bench.runner import run_job_safely
-from bench.store import RunStore
+from bench.storage.records import Record
+from bench.storage.store import RunStore
 from tests.fake_codecs import RawCodec
 
 MEASURED = ("encode_time", "decode_time", "extra")  # seconds and memory differ between runs

@@ -337,7 +337,7 @@ def test_committed_baseline_matches_the_default_configuration() -> None:
 def test_the_check_run_writes_the_run_manifest_entry_with_what_the_gate_compares(codecs, images: Path,
                                                                                  tmp_path: Path) -> None:
     from bench.check import run_configuration
-    from bench.store import RunStore
+    from bench.storage.store import RunStore
 
     config = _config(images, {"check-missing": (1,)})
     run = run_configuration(config, tmp_path / "run")

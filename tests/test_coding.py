@@ -9,10 +9,10 @@ import pytest
 from PIL import Image
 
 from bench.coding import DecodeResult, EncodeResult, decode_file, encode_image, layer_paths
-from bench.envelope import unpack
 from bench.errors import ConfigError, EnvelopeError, UsageError
 from bench.pyramid import Anchoring, build_pyramid
 from bench.registry import _REGISTRY, register_codec
+from bench.storage.envelope import unpack
 from tests.fake_codecs import RawCodec
 
 RAW = "test-coding-raw"

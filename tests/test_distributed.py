@@ -14,7 +14,7 @@ from distributed import Client, LocalCluster  # a dependency (pyproject): missin
 from bench.datasets import load_dataset
 from bench.distributed import DaskExecutor, DistributedError, code_fingerprint, task_key
 from bench.runner import LocalExecutor, execute, plan_jobs
-from bench.store import RunStore
+from bench.storage.store import RunStore
 
 # Everything a record says about the coding itself (not how long it took or where it ran).
 EXACT_FIELDS = ("codec", "dataset", "image", "scales", "anchor", "quality", "layer", "num_layers", "height",

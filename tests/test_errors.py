@@ -18,13 +18,13 @@ def test_every_bench_error_class_is_a_bench_error() -> None:
     from bench.codec import BitstreamError, CodecError
     from bench.datasets import DatasetError
     from bench.distributed import DistributedError
-    from bench.envelope import EnvelopeError
     from bench.fuzz import FuzzError
     from bench.images import ImageError
     from bench.measuring.timing import NondeterministicCodecError
     from bench.pyramid import PyramidError
     from bench.registry import UnknownCodecError
-    from bench.store import StoreError
+    from bench.storage.envelope import EnvelopeError
+    from bench.storage.store import StoreError
     from bench.zoo import WeightsError
 
     for cls in (CheckError, BitstreamError, CodecError, DatasetError, DistributedError, EnvelopeError, FuzzError,

@@ -26,8 +26,8 @@ from bench.codec import BitstreamError, CodecError
 from bench.codecs import container, mean_scale
 from bench.codecs.compass import bitstream as compass_bitstream
 from bench.codecs.fuzzing import reseal_container
-from bench.envelope import unpack
 from bench.images import DEFAULT_MAX_PIXELS
+from bench.storage.envelope import unpack
 from bench.zoo import QUALITY_LAMBDAS
 
 PROPERTY = settings(max_examples=200, deadline=None, database=None,  # no .hypothesis/ in the repo

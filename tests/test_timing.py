@@ -16,7 +16,7 @@ from bench.codec import Codec, CodecInfo, Encoded, SectionClock
 from bench.measuring.timing import NondeterministicCodecError, repeat, spread, timed
 from bench.registry import _REGISTRY, register_codec
 from bench.runner import Job, RunSummary, execute, plan_jobs, run_job
-from bench.store import RunStore
+from bench.storage.store import RunStore
 
 SLEEP = 0.02
 

@@ -55,7 +55,7 @@ class RecordExtra:
     # bytes on disk of the weights this job's quality loads (bench.measuring.cost.model_bytes)
     model_bytes: int | None = None
     # Codec.weights_id(quality): SHA-256 of the weights this job was coded with; a resumed run
-    # refuses records made with other weights (bench.store.check_weights)
+    # refuses records made with other weights (bench.storage.store.check_weights)
     weights_id: str | None = None
 
     # --- this layer ---
