@@ -30,11 +30,11 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from bench.codec import Codec, quality_problem
-from bench.config import RunConfig
 from bench.declared import MANIFEST_KEY, Declared
 from bench.errors import UsageError
 from bench.pyramid import format_scales
-from bench.runner import Executor, Job, RunSummary, execute, plan_jobs
+from bench.running.config import RunConfig
+from bench.running.runner import Executor, Job, RunSummary, execute, plan_jobs
 from bench.storage.records import Record
 from bench.storage.store import Invocation, RunStore, check_weights, recorded_weights_id
 
@@ -226,10 +226,10 @@ def check_resumable_weights(prepared: PreparedRun) -> None:
 
 
 def plan(config: RunConfig, on_unavailable: Callable[[str, str], None] | None = None) -> Any:
-    """The job plan and a time estimate from the run folder's records (``bench.planning.Plan``);
+    """The job plan and a time estimate from the run folder's records (``bench.running.planning.Plan``);
     nothing is written. StoreError, as ``run`` would raise, when the folder holds records made with
     other weights (``check_resumable_weights``)."""
-    from bench.planning import make_plan
+    from bench.running.planning import make_plan
 
     prepared = prepare(config, on_unavailable)
     check_resumable_weights(prepared)
@@ -258,7 +258,7 @@ def run(config: RunConfig, progress: ProgressFactory | None = None, executor: Ex
     jobs elsewhere (default: local processes, or the Dask cluster ``config.scheduler`` names)."""
     prepared = prepare(config, on_unavailable)
     if executor is None and config.scheduler:  # reach the cluster before the run folder is touched
-        from bench.distributed import DaskExecutor
+        from bench.running.distributed import DaskExecutor
 
         executor = DaskExecutor(config.scheduler)
         executor.connect()

@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Sequence
 
 from bench import weights_fetch  # stdlib-only imports: cheap
-from bench.config import DEFAULT_RUN_DIR, DEFAULT_SCALES, RunConfig
 from bench.errors import UsageError, exit_status, is_user_error
 from bench.measuring.bdrate import DEFAULT_BOOTSTRAP
 from bench.measuring.rd_metrics import DEFAULT_METRIC, METRICS
 from bench.measuring.ycbcr import DEFAULT_YUV_MATRIX, YUV_MATRICES
 from bench.registry import plugin_commands
+from bench.running.config import DEFAULT_RUN_DIR, DEFAULT_SCALES, RunConfig
 
 DEFAULT_REPORT_DIR = Path("reports")
 
@@ -41,7 +41,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"skipping {spec}: unavailable: {reason}", file=sys.stderr)
 
     if args.dry_run:  # the plan and an estimate from the run directory's records; nothing is written
-        from bench.planning import format_plan
+        from bench.running.planning import format_plan
 
         print(format_plan(api.plan(config, unavailable), config.out, config.jobs))
         return 0

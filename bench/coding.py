@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from bench.config import check_device
 from bench.errors import EnvelopeError, UsageError
+from bench.running.config import check_device
 
 __all__ = ["DecodeResult", "EncodeResult", "decode_file", "encode_image", "layer_paths"]
 

@@ -24,7 +24,7 @@ class UsageError(BenchError):
 
 
 class ConfigError(UsageError):
-    """A run configuration (``bench.config.RunConfig``) is invalid; raised before anything loads."""
+    """A run configuration (``bench.running.config.RunConfig``) is invalid; raised before anything loads."""
 
 
 class CodecError(BenchError):

@@ -13,7 +13,7 @@ from bench.cli import main
 from bench.errors import ImageError, ReportError, UsageError
 from bench.images import DEFAULT_MAX_PIXELS
 from bench.registry import _REGISTRY, register_codec
-from bench.runner import run_job_safely
+from bench.running.runner import run_job_safely
 from bench.storage.records import Record
 from bench.storage.store import RunStore
 from tests.fake_codecs import RawCodec

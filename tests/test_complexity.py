@@ -83,9 +83,10 @@ def test_compass_declares_bl_liff_and_rc_per_layer() -> None:
 
 def test_runner_records_carry_the_counts_of_learned_codecs_only(make_image_folder, tmp_path, monkeypatch,
                                                                  x265_ready) -> None:
-    from bench import runner, zoo
+    from bench import zoo
     from bench.codecs.fuzzing import tiny_mean_scale_zoo
     from bench.datasets import load_dataset
+    from bench.running import runner
 
     tiny_mean_scale_zoo(tmp_path / "zoo")
     monkeypatch.setenv(zoo.ENV_VAR, str(tmp_path / "zoo"))

@@ -17,12 +17,12 @@ def test_every_bench_error_class_is_a_bench_error() -> None:
     from bench.check import CheckError
     from bench.codec import BitstreamError, CodecError
     from bench.datasets import DatasetError
-    from bench.distributed import DistributedError
     from bench.fuzz import FuzzError
     from bench.images import ImageError
     from bench.measuring.timing import NondeterministicCodecError
     from bench.pyramid import PyramidError
     from bench.registry import UnknownCodecError
+    from bench.running.distributed import DistributedError
     from bench.storage.envelope import EnvelopeError
     from bench.storage.store import StoreError
     from bench.zoo import WeightsError

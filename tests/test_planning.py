@@ -10,8 +10,8 @@ import pytest
 
 from bench.cli import main
 from bench.datasets import load_dataset
-from bench.planning import Plan, PlanRow, cost_rates, format_plan, format_seconds, job_pixels, make_plan
-from bench.runner import Job, plan_jobs
+from bench.running.planning import Plan, PlanRow, cost_rates, format_plan, format_seconds, job_pixels, make_plan
+from bench.running.runner import Job, plan_jobs
 from bench.storage.records import Record
 from bench.storage.store import RunStore
 

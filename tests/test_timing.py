@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench import runner
 from bench.codec import Codec, CodecInfo, Encoded, SectionClock
 from bench.measuring.timing import NondeterministicCodecError, repeat, spread, timed
 from bench.registry import _REGISTRY, register_codec
-from bench.runner import Job, RunSummary, execute, plan_jobs, run_job
+from bench.running import runner
+from bench.running.runner import Job, RunSummary, execute, plan_jobs, run_job
 from bench.storage.store import RunStore
 
 SLEEP = 0.02

@@ -42,7 +42,7 @@ class RecordExtra:
 
     # --- the job (the same in every record of one job) ---
     # seconds inside codec calls for the whole job: every timed run (``--repeats``) of every encode
-    # and decode, of all layers; warm-up excluded (bench.runner.job_codec_time)
+    # and decode, of all layers; warm-up excluded (bench.running.runner.job_codec_time)
     job_codec_s: float | None = None
     # seconds of the untimed warm-up encode and decode on small crops (the codec's start-up: model
     # loading), only in the records of the first job per process, codec and quality
