@@ -41,12 +41,13 @@ from bench.storage.store import Invocation, RunStore, check_weights, recorded_we
 # name -> (module, attribute): the commands beside run and report, imported on first use (training
 # brings torch, fuzzing its workers)
 _COMMANDS = {
-    "encode_image": ("bench.coding", "encode_image"), "EncodeResult": ("bench.coding", "EncodeResult"),
-    "decode_file": ("bench.coding", "decode_file"), "DecodeResult": ("bench.coding", "DecodeResult"),
-    "check": ("bench.check", "check"), "CheckConfig": ("bench.check", "CheckConfig"),
-    "CheckResult": ("bench.check", "CheckResult"),
-    "run_fuzz": ("bench.fuzz", "run_fuzz"), "FuzzConfig": ("bench.fuzz", "FuzzConfig"),
-    "fetch_weights": ("bench.weights_fetch", "fetch_weights"), "FetchConfig": ("bench.weights_fetch", "FetchConfig"),
+    "encode_image": ("bench.tools.coding", "encode_image"), "EncodeResult": ("bench.tools.coding", "EncodeResult"),
+    "decode_file": ("bench.tools.coding", "decode_file"), "DecodeResult": ("bench.tools.coding", "DecodeResult"),
+    "check": ("bench.tools.check", "check"), "CheckConfig": ("bench.tools.check", "CheckConfig"),
+    "CheckResult": ("bench.tools.check", "CheckResult"),
+    "run_fuzz": ("bench.tools.fuzz", "run_fuzz"), "FuzzConfig": ("bench.tools.fuzz", "FuzzConfig"),
+    "fetch_weights": ("bench.tools.fetch_weights", "fetch_weights"),
+    "FetchConfig": ("bench.tools.fetch_weights", "FetchConfig"),
     "train_mean_scale": ("bench.train.mean_scale", "train"),
     "MeanScaleTrainingConfig": ("bench.train.mean_scale", "MeanScaleTrainingConfig"),
     "train_compass": ("bench.train.compass", "train"), "export_compass": ("bench.train.compass", "export"),

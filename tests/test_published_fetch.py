@@ -149,7 +149,7 @@ def test_a_cached_file_that_would_run_code_is_refused_unrun(tmp_path: Path, monk
 
 def test_fetch_weights_takes_a_typed_config_and_prints_nothing(server: Server,
                                                                capsys: pytest.CaptureFixture[str]) -> None:
-    from bench.weights_fetch import FetchConfig, fetch_weights
+    from bench.tools.fetch_weights import FetchConfig, fetch_weights
 
     said: list[str] = []
     result = fetch_weights(FetchConfig("compressai", "3", progress=False), say=said.append)
@@ -165,7 +165,7 @@ def test_fetch_weights_takes_a_typed_config_and_prints_nothing(server: Server,
 
 def test_fetch_config_checks_its_source_and_qualities() -> None:
     from bench.errors import UsageError
-    from bench.weights_fetch import FetchConfig
+    from bench.tools.fetch_weights import FetchConfig
 
     assert FetchConfig(qualities="1,3,1").qualities == (1, 3)
     assert FetchConfig(qualities=(4, 2)).qualities == (4, 2) and FetchConfig().qualities is None

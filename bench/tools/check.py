@@ -47,7 +47,7 @@ from bench.errors import CheckError, UsageError
 from bench.pyramid import format_scales
 from bench.storage.records import Record
 
-DEFAULT_BASELINE = Path(__file__).resolve().parent / "baselines" / "check.json"
+DEFAULT_BASELINE = Path(__file__).resolve().parents[1] / "baselines" / "check.json"
 FORMAT = 1
 EXACT = {"bits": 0.0, "psnr": 1e-6, "ms_ssim": 1e-6}
 CROSS_MACHINE = {"bits": 0.002, "psnr": 0.01, "ms_ssim": 2e-4}

@@ -1,7 +1,7 @@
 """One image into a bench bitstream file and back: ``bench encode`` and ``bench decode`` as functions.
 
 ```python
-from bench.coding import decode_file, encode_image
+from bench.tools.coding import decode_file, encode_image
 
 encoded = encode_image("kodim05.png", "out.bin", codec="compass", quality=2, scales="1.5,2")
 print(encoded.layer_bytes, encoded.cumulative_bpp, encoded.file_bytes)

@@ -362,11 +362,11 @@ def codec_spec_target(workdir: Path, time_limit: float) -> Target:
 # Decoders of bench's own formats: "module:function" building the Target. Every registered codec with
 # a ``CodecInfo.fuzz`` is a decoder too, under its own name (``CODEC_PREFIX`` + name).
 DECODERS: dict[str, str] = {
-    "envelope": "bench.fuzz:envelope_target",
-    "container": "bench.fuzz:container_target",
-    "records": "bench.fuzz:records_target",
-    "manifest": "bench.fuzz:manifest_target",
-    "codec-spec": "bench.fuzz:codec_spec_target",
+    "envelope": "bench.tools.fuzz:envelope_target",
+    "container": "bench.tools.fuzz:container_target",
+    "records": "bench.tools.fuzz:records_target",
+    "manifest": "bench.tools.fuzz:manifest_target",
+    "codec-spec": "bench.tools.fuzz:codec_spec_target",
 }
 CODEC_PREFIX = "codec:"
 
