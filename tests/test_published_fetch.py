@@ -12,8 +12,7 @@ from typing import Iterator
 
 import pytest
 
-from bench import published
-from bench.zoo import WeightsError, WeightsHashError
+from bench.zoo import WeightsError, WeightsHashError, published
 
 GOOD = b"CompressAI mbt2018-mean stand-in, quality 3\n" * 50
 DAMAGED = b"CompressAI mbt2018-mean stand-in, quality 4, bytes flipped in transit\n" * 50
