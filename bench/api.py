@@ -30,23 +30,24 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from bench.codec import Codec, quality_problem
-from bench.config import RunConfig
 from bench.declared import MANIFEST_KEY, Declared
 from bench.errors import UsageError
 from bench.pyramid import format_scales
-from bench.records import Record
-from bench.runner import Executor, Job, RunSummary, execute, plan_jobs
-from bench.store import Invocation, RunStore, check_weights, recorded_weights_id
+from bench.running.config import RunConfig
+from bench.running.runner import Executor, Job, RunSummary, execute, plan_jobs
+from bench.storage.records import Record
+from bench.storage.store import Invocation, RunStore, check_weights, recorded_weights_id
 
 # name -> (module, attribute): the commands beside run and report, imported on first use (training
 # brings torch, fuzzing its workers)
 _COMMANDS = {
-    "encode_image": ("bench.coding", "encode_image"), "EncodeResult": ("bench.coding", "EncodeResult"),
-    "decode_file": ("bench.coding", "decode_file"), "DecodeResult": ("bench.coding", "DecodeResult"),
-    "check": ("bench.check", "check"), "CheckConfig": ("bench.check", "CheckConfig"),
-    "CheckResult": ("bench.check", "CheckResult"),
-    "run_fuzz": ("bench.fuzz", "run_fuzz"), "FuzzConfig": ("bench.fuzz", "FuzzConfig"),
-    "fetch_weights": ("bench.weights_fetch", "fetch_weights"), "FetchConfig": ("bench.weights_fetch", "FetchConfig"),
+    "encode_image": ("bench.tools.coding", "encode_image"), "EncodeResult": ("bench.tools.coding", "EncodeResult"),
+    "decode_file": ("bench.tools.coding", "decode_file"), "DecodeResult": ("bench.tools.coding", "DecodeResult"),
+    "check": ("bench.tools.check", "check"), "CheckConfig": ("bench.tools.check", "CheckConfig"),
+    "CheckResult": ("bench.tools.check", "CheckResult"),
+    "run_fuzz": ("bench.tools.fuzz", "run_fuzz"), "FuzzConfig": ("bench.tools.fuzz", "FuzzConfig"),
+    "fetch_weights": ("bench.tools.fetch_weights", "fetch_weights"),
+    "FetchConfig": ("bench.tools.fetch_weights", "FetchConfig"),
     "train_mean_scale": ("bench.train.mean_scale", "train"),
     "MeanScaleTrainingConfig": ("bench.train.mean_scale", "MeanScaleTrainingConfig"),
     "train_compass": ("bench.train.compass", "train"), "export_compass": ("bench.train.compass", "export"),
@@ -211,7 +212,7 @@ def _check_yuv_matrix(config: RunConfig, store: RunStore) -> None:
 
 def check_resumable_weights(prepared: PreparedRun) -> None:
     """StoreError when the run folder holds records of a planned codec and quality made with other
-    weights than the codec codes that quality with now (``bench.store.check_weights``): a resume
+    weights than the codec codes that quality with now (``bench.storage.store.check_weights``): a resume
     would skip those jobs and mix two models in one RD curve. Reads the folder, writes nothing;
     hashes weights files only for the (spec, quality) pairs that the folder holds records of."""
     store = prepared.store
@@ -226,10 +227,10 @@ def check_resumable_weights(prepared: PreparedRun) -> None:
 
 
 def plan(config: RunConfig, on_unavailable: Callable[[str, str], None] | None = None) -> Any:
-    """The job plan and a time estimate from the run folder's records (``bench.planning.Plan``);
+    """The job plan and a time estimate from the run folder's records (``bench.running.planning.Plan``);
     nothing is written. StoreError, as ``run`` would raise, when the folder holds records made with
     other weights (``check_resumable_weights``)."""
-    from bench.planning import make_plan
+    from bench.running.planning import make_plan
 
     prepared = prepare(config, on_unavailable)
     check_resumable_weights(prepared)
@@ -258,7 +259,7 @@ def run(config: RunConfig, progress: ProgressFactory | None = None, executor: Ex
     jobs elsewhere (default: local processes, or the Dask cluster ``config.scheduler`` names)."""
     prepared = prepare(config, on_unavailable)
     if executor is None and config.scheduler:  # reach the cluster before the run folder is touched
-        from bench.distributed import DaskExecutor
+        from bench.running.distributed import DaskExecutor
 
         executor = DaskExecutor(config.scheduler)
         executor.connect()
@@ -283,7 +284,7 @@ def report(run_dirs: Sequence[Path | str], out: Path | str = Path("reports"),
            eval_model_json: bool = False, metric: str = "psnr-rgb", bootstrap: int | None = None,
            bd_average: str = "curves", latex: bool = False) -> ReportResult:
     """Tables, BD-rate tables and RD plots of ``run_dirs`` into ``out``, BD-rates and RD plots on the
-    quality ``metric`` (``bench.rd_metrics``: psnr-rgb, psnr-y, psnr-yuv, ms-ssim-db). With
+    quality ``metric`` (``bench.measuring.rd_metrics``: psnr-rgb, psnr-y, psnr-yuv, ms-ssim-db). With
     ``eval_model_json`` also CompressAI ``eval_model`` JSON files into ``out/eval_model``. ``bootstrap``:
     resamples of the BD-rate intervals (None: the default, 2000; 0: none); ``bd_average``: curves or
     images, the BD-rate convention the tables lead with; ``latex``: also LaTeX tables."""
@@ -292,7 +293,7 @@ def report(run_dirs: Sequence[Path | str], out: Path | str = Path("reports"),
     from bench.report.files import write_table_files
     from bench.report.page import page_blocks, write_page
     from bench.report.plots import draw_plots
-    from bench.store import export_eval_model
+    from bench.storage.store import export_eval_model
 
     run_dirs = [Path(d) for d in dict.fromkeys(run_dirs)]
     out = Path(out)
@@ -302,7 +303,7 @@ def report(run_dirs: Sequence[Path | str], out: Path | str = Path("reports"),
         if not (run_dir / "records.jsonl").is_file():
             raise ReportError(f"{run_dir} holds no records.jsonl; run `bench run --out {run_dir} ...` first")
     notes = [note for run_dir in run_dirs if (note := RunStore(run_dir).check_tail())]
-    from bench.bdrate import DEFAULT_BOOTSTRAP
+    from bench.measuring.bdrate import DEFAULT_BOOTSTRAP
 
     tables = compute_tables(run_dirs, metric, DEFAULT_BOOTSTRAP if bootstrap is None else bootstrap, bd_average)
     out.mkdir(parents=True, exist_ok=True)

@@ -7,13 +7,13 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from bench import weights_fetch  # stdlib-only imports: cheap
-from bench.bdrate import DEFAULT_BOOTSTRAP
-from bench.config import DEFAULT_RUN_DIR, DEFAULT_SCALES, RunConfig
 from bench.errors import UsageError, exit_status, is_user_error
-from bench.rd_metrics import DEFAULT_METRIC, METRICS
+from bench.measuring.bdrate import DEFAULT_BOOTSTRAP
+from bench.measuring.rd_metrics import DEFAULT_METRIC, METRICS
+from bench.measuring.ycbcr import DEFAULT_YUV_MATRIX, YUV_MATRICES
 from bench.registry import plugin_commands
-from bench.ycbcr import DEFAULT_YUV_MATRIX, YUV_MATRICES
+from bench.running.config import DEFAULT_RUN_DIR, DEFAULT_SCALES, RunConfig
+from bench.tools import fetch_weights  # stdlib-only imports: cheap
 
 DEFAULT_REPORT_DIR = Path("reports")
 
@@ -41,7 +41,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"skipping {spec}: unavailable: {reason}", file=sys.stderr)
 
     if args.dry_run:  # the plan and an estimate from the run directory's records; nothing is written
-        from bench.planning import format_plan
+        from bench.running.planning import format_plan
 
         print(format_plan(api.plan(config, unavailable), config.out, config.jobs))
         return 0
@@ -125,7 +125,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_encode(args: argparse.Namespace) -> int:
-    from bench.coding import encode_image
+    from bench.tools.coding import encode_image
 
     result = encode_image(args.image, args.output, args.codec, args.quality, scales=args.scales,
                           anchor=args.anchor, device=args.device)
@@ -136,7 +136,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
 
 
 def cmd_decode(args: argparse.Namespace) -> int:
-    from bench.coding import decode_file
+    from bench.tools.coding import decode_file
 
     result = decode_file(args.bitstream, args.prefix, layers=args.layers, device=args.device,
                          max_pixels=args.max_pixels, codec=args.codec)
@@ -148,7 +148,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
 def cmd_fuzz(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from bench.fuzz import FuzzConfig, format_run, run_fuzz
+    from bench.tools.fuzz import FuzzConfig, format_run, run_fuzz
 
     config = FuzzConfig(decoders=args.decoder, count=args.count, seed=args.seed, start=args.start,
                         time_limit=args.time_limit, memory_mb=args.memory_mb, uncapped=args.uncapped,
@@ -166,9 +166,9 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
 
 
 def cmd_weights(args: argparse.Namespace) -> int:
-    config = weights_fetch.FetchConfig(args.source, weights_fetch.parse_qualities(args.qualities),
+    config = fetch_weights.FetchConfig(args.source, fetch_weights.parse_qualities(args.qualities),
                                        progress=not args.no_progress)
-    result = weights_fetch.fetch_weights(config, say=print)
+    result = fetch_weights.fetch_weights(config, say=print)
     for fetched in result.fetched:
         size = fetched.path.stat().st_size / 2**20
         print(f"q{fetched.quality}: {fetched.status} {fetched.path} ({size:.1f} MiB, SHA-256 "
@@ -178,7 +178,7 @@ def cmd_weights(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from bench import check
+    from bench.tools import check
 
     return check.run(args)
 
@@ -270,15 +270,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help="decode with this spec instead of the file's: the same codec and options, your "
                              "@SOURCE (e.g. shvc@/opt/SHM/bin; a file never names a folder or binary)")
     decode.add_argument("prefix", help="output files are PREFIX_L<k>.png")
-    from bench.fuzz import add_arguments as add_fuzz_arguments  # stdlib-only import: cheap
+    from bench.tools.fuzz import add_arguments as add_fuzz_arguments  # stdlib-only import: cheap
 
     add_fuzz_arguments(sub.add_parser("fuzz", help="feed mutated and truncated inputs to every decoder of "
                                                    "bench-made bytes; count crashes and hangs"))
-    from bench.check import add_arguments as add_check_arguments
+    from bench.tools.check import add_arguments as add_check_arguments
 
     add_check_arguments(sub.add_parser("check", help="rerun a small fixed configuration and compare it with "
                                                      "the committed baseline (CI regression gate)"))
-    weights_fetch.add_arguments(sub.add_parser("weights", help="download published weights (the one command "
+    fetch_weights.add_arguments(sub.add_parser("weights", help="download published weights (the one command "
                                                               "that downloads)"))
     for command in plugin_commands():  # e.g. bench shm build, bench vtm build
         plugin_parser = sub.add_parser(command.name, help=command.help)

@@ -21,7 +21,7 @@ import numpy as np
 from bench.errors import BitstreamError, CodecError
 
 if TYPE_CHECKING:
-    from bench.complexity import LayerComplexity
+    from bench.measuring.complexity import LayerComplexity
 
 __all__ = ["Availability", "BitstreamError", "Codec", "CodecError", "CodecInfo", "Encoded", "FuzzSetup", "SectionClock",
            "check_image", "quality_problem", "synchronize", "weights_file_id"]
@@ -212,7 +212,7 @@ class Codec(ABC):
     def complexity(self, sizes: Sequence[tuple[int, int]], quality: int) -> "list[LayerComplexity] | None":
         """kMAC per pixel of every layer of one bitstream of layers of ``sizes`` (height, width;
         smallest first; one size for a single-layer codec) at ``quality``, encoder and decoder apart
-        (``bench.complexity``): what this codec's encoder and decoder run for each layer, counted with
+        (``bench.measuring.complexity``): what this codec's encoder and decoder run for each layer, counted with
         torch's FlopCounterMode. None for codecs whose operations torch cannot count (external
         encoders). The runner caches the answer per (codec, quality, sizes)."""
         return None

@@ -5,7 +5,7 @@ Library code raises these; only ``bench.cli`` turns them into a one-line message
 
 The classes live here, below every other bench module, so that any module can raise them without
 importing the command line. The modules that raise them also re-export them under their old names
-(``bench.codec.CodecError``, ``bench.store.StoreError``, …), so ``from bench.codec import CodecError``
+(``bench.codec.CodecError``, ``bench.storage.store.StoreError``, …), so ``from bench.codec import CodecError``
 keeps working. Some also derive from the builtin type that callers caught before the hierarchy
 existed (``PyramidError`` is a ``ValueError``, ``UnknownCodecError`` a ``KeyError``).
 """
@@ -24,7 +24,7 @@ class UsageError(BenchError):
 
 
 class ConfigError(UsageError):
-    """A run configuration (``bench.config.RunConfig``) is invalid; raised before anything loads."""
+    """A run configuration (``bench.running.config.RunConfig``) is invalid; raised before anything loads."""
 
 
 class CodecError(BenchError):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.metrics import psnr_rgb
+from bench.measuring.metrics import psnr_rgb
 from bench.pyramid import build_pyramid
 
 from .conftest import CODECS, available_codec, middle_quality

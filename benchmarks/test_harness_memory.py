@@ -1,5 +1,5 @@
 """Peak memory of the harness's own work on a large picture: reading it, building its pyramid and
-measuring every metric of every layer (``bench.runner.run_job``), per pixel of the picture.
+measuring every metric of every layer (``bench.running.runner.run_job``), per pixel of the picture.
 
 A 9000x9000 PNG once took 17.2 GB in ``bench run`` (about 210 bytes per pixel, nearly all of it the
 metrics' float planes of the whole picture; issue 27); the goal is at most ``GOAL_BYTES_PER_PIXEL``.
@@ -42,7 +42,7 @@ def _measure(path: str, side: int) -> dict:
 
     from bench.codec import Codec, Encoded
     from bench.registry import register_codec
-    from bench.runner import Job, run_job
+    from bench.running.runner import Job, run_job
 
     class _Free(Codec):
         """Costs (almost) nothing: what is measured is the harness around it."""

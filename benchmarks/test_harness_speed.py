@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench.bdrate import bd_rate
-from bench.metrics import ms_ssim_rgb, psnr_rgb
+from bench.measuring.bdrate import bd_rate
+from bench.measuring.metrics import ms_ssim_rgb, psnr_rgb
 from bench.pyramid import build_pyramid
 
 

@@ -6,7 +6,7 @@ layer. Weights by source (the ``@SOURCE`` of the codec spec):
 * ``mean-scale`` / ``mean-scale@bench``: bench's trained zoo (``bench.zoo``,
   ``bench/weights/mean-scale-q{1..4}-*.pth.tar``), qualities 1–4.
 * ``mean-scale@compressai``: CompressAI's published ``mbt2018-mean`` (MSE), qualities 1–8, from
-  torch.hub's cache (``bench.published``; never downloaded here).
+  torch.hub's cache (``bench.zoo.published``; never downloaded here).
 
 Everything below (padding, threads, bitstream) is the same for both sources.
 
@@ -50,7 +50,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bench import published, zoo
+from bench import zoo
 from bench.codec import (
     Availability,
     BitstreamError,
@@ -63,10 +63,11 @@ from bench.codec import (
     check_image,
     weights_file_id,
 )
-from bench.complexity import LayerComplexity, count_macs, kmac_per_pixel, meta_input, on_meta
 from bench.determinism import NETWORK_THREADS, fixed_network_threads
 from bench.images import DEFAULT_MAX_PIXELS
+from bench.measuring.complexity import LayerComplexity, count_macs, kmac_per_pixel, meta_input, on_meta
 from bench.registry import register_codec
+from bench.zoo import published
 
 MAGIC = b"bMSH"
 VERSION = 1

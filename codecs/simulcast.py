@@ -21,7 +21,7 @@ from bench.codecs import container
 from bench.registry import UnknownCodecError, create_codec, register_codec
 
 if TYPE_CHECKING:
-    from bench.complexity import LayerComplexity
+    from bench.measuring.complexity import LayerComplexity
 
 MAGIC = b"SIMC"
 VERSION = 1

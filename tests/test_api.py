@@ -12,10 +12,10 @@ from bench import api
 from bench.cli import main
 from bench.errors import ImageError, ReportError, UsageError
 from bench.images import DEFAULT_MAX_PIXELS
-from bench.records import Record
 from bench.registry import _REGISTRY, register_codec
-from bench.runner import run_job_safely
-from bench.store import RunStore
+from bench.running.runner import run_job_safely
+from bench.storage.records import Record
+from bench.storage.store import RunStore
 from tests.fake_codecs import RawCodec
 
 MEASURED = ("encode_time", "decode_time", "extra")  # seconds and memory differ between runs
@@ -178,13 +178,14 @@ def test_a_run_parses_its_records_once(tmp_path: Path, make_image_folder, raw_co
 
 def test_every_command_is_a_function_of_the_api() -> None:
     """bench.api names each command's function and config; they are the modules' own objects."""
-    from bench import api, check, coding, fuzz, weights_fetch
+    from bench import api
+    from bench.tools import check, coding, fetch_weights, fuzz
     from bench.train import compass, export, mean_scale, widen
 
     assert api.encode_image is coding.encode_image and api.decode_file is coding.decode_file
     assert api.check is check.check and api.CheckConfig is check.CheckConfig
     assert api.run_fuzz is fuzz.run_fuzz and api.FuzzConfig is fuzz.FuzzConfig
-    assert api.fetch_weights is weights_fetch.fetch_weights
+    assert api.fetch_weights is fetch_weights.fetch_weights
     assert api.train_mean_scale is mean_scale.train and api.train_compass is compass.train
     assert api.export_compass is compass.export and api.widen is widen.widen and api.export_weights is export.export
     assert set(api._COMMANDS) <= set(api.__all__)

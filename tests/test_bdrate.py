@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 
 from bench.anchors import published_curves
-from bench.bdrate import MIN_OVERLAP, bd_rate, bd_rate_rows, percentile_interval, resample_counts, weighted_means
+from bench.measuring.bdrate import (
+    MIN_OVERLAP,
+    bd_rate,
+    bd_rate_rows,
+    percentile_interval,
+    resample_counts,
+    weighted_means,
+)
 
 ANCHOR_BPP = [0.12, 0.25, 0.5, 1.0, 1.6]
 ANCHOR_PSNR = [27.0, 30.0, 33.0, 36.0, 38.5]

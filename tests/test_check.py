@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench.check import CheckConfig, CheckError, check
 from bench.codec import Availability, Codec, CodecInfo, Encoded
 from bench.errors import UsageError
 from bench.registry import _REGISTRY, register_codec
+from bench.tools.check import CheckConfig, CheckError, check
 
 
 class _Quantizer(Codec):
@@ -254,7 +254,7 @@ def test_all_codecs_unavailable_checks_nothing_and_fails(codecs, images: Path, t
 
 
 def test_an_empty_baseline_is_an_error(codecs, images: Path, tmp_path: Path, monkeypatch) -> None:
-    from bench import check as check_module
+    from bench.tools import check as check_module
 
     monkeypatch.setattr(check_module, "run_configuration", lambda *a, **k: pytest.fail("ran before refusing"))
     baseline = tmp_path / "empty.json"
@@ -307,7 +307,7 @@ def test_other_configuration_or_missing_baseline_is_an_error(codecs, images: Pat
 
 def test_an_unusable_baseline_is_refused_before_anything_runs(codecs, images: Path, tmp_path: Path,
                                                                monkeypatch) -> None:
-    from bench import check as check_module
+    from bench.tools import check as check_module
 
     def never(*args, **kwargs):
         raise AssertionError("the configuration ran before the baseline was read")
@@ -325,7 +325,7 @@ def test_an_unusable_baseline_is_refused_before_anything_runs(codecs, images: Pa
 
 
 def test_committed_baseline_matches_the_default_configuration() -> None:
-    from bench.check import DEFAULT_BASELINE
+    from bench.tools.check import DEFAULT_BASELINE
 
     document = json.loads(DEFAULT_BASELINE.read_text())
     assert document["config"] == CheckConfig().describe()
@@ -336,8 +336,8 @@ def test_committed_baseline_matches_the_default_configuration() -> None:
 
 def test_the_check_run_writes_the_run_manifest_entry_with_what_the_gate_compares(codecs, images: Path,
                                                                                  tmp_path: Path) -> None:
-    from bench.check import run_configuration
-    from bench.store import RunStore
+    from bench.storage.store import RunStore
+    from bench.tools.check import run_configuration
 
     config = _config(images, {"check-missing": (1,)})
     run = run_configuration(config, tmp_path / "run")

@@ -16,11 +16,11 @@ from PIL import Image
 
 from bench.cli import main
 from bench.codec import Availability
-from bench.envelope import pack, unpack
 from bench.images import load_rgb
-from bench.metrics import psnr_rgb
+from bench.measuring.metrics import psnr_rgb
 from bench.registry import _REGISTRY, create_codec, register_codec
-from bench.store import RunStore
+from bench.storage.envelope import pack, unpack
+from bench.storage.store import RunStore
 from tests.fake_codecs import RawCodec as _Raw
 
 

@@ -9,11 +9,11 @@ import pytest
 
 from bench.registry import builtin_modules, codec_class, codec_family, is_slow
 from bench.report.bdtables import is_focus_pair, role
-from bench.runner import plan_jobs
+from bench.running.runner import plan_jobs
 from tests.conftest import REPO
 
 # Harness modules that must hold no codec name outside help text, examples and the default job lists.
-HARNESS = ["bench/runner.py", "bench/check.py", "bench/fuzz.py", "bench/cli.py",
+HARNESS = ["bench/running/runner.py", "bench/tools/check.py", "bench/tools/fuzz.py", "bench/cli.py",
            *sorted(p.relative_to(REPO).as_posix() for p in (REPO / "bench" / "report").glob("*.py"))]
 NAMES = re.compile(r"\b(x265|shvc|compass|mean-scale|simulcast)\b")
 

@@ -1,4 +1,4 @@
-"""bench.coding: ``bench encode``/``bench decode`` as functions with typed results (no printing, no exit)."""
+"""bench.tools.coding: ``bench encode``/``bench decode`` as functions with typed results (no printing, no exit)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench.coding import DecodeResult, EncodeResult, decode_file, encode_image, layer_paths
-from bench.envelope import unpack
 from bench.errors import ConfigError, EnvelopeError, UsageError
 from bench.pyramid import Anchoring, build_pyramid
 from bench.registry import _REGISTRY, register_codec
+from bench.storage.envelope import unpack
+from bench.tools.coding import DecodeResult, EncodeResult, decode_file, encode_image, layer_paths
 from tests.fake_codecs import RawCodec
 
 RAW = "test-coding-raw"
@@ -105,4 +105,4 @@ def test_bad_arguments_are_bench_errors_before_anything_is_written(tmp_path: Pat
 def test_the_coding_module_names_no_codec() -> None:
     from tests.test_codec import NAMES, REPO, _code_lines
 
-    assert [(n, line) for n, line in _code_lines(REPO / "bench" / "coding.py") if NAMES.search(line)] == []
+    assert [(n, line) for n, line in _code_lines(REPO / "bench" / "tools" / "coding.py") if NAMES.search(line)] == []

@@ -1,4 +1,4 @@
-"""Operation counts (bench.complexity) against hand counts, and the learned codecs' declarations."""
+"""Operation counts (bench.measuring.complexity) against hand counts, and the learned codecs' declarations."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from bench.codecs.compass import residual
-from bench.complexity import count_macs, kmac_per_pixel, meta_input, on_meta
+from bench.measuring.complexity import count_macs, kmac_per_pixel, meta_input, on_meta
 
 
 def test_one_convolution_by_hand() -> None:
@@ -83,9 +83,10 @@ def test_compass_declares_bl_liff_and_rc_per_layer() -> None:
 
 def test_runner_records_carry_the_counts_of_learned_codecs_only(make_image_folder, tmp_path, monkeypatch,
                                                                  x265_ready) -> None:
-    from bench import runner, zoo
+    from bench import zoo
     from bench.codecs.fuzzing import tiny_mean_scale_zoo
     from bench.datasets import load_dataset
+    from bench.running import runner
 
     tiny_mean_scale_zoo(tmp_path / "zoo")
     monkeypatch.setenv(zoo.ENV_VAR, str(tmp_path / "zoo"))

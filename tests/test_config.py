@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.config import DEFAULT_RUN_DIR, RunConfig
 from bench.errors import ConfigError, PyramidError, UsageError
+from bench.running.config import DEFAULT_RUN_DIR, RunConfig
 
 
 def test_fields_are_normalised() -> None:

@@ -14,11 +14,11 @@ import torch
 from PIL import Image
 
 from bench.codec import Codec, CodecInfo, Encoded
-from bench.cost import ResourceProbe, model_bytes, parameter_summary
-from bench.metrics import ms_ssim_rgb
+from bench.measuring.cost import ResourceProbe, model_bytes, parameter_summary
+from bench.measuring.metrics import ms_ssim_rgb
 from bench.registry import _REGISTRY, register_codec
-from bench.runner import Job, run_job
-from bench.store import RunStore
+from bench.running.runner import Job, run_job
+from bench.storage.store import RunStore
 
 linux_only = pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="RSS sampling reads /proc")
 

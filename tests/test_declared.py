@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from bench import api
-from bench.config import RunConfig
 from bench.declared import MANIFEST_KEY, REGISTERED, Declarations, Declared, registered
 from bench.report.bdtables import family, is_focus_pair, role
 from bench.report.compute import compute_tables
+from bench.running.config import RunConfig
 
 
 def test_registered_declarations_come_from_codec_info() -> None:

@@ -12,9 +12,9 @@ import pytest
 from distributed import Client, LocalCluster  # a dependency (pyproject): missing, these tests must fail
 
 from bench.datasets import load_dataset
-from bench.distributed import DaskExecutor, DistributedError, code_fingerprint, task_key
-from bench.runner import LocalExecutor, execute, plan_jobs
-from bench.store import RunStore
+from bench.running.distributed import DaskExecutor, DistributedError, code_fingerprint, task_key
+from bench.running.runner import LocalExecutor, execute, plan_jobs
+from bench.storage.store import RunStore
 
 # Everything a record says about the coding itself (not how long it took or where it ran).
 EXACT_FIELDS = ("codec", "dataset", "image", "scales", "anchor", "quality", "layer", "num_layers", "height",
@@ -92,10 +92,10 @@ def test_bench_run_with_unreachable_scheduler_fails_clearly(local_reference, tmp
                                                            monkeypatch) -> None:
     import socket
 
-    import bench.distributed
+    import bench.running.distributed
     from bench.cli import main
 
-    monkeypatch.setattr(bench.distributed, "CONNECT_TIMEOUT_S", 2.0)
+    monkeypatch.setattr(bench.running.distributed, "CONNECT_TIMEOUT_S", 2.0)
 
     folder, _ = local_reference
     with socket.socket() as probe:  # a loopback port where nothing listens (bound, then closed)
@@ -185,7 +185,7 @@ def test_workers_with_other_bench_code_are_refused(cluster, local_reference) -> 
 
 
 def test_task_keys_are_per_job() -> None:
-    from bench.runner import Job
+    from bench.running.runner import Job
 
     a = Job("x265", "d", "a.png", "/x/a.png", (2.0,), "top", 32)
     assert task_key(a) == task_key(Job("x265", "d", "a.png", "/x/a.png", (2.0,), "top", 32))

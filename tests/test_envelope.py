@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bench.envelope import MAGIC, MAX_HEADER, EnvelopeError, pack, unpack
+from bench.storage.envelope import MAGIC, MAX_HEADER, EnvelopeError, pack, unpack
 
 HEADER = {"codec": "simulcast:x265", "quality": 32, "scales": "1.5", "anchor": "top",
           "sizes": [[32, 42], [48, 64]], "layer_bytes": [3, 4]}

@@ -14,17 +14,17 @@ from tests.conftest import REPO
 
 
 def test_every_bench_error_class_is_a_bench_error() -> None:
-    from bench.check import CheckError
     from bench.codec import BitstreamError, CodecError
     from bench.datasets import DatasetError
-    from bench.distributed import DistributedError
-    from bench.envelope import EnvelopeError
-    from bench.fuzz import FuzzError
     from bench.images import ImageError
+    from bench.measuring.timing import NondeterministicCodecError
     from bench.pyramid import PyramidError
     from bench.registry import UnknownCodecError
-    from bench.store import StoreError
-    from bench.timing import NondeterministicCodecError
+    from bench.running.distributed import DistributedError
+    from bench.storage.envelope import EnvelopeError
+    from bench.storage.store import StoreError
+    from bench.tools.check import CheckError
+    from bench.tools.fuzz import FuzzError
     from bench.zoo import WeightsError
 
     for cls in (CheckError, BitstreamError, CodecError, DatasetError, DistributedError, EnvelopeError, FuzzError,

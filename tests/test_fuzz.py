@@ -21,13 +21,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bench import fuzz
 from bench.codec import BitstreamError, CodecError
 from bench.codecs import container, mean_scale
 from bench.codecs.compass import bitstream as compass_bitstream
 from bench.codecs.fuzzing import reseal_container
-from bench.envelope import unpack
 from bench.images import DEFAULT_MAX_PIXELS
+from bench.storage.envelope import unpack
+from bench.tools import fuzz
 from bench.zoo import QUALITY_LAMBDAS
 
 PROPERTY = settings(max_examples=200, deadline=None, database=None,  # no .hypothesis/ in the repo
@@ -331,7 +331,7 @@ def test_a_resealed_giant_layer_claim_does_not_crash_the_compass_decoder(tmp_pat
     script = f"""
 import sys
 from pathlib import Path
-from bench import fuzz
+from bench.tools import fuzz
 from bench.codec import CodecError
 from bench.codecs.compass import bitstream
 target = fuzz.codec_target("compass", Path({str(tmp_path)!r}), 10.0)

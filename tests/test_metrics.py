@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.metrics import MS_SSIM_MIN_SIDE, ms_ssim_rgb, psnr_rgb
+from bench.measuring.metrics import MS_SSIM_MIN_SIDE, ms_ssim_rgb, psnr_rgb
 
 from .conftest import synthetic_image
 
@@ -64,13 +64,13 @@ def test_ms_ssim_small_image_gives_none_with_reason() -> None:
 # --- bounded memory (issue 27): the banded metrics against the whole-picture ones they replace -------
 
 def _old_psnr_rgb(reference: np.ndarray, reconstruction: np.ndarray) -> float:
-    """bench.metrics.psnr_rgb before it went through bands: float64 planes of the whole picture."""
+    """bench.measuring.metrics.psnr_rgb before it went through bands: float64 planes of the whole picture."""
     mse = float(np.mean((reference.astype(np.float64) - reconstruction.astype(np.float64)) ** 2))
     return math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)
 
 
 def _old_psnr_yuv(reference: np.ndarray, reconstruction: np.ndarray, matrix: str) -> tuple[float, ...]:
-    from bench.ycbcr import rgb_to_ycbcr
+    from bench.measuring.ycbcr import rgb_to_ycbcr
 
     error = rgb_to_ycbcr(reference, matrix) - rgb_to_ycbcr(reconstruction, matrix)
     planes = [float(np.mean(error[..., c] ** 2)) for c in range(3)]
@@ -79,7 +79,7 @@ def _old_psnr_yuv(reference: np.ndarray, reconstruction: np.ndarray, matrix: str
 
 
 def _old_ms_ssim_rgb(reference: np.ndarray, reconstruction: np.ndarray) -> float:
-    """bench.metrics.ms_ssim_rgb before it went through bands (the whole picture at every scale)."""
+    """bench.measuring.metrics.ms_ssim_rgb before it went through bands (the whole picture at every scale)."""
     import torch
     import torch.nn.functional as F
 
@@ -114,7 +114,7 @@ def _old_ms_ssim_rgb(reference: np.ndarray, reconstruction: np.ndarray) -> float
 
 
 def _assert_same_as_before(reference: np.ndarray, reconstruction: np.ndarray) -> None:
-    from bench.metrics import psnr_yuv
+    from bench.measuring.metrics import psnr_yuv
 
     assert psnr_rgb(reference, reconstruction) == _old_psnr_rgb(reference, reconstruction)  # exact sums
     for matrix in ("bt709", "bt601"):
@@ -128,9 +128,9 @@ def _assert_same_as_before(reference: np.ndarray, reconstruction: np.ndarray) ->
 @pytest.mark.parametrize("band_pixels", [1, 2_000, 1 << 19], ids=["one-row", "small", "default"])
 @pytest.mark.parametrize("shape", [(171, 203), (200, 166), (177, 177)], ids=["odd-odd", "even-even", "square"])
 def test_banded_metrics_equal_the_whole_picture_ones_on_random_pictures(monkeypatch, band_pixels, shape) -> None:
-    import bench.metrics
+    import bench.measuring.metrics
 
-    monkeypatch.setattr(bench.metrics, "BAND_PIXELS", band_pixels)
+    monkeypatch.setattr(bench.measuring.metrics, "BAND_PIXELS", band_pixels)
     rng = np.random.default_rng(shape[0] * 7 + band_pixels)
     reference = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
     noisy = np.clip(reference.astype(int) + rng.integers(-30, 31, reference.shape), 0, 255).astype(np.uint8)
@@ -144,7 +144,7 @@ def test_banded_metrics_equal_the_whole_picture_ones_on_a_real_picture(monkeypat
 
     from PIL import Image
 
-    import bench.metrics
+    import bench.measuring.metrics
     from bench.images import load_rgb
 
     from .conftest import SHARED_DATA
@@ -156,7 +156,7 @@ def test_banded_metrics_equal_the_whole_picture_ones_on_a_real_picture(monkeypat
     buffer = io.BytesIO()
     Image.fromarray(picture).save(buffer, "JPEG", quality=30)  # a real codec's distortion
     decoded = np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"))
-    monkeypatch.setattr(bench.metrics, "BAND_PIXELS", 20_000)  # several bands at every scale
+    monkeypatch.setattr(bench.measuring.metrics, "BAND_PIXELS", 20_000)  # several bands at every scale
     _assert_same_as_before(picture, decoded)
 
 
@@ -165,10 +165,10 @@ def test_psnr_metrics_hold_one_band_not_the_picture_in_memory(monkeypatch) -> No
     bytes per pixel before) must be gone, whatever the picture's size."""
     import tracemalloc
 
-    import bench.metrics
-    from bench.metrics import psnr_yuv
+    import bench.measuring.metrics
+    from bench.measuring.metrics import psnr_yuv
 
-    monkeypatch.setattr(bench.metrics, "BAND_PIXELS", 10_000)
+    monkeypatch.setattr(bench.measuring.metrics, "BAND_PIXELS", 10_000)
     reference = synthetic_image(1200, 1000, seed=3)
     recon = np.clip(reference.astype(int) + 3, 0, 255).astype(np.uint8)
     for function in (psnr_rgb, psnr_yuv):
@@ -185,9 +185,9 @@ def test_ms_ssim_filters_bands_of_rows_not_the_whole_picture(monkeypatch) -> Non
     """torch's allocations do not show in tracemalloc: count what each convolution is given instead."""
     import torch.nn.functional as F
 
-    import bench.metrics
+    import bench.measuring.metrics
 
-    monkeypatch.setattr(bench.metrics, "BAND_PIXELS", 10_000)
+    monkeypatch.setattr(bench.measuring.metrics, "BAND_PIXELS", 10_000)
     largest = []
     conv2d = F.conv2d
 

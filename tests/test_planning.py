@@ -10,10 +10,10 @@ import pytest
 
 from bench.cli import main
 from bench.datasets import load_dataset
-from bench.planning import Plan, PlanRow, cost_rates, format_plan, format_seconds, job_pixels, make_plan
-from bench.records import Record
-from bench.runner import Job, plan_jobs
-from bench.store import RunStore
+from bench.running.planning import Plan, PlanRow, cost_rates, format_plan, format_seconds, job_pixels, make_plan
+from bench.running.runner import Job, plan_jobs
+from bench.storage.records import Record
+from bench.storage.store import RunStore
 
 
 def _record(image: str, quality: int, scales: list[float], layer: int, sizes: list[tuple[int, int]],

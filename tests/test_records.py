@@ -8,7 +8,7 @@ from dataclasses import fields
 
 import pytest
 
-from bench.records import EXTRA_FIELDS, Record, RecordExtra
+from bench.storage.records import EXTRA_FIELDS, Record, RecordExtra
 
 
 def _record(**extra) -> Record:

@@ -14,8 +14,8 @@ import pytest
 
 from bench.cli import main
 from bench.errors import RunFolderBusyError, StoreError
-from bench.runlock import LOCK_FILE, RunLock
-from bench.store import RunStore, job_key
+from bench.storage.runlock import LOCK_FILE, RunLock
+from bench.storage.store import RunStore, job_key
 from tests.conftest import REPO
 
 

@@ -12,12 +12,12 @@ import pytest
 from bench.codec import Codec, CodecError, CodecInfo, Encoded
 from bench.datasets import load_dataset
 from bench.images import load_rgb
-from bench.metrics import psnr_rgb
+from bench.measuring.metrics import psnr_rgb
 from bench.pyramid import build_pyramid
-from bench.records import Record
 from bench.registry import _REGISTRY, create_codec, register_codec
-from bench.runner import Job, code_job, execute, job_codec_time, plan_jobs, run_job
-from bench.store import RunStore
+from bench.running.runner import Job, code_job, execute, job_codec_time, plan_jobs, run_job
+from bench.storage.records import Record
+from bench.storage.store import RunStore
 from tests.fake_codecs import RawCodec as _Raw
 
 QUALITY = 32

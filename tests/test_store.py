@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.records import Record
-from bench.store import RunStore, StoreError, export_eval_model, job_key
+from bench.storage.records import Record
+from bench.storage.store import RunStore, StoreError, export_eval_model, job_key
 
 
 def record(image: str = "a.png", quality: int = 30, layer: int = 0, num_layers: int = 2, codec: str = "x265",

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench import runner
 from bench.codec import Codec, CodecInfo, Encoded, SectionClock
+from bench.measuring.timing import NondeterministicCodecError, repeat, spread, timed
 from bench.registry import _REGISTRY, register_codec
-from bench.runner import Job, RunSummary, execute, plan_jobs, run_job
-from bench.store import RunStore
-from bench.timing import NondeterministicCodecError, repeat, spread, timed
+from bench.running import runner
+from bench.running.runner import Job, RunSummary, execute, plan_jobs, run_job
+from bench.storage.store import RunStore
 
 SLEEP = 0.02
 
@@ -86,10 +86,10 @@ def test_spread_median_quartiles_extremes() -> None:
 
 
 def test_timed_synchronises_the_codecs_device_before_and_after(monkeypatch: pytest.MonkeyPatch) -> None:
-    import bench.timing
+    import bench.measuring.timing
 
     events: list[str] = []
-    monkeypatch.setattr(bench.timing, "synchronize", lambda device: events.append(f"sync {device}"))
+    monkeypatch.setattr(bench.measuring.timing, "synchronize", lambda device: events.append(f"sync {device}"))
     codec = _Sleepy(device="cuda:1")
 
     def work() -> str:

@@ -13,7 +13,7 @@ from bench import api
 from bench.cli import main
 from bench.errors import StoreError
 from bench.registry import _REGISTRY, register_codec
-from bench.store import RunStore, check_weights, weights_mismatches
+from bench.storage.store import RunStore, check_weights, weights_mismatches
 from tests.fake_codecs import WeightedRawCodec
 
 SPEC = "test-weighted"

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from bench.metrics import ms_ssim_db, psnr_yuv
-from bench.ycbcr import rgb_to_ycbcr
+from bench.measuring.metrics import ms_ssim_db, psnr_yuv
+from bench.measuring.ycbcr import rgb_to_ycbcr
 
 
 @pytest.mark.parametrize(("matrix", "expected"), [

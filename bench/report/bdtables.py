@@ -14,7 +14,10 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 
-from bench.bdrate import (
+from bench.codec import SCALABLE_ROLE
+from bench.declared import REGISTERED, Declarations
+from bench.errors import ReportError
+from bench.measuring.bdrate import (
     DEFAULT_BOOTSTRAP,
     bd_rate,
     bd_rate_rows,
@@ -22,10 +25,7 @@ from bench.bdrate import (
     resample_counts,
     weighted_means,
 )
-from bench.codec import SCALABLE_ROLE
-from bench.declared import REGISTERED, Declarations
-from bench.errors import ReportError
-from bench.rd_metrics import DEFAULT_METRIC, METRICS
+from bench.measuring.rd_metrics import DEFAULT_METRIC, METRICS
 from bench.report.tables import is_kodak
 
 COMPARISON = ["dataset", "anchor", "scales_label", "layer"]
@@ -206,7 +206,7 @@ def _image_summary(names: list[str], values: np.ndarray, resamples: int) -> dict
 def bd_tables(records: pd.DataFrame, metric: str = DEFAULT_METRIC, bootstrap: int = DEFAULT_BOOTSTRAP,
               declared: Declarations = REGISTERED) -> tuple[pd.DataFrame, pd.DataFrame]:
     """BD-rate of every ordered codec pair in every comparison group (one row per pair), on the
-    quality metric ``metric`` (``bench.rd_metrics``; ``bd_psnr`` is then the BD of that metric), with
+    quality metric ``metric`` (``bench.measuring.rd_metrics``; ``bd_psnr`` is then the BD of that metric), with
     ``bootstrap`` resamples for the intervals (0: none), codecs paired by what they ``declared``; and
     each image's own BD-rate of every pair (bdrate_images.csv)."""
     column = METRICS[metric].column

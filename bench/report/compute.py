@@ -10,12 +10,12 @@ from typing import Any, Sequence
 
 import pandas as pd
 
-from bench import bdrate
 from bench.anchors import published_curves
 from bench.declared import Declarations
 from bench.errors import ReportError
+from bench.measuring import bdrate
+from bench.measuring.rd_metrics import DEFAULT_METRIC, METRICS, RDMetric
 from bench.pyramid import Anchoring, layer_fractions
-from bench.rd_metrics import DEFAULT_METRIC, METRICS, RDMetric
 from bench.report.bdtables import AVERAGES, add_full_size_single_layer, bd_tables, lead, matrices, published_bd
 from bench.report.glance import glance_tables
 from bench.report.load import load_manifests, load_records

@@ -9,10 +9,10 @@ from typing import Any, Sequence
 import pandas as pd
 
 from bench.errors import ReportError
-from bench.metrics import ms_ssim_db
+from bench.measuring.metrics import ms_ssim_db
 from bench.pyramid import format_scales
-from bench.records import NUMERIC_FIELDS, REQUIRED_KEYS, python_keys
-from bench.store import RunStore
+from bench.storage.records import NUMERIC_FIELDS, REQUIRED_KEYS, python_keys
+from bench.storage.store import RunStore
 
 REQUIRED = REQUIRED_KEYS
 # A record is identified by these; a later run directory's record replaces an earlier one.

@@ -16,10 +16,10 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from bench import bdrate, ycbcr
 from bench.anchors import paper_bdrate, published_curves
 from bench.declared import Declarations
-from bench.rd_metrics import DEFAULT_METRIC, RDMetric
+from bench.measuring import bdrate, ycbcr
+from bench.measuring.rd_metrics import DEFAULT_METRIC, RDMetric
 from bench.report.bdtables import NOT_SIGNIFICANT, ci_text
 from bench.report.compute import ReportTables, Section, compute_tables
 from bench.report.files import write_table_files
@@ -636,7 +636,7 @@ def write_page(blocks: list[Block], out_dir: Path, title: str = "bench report") 
 def build_report(run_dirs: Sequence[Path], out_dir: Path, metric: str = DEFAULT_METRIC,
                  bootstrap: int = bdrate.DEFAULT_BOOTSTRAP, bd_average: str = "curves", latex: bool = False) -> Path:
     """Write tables (CSV), BD-rate tables, RD plots (PNG, SVG), report.md and report.html to
-    ``out_dir``; return the path of ``report.md``. ``metric`` (``bench.rd_metrics``) is the quality
+    ``out_dir``; return the path of ``report.md``. ``metric`` (``bench.measuring.rd_metrics``) is the quality
     axis of the BD-rate tables and RD plots; ``bootstrap`` the resamples of the BD-rate intervals (0:
     none); ``bd_average`` the convention tables lead with (``curves``: BD-rate of the mean curves,
     ``images``: mean of per-image BD-rates; both are in the CSVs); ``latex`` also writes the glance

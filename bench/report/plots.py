@@ -19,7 +19,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 
 from bench.anchors import published_curves  # noqa: E402
 from bench.declared import REGISTERED, Declarations  # noqa: E402
-from bench.rd_metrics import DEFAULT_METRIC, METRICS, RDMetric  # noqa: E402
+from bench.measuring.rd_metrics import DEFAULT_METRIC, METRICS, RDMetric  # noqa: E402
 from bench.report.compute import ReportTables, scales_of  # noqa: E402
 from bench.report.glance import glance_keys, glance_references  # noqa: E402
 

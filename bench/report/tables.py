@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 
 GROUP = ["codec", "dataset", "scales_label", "anchor", "quality", "layer"]
-# per-image metrics averaged beside PSNR-RGB (bench.rd_metrics)
+# per-image metrics averaged beside PSNR-RGB (bench.measuring.rd_metrics)
 YUV_AND_DB_COLUMNS = ("psnr_y", "psnr_yuv", "ms_ssim_db")
 
 DATASET_LABELS = {
@@ -84,7 +84,7 @@ def size_label(widths: pd.Series, heights: pd.Series) -> str:
 # every time.
 COST_KEYS = ["codec", "dataset", "scales_label", "anchor", "device", "threads"]
 INTERNAL_PREFIX = "encode_internal_"
-# Codec.complexity's counts in records (bench.complexity)
+# Codec.complexity's counts in records (bench.measuring.complexity)
 KMAC_COLUMNS = ("encode_kmac_per_pixel", "decode_kmac_per_pixel")
 DECODE_INTERNAL_PREFIX = "decode_internal_"
 

@@ -1,4 +1,4 @@
-"""What COMPASS's encoder and decoder run per layer, as MACs (``bench.complexity``).
+"""What COMPASS's encoder and decoder run per layer, as MACs (``bench.measuring.complexity``).
 
 Counted on a copy of the model on the meta device, through the same functions that code (layer-wise
 padding plans included), so the count follows the code:
@@ -19,7 +19,7 @@ from torch import nn
 
 from bench.codecs.compass import residual
 from bench.codecs.compass.model import CompassModel, bl_coded_size
-from bench.complexity import count_macs, meta_input
+from bench.measuring.complexity import count_macs, meta_input
 
 Size = tuple[int, int]
 
@@ -38,7 +38,7 @@ def _hyperprior(model: nn.Module, size: Size, padding: residual.Padding) -> tupl
 
 def layer_macs(model: CompassModel, sizes: Sequence[Size]) -> list[tuple[int, int]]:
     """(encoder, decoder) MACs of every layer of ``sizes`` (smallest first); ``model`` on the meta
-    device (``bench.complexity.on_meta``)."""
+    device (``bench.measuring.complexity.on_meta``)."""
     out = []
     for k, size in enumerate(sizes):
         if k == 0:

@@ -43,10 +43,10 @@ from bench.codecs.compass.fuzzing import fuzz_setup
 from bench.codecs.compass.liff import LiffConfig
 from bench.codecs.compass.model import CompassConfig, CompassModel, bl_coded_size
 from bench.codecs.compass.model import _unpack_strings as model_strings
-from bench.complexity import LayerComplexity, kmac_per_pixel, on_meta
 from bench.determinism import NETWORK_THREADS, fixed_network_threads
 from bench.hashing import sha256_file
 from bench.images import DEFAULT_MAX_PIXELS
+from bench.measuring.complexity import LayerComplexity, kmac_per_pixel, on_meta
 from bench.registry import register_codec
 
 QUALITIES = (1, 2, 3, 4)

@@ -195,7 +195,7 @@ def verify_binaries(bin_dir: Path, quality: int = 32) -> Verification:
     from bench.codecs.external import check_frame
     from bench.codecs.shvc import ShvcCodec
     from bench.errors import CodecError
-    from bench.metrics import psnr_rgb
+    from bench.measuring.metrics import psnr_rgb
 
     top = check_frame(96, 128)
     layers = [top[::2, ::2].copy(), top]  # a 2x-decimated BL is enough to exercise inter-layer coding

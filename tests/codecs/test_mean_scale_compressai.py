@@ -13,11 +13,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bench import published
 from bench.codec import BitstreamError, CodecError
 from bench.determinism import NETWORK_THREADS
 from bench.registry import create_codec
-from bench.zoo import MissingWeightsError, WeightsHashError
+from bench.zoo import MissingWeightsError, WeightsHashError, published
 from tests.codecs.published_fixtures import write_compressai_zoo_file
 from tests.codecs.test_mean_scale import make_image
 

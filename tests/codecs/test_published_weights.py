@@ -10,7 +10,7 @@ import pytest
 
 from bench.cli import main
 from bench.codecs.compass import official
-from bench.store import RunStore
+from bench.storage.store import RunStore
 from tests.codecs.published_fixtures import (
     official_checkpoint,
     write_compressai_zoo_file,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.records import Record
+from bench.storage.records import Record
 
 IMAGES = ("kodim01.png", "kodim02.png", "kodim03.png")
 QUALITIES = (1, 2, 3, 4)

@@ -8,10 +8,10 @@ import statistics
 import pandas as pd
 import pytest
 
-from bench.records import Record
 from bench.report import build_report
 from bench.report.load import load_records
 from bench.report.tables import cost_by_layer, cost_table, count_text, modules_text
+from bench.storage.records import Record
 
 IMAGES = ("a.png", "b.png", "c.png")
 QUALITIES = (1, 2)

@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 
 from bench.anchors import published_curves
-from bench.bdrate import resample_counts
 from bench.cli import main
+from bench.measuring.bdrate import resample_counts
 from bench.report import build_report
 from bench.report.bdtables import interval_text, published_bd
 from bench.report.compute import has_full_size_layer

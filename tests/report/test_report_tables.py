@@ -4,10 +4,10 @@ import math
 import pandas as pd
 import pytest
 
-from bench.records import Record
 from bench.report.bdtables import family, is_focus_pair, role
 from bench.report.load import load_records, scales_label
 from bench.report.tables import aggregate, cost_table, dataset_label, prediction_table
+from bench.storage.records import Record
 
 
 def record(

@@ -34,7 +34,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from bench.errors import DistributedError
-from bench.runner import Job, JobOutcome, run_job_safely
+from bench.running.runner import Job, JobOutcome, run_job_safely
 
 RETRIES = 2  # re-runs of a task that raised on its worker (worker deaths are rescheduled separately)
 CONNECT_TIMEOUT_S = 30.0

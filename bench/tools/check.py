@@ -45,9 +45,9 @@ from typing import Any, Sequence
 from bench.codec import Codec
 from bench.errors import CheckError, UsageError
 from bench.pyramid import format_scales
-from bench.records import Record
+from bench.storage.records import Record
 
-DEFAULT_BASELINE = Path(__file__).resolve().parent / "baselines" / "check.json"
+DEFAULT_BASELINE = Path(__file__).resolve().parents[1] / "baselines" / "check.json"
 FORMAT = 1
 EXACT = {"bits": 0.0, "psnr": 1e-6, "ms_ssim": 1e-6}
 CROSS_MACHINE = {"bits": 0.002, "psnr": 0.01, "ms_ssim": 2e-4}
@@ -102,7 +102,7 @@ class CheckRun:
 def run_configuration(config: CheckConfig, out: Path, data_root: Path | None = None, jobs: int = 1) -> CheckRun:
     """Run every available codec of ``config`` into the run directory ``out`` (which must be empty)."""
     from bench.api import RunConfig, execute_prepared, prepare
-    from bench.store import RunStore
+    from bench.storage.store import RunStore
 
     store = RunStore(out)
     if store.records_path.exists():
@@ -159,7 +159,7 @@ def summarise(run: CheckRun, config: CheckConfig) -> dict[str, Any]:
 
 def bd_rates(records: list[Record], config: CheckConfig) -> dict[str, float | None]:
     """BD-rate (percent) of every configured pair, per scale combination and layer >= 1."""
-    from bench.bdrate import bd_rate
+    from bench.measuring.bdrate import bd_rate
 
     curves: dict[tuple[str, str, int], dict[int, list[tuple[float, float]]]] = {}
     for r in records:

@@ -1,7 +1,7 @@
 """One image into a bench bitstream file and back: ``bench encode`` and ``bench decode`` as functions.
 
 ```python
-from bench.coding import decode_file, encode_image
+from bench.tools.coding import decode_file, encode_image
 
 encoded = encode_image("kodim05.png", "out.bin", codec="compass", quality=2, scales="1.5,2")
 print(encoded.layer_bytes, encoded.cumulative_bpp, encoded.file_bytes)
@@ -10,7 +10,7 @@ print(decoded.paths, decoded.sizes)
 ```
 
 ``encode_image`` builds the image's pyramid (``bench.pyramid``), codes it and writes the envelope
-(``bench.envelope``): a JSON header (the codec's portable spec, quality, scales, anchoring, layer
+(``bench.storage.envelope``): a JSON header (the codec's portable spec, quality, scales, anchoring, layer
 sizes and bytes) and the codec's bytes. ``decode_file`` checks everything the header claims before
 a codec is built from it (layer count, sizes against ``max_pixels``, a spec naming a registered
 codec), decodes the first ``layers`` layers and writes them as PNGs. Both check their arguments and
@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from bench.config import check_device
 from bench.errors import EnvelopeError, UsageError
+from bench.running.config import check_device
 
 __all__ = ["DecodeResult", "EncodeResult", "decode_file", "encode_image", "layer_paths"]
 
@@ -75,10 +75,10 @@ def encode_image(image: str | os.PathLike[str], output: str | os.PathLike[str], 
     """Encode ``image`` with the codec spec ``codec`` at ``quality`` into the bench bitstream file
     ``output``. ``scales``: inter-layer ratios as ``bench encode --scales`` takes them (``"1.5,2"``;
     scalable codecs only; None: one layer, the image itself); ``anchor``: ``top`` or ``base:F``."""
-    from bench.envelope import pack
     from bench.images import load_rgb
     from bench.pyramid import Anchoring, build_pyramid, format_scales, parse_scales
     from bench.registry import create_codec, portable_spec
+    from bench.storage.envelope import pack
 
     image, output = Path(image), Path(output)
     check_device(device)
@@ -117,9 +117,9 @@ def decode_file(bitstream: str | os.PathLike[str], prefix: str | os.PathLike[str
     binaries; a file never names one)."""
     from PIL import Image
 
-    from bench.envelope import unpack
     from bench.images import DEFAULT_MAX_PIXELS
     from bench.registry import CodecSpec, create_codec, file_spec
+    from bench.storage.envelope import unpack
 
     bitstream = Path(bitstream)
     check_device(device)

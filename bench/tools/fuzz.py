@@ -171,7 +171,7 @@ def classify(target: Target, data: bytes, rng: random.Random) -> tuple[str, str]
 
 
 def envelope_target(workdir: Path, time_limit: float) -> Target:
-    from bench.envelope import EnvelopeError, pack, unpack
+    from bench.storage.envelope import EnvelopeError, pack, unpack
 
     rng = random.Random(0)
     seeds = []
@@ -246,7 +246,7 @@ def codec_target(name: str, workdir: Path, time_limit: float) -> Target:
 
 
 def _sample_records() -> list[dict[str, Any]]:
-    from bench.records import Record
+    from bench.storage.records import Record
 
     records = []
     for image, quality in (("kodim01.png", 32), ("kodim02.png", 37)):
@@ -262,7 +262,7 @@ def _sample_records() -> list[dict[str, Any]]:
 
 
 def records_target(workdir: Path, time_limit: float) -> Target:
-    from bench.store import RunStore, StoreError
+    from bench.storage.store import RunStore, StoreError
 
     seed_dir = workdir / "records-seed"
     seed_store = RunStore(seed_dir)
@@ -290,7 +290,7 @@ def records_target(workdir: Path, time_limit: float) -> Target:
 
 
 def manifest_target(workdir: Path, time_limit: float) -> Target:
-    from bench.store import RunStore, StoreError
+    from bench.storage.store import RunStore, StoreError
 
     seed_dir = workdir / "manifest-seed"
     seed_store = RunStore(seed_dir)
@@ -322,8 +322,8 @@ def codec_spec_target(workdir: Path, time_limit: float) -> Target:
     builds (``bench.registry.file_spec``). Seeds name registered codecs and named weights, and hostile
     ones a folder (``hm@/dir``: a file must never choose an executable, issue 27); a spec that passes
     with a source no codec of its chain names as weights is a failure (invalid-result)."""
-    from bench.envelope import EnvelopeError, pack, unpack
     from bench.registry import UnknownCodecError, codec_class, codec_names, declared_class, file_spec, named_sources
+    from bench.storage.envelope import EnvelopeError, pack, unpack
 
     # from the registry, not a list of names: every codec plain, with each weights source it names, and
     # with folders a hostile file would like it to run from; wrappers around each codec likewise
@@ -362,11 +362,11 @@ def codec_spec_target(workdir: Path, time_limit: float) -> Target:
 # Decoders of bench's own formats: "module:function" building the Target. Every registered codec with
 # a ``CodecInfo.fuzz`` is a decoder too, under its own name (``CODEC_PREFIX`` + name).
 DECODERS: dict[str, str] = {
-    "envelope": "bench.fuzz:envelope_target",
-    "container": "bench.fuzz:container_target",
-    "records": "bench.fuzz:records_target",
-    "manifest": "bench.fuzz:manifest_target",
-    "codec-spec": "bench.fuzz:codec_spec_target",
+    "envelope": "bench.tools.fuzz:envelope_target",
+    "container": "bench.tools.fuzz:container_target",
+    "records": "bench.tools.fuzz:records_target",
+    "manifest": "bench.tools.fuzz:manifest_target",
+    "codec-spec": "bench.tools.fuzz:codec_spec_target",
 }
 CODEC_PREFIX = "codec:"
 

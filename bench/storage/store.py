@@ -7,7 +7,7 @@ Each finished job's records are appended with a single ``write`` and ``fsync``, 
 loses at most the job in flight; a torn last line (a kill mid-write) is cut off when the store is
 reopened. Only the parent process writes, so parallel workers never interleave records, and only
 one process writes to a run folder at a time: ``open_for_writing`` takes the folder's writer lock
-(``bench.runlock``) before it touches anything, and ``close`` gives it up.
+(``bench.storage.runlock``) before it touches anything, and ``close`` gives it up.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from typing import Any, Iterable, Iterator, Mapping
 
 from bench.errors import StoreError
 from bench.pyramid import format_scales
-from bench.records import DISK_NAMES, FLOAT_KEYS, Record, RecordExtra
-from bench.runlock import RunLock
+from bench.storage.records import DISK_NAMES, FLOAT_KEYS, Record, RecordExtra
+from bench.storage.runlock import RunLock
 
 RECORDS_FILE = "records.jsonl"
 MANIFEST_FILE = "manifest.json"
@@ -191,7 +191,7 @@ class Invocation:
     repeats: int  # timed runs of every codec call
     jobs: int  # parallel jobs
     scheduler: str | None  # Dask scheduler address, None for a local run
-    yuv_matrix: str  # of PSNR-Y/YUV (bench.ycbcr)
+    yuv_matrix: str  # of PSNR-Y/YUV (bench.measuring.ycbcr)
     # spec -> {"available": True, "qualities", "scalable", "params", "weights"} or {"available": False,
     # "reason"}; bench check adds "deterministic" and, for available codecs, "fingerprint"
     codecs: dict[str, dict[str, Any]]
@@ -454,7 +454,7 @@ class RunStore:
 
 
 def git_commit() -> str | None:
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     try:
         result = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
                                 text=True, timeout=10)

@@ -42,20 +42,20 @@ class RecordExtra:
 
     # --- the job (the same in every record of one job) ---
     # seconds inside codec calls for the whole job: every timed run (``--repeats``) of every encode
-    # and decode, of all layers; warm-up excluded (bench.runner.job_codec_time)
+    # and decode, of all layers; warm-up excluded (bench.running.runner.job_codec_time)
     job_codec_s: float | None = None
     # seconds of the untimed warm-up encode and decode on small crops (the codec's start-up: model
     # loading), only in the records of the first job per process, codec and quality
     warmup_s: float | None = None
-    # learned parameters per module with their "total" (bench.cost.parameter_summary of
+    # learned parameters per module with their "total" (bench.measuring.cost.parameter_summary of
     # Codec.parameter_counts); None for codecs without any (older records may hold a bare count)
     params: dict[str, int] | None = None
     # Codec.weights_info(): where the weights come from (source, file, sha256, ...)
     weights: dict[str, Any] | None = None
-    # bytes on disk of the weights this job's quality loads (bench.cost.model_bytes)
+    # bytes on disk of the weights this job's quality loads (bench.measuring.cost.model_bytes)
     model_bytes: int | None = None
     # Codec.weights_id(quality): SHA-256 of the weights this job was coded with; a resumed run
-    # refuses records made with other weights (bench.store.check_weights)
+    # refuses records made with other weights (bench.storage.store.check_weights)
     weights_id: str | None = None
 
     # --- this layer ---
@@ -66,14 +66,14 @@ class RecordExtra:
     # None when the codec does not split its decode
     decode_timings: dict[str, float] | None = None
     # with more than one timed run: {"repeats": n, "encode": spread, "decode": spread}
-    # (bench.timing.spread: n, median, min, max, q1, q3 in seconds); None for a single run
+    # (bench.measuring.timing.spread: n, median, min, max, q1, q3 in seconds); None for a single run
     timing: dict[str, Any] | None = None
     # why ms_ssim_rgb is None (the layer is too small for MS-SSIM's five scales)
     ms_ssim_note: str | None = None
     # Codec.encode_diagnostics() of this layer (e.g. COMPASS's psnr_liff and psnr_bicubic)
     diagnostics: dict[str, float] | None = None
 
-    # --- memory and child processes during the job's coding (bench.cost.ResourceProbe) ---
+    # --- memory and child processes during the job's coding (bench.measuring.cost.ResourceProbe) ---
     peak_memory_mib: float | None = None  # peak memory growth, this process and its children
     peak_rss_delta_mib: float | None = None  # peak growth of this process's resident set
     rss_baseline_mib: float | None = None  # this process's resident set when the job began
@@ -145,14 +145,14 @@ class Record:
     mode: str  # "scalable" (one bitstream), "single" (this layer coded alone)
     device: str = "cpu"
     threads: int = 1
-    # YUV metrics (bench.metrics.psnr_yuv) through the float full-range matrix ``yuv_matrix``
-    # (bench.ycbcr: "bt709" or "bt601"); None in records written before they existed
+    # YUV metrics (bench.measuring.metrics.psnr_yuv) through the float full-range matrix ``yuv_matrix``
+    # (bench.measuring.ycbcr: "bt709" or "bt601"); None in records written before they existed
     psnr_y: float | None = field(default=None, metadata=disk("psnr-y"))
     psnr_u: float | None = field(default=None, metadata=disk("psnr-u"))
     psnr_v: float | None = field(default=None, metadata=disk("psnr-v"))
     psnr_yuv: float | None = field(default=None, metadata=disk("psnr-yuv"))  # (6·Y + U + V) / 8
     yuv_matrix: str | None = None
-    # −10·log10(1 − ms_ssim_rgb) (bench.metrics.ms_ssim_db); the report derives it for older records
+    # −10·log10(1 − ms_ssim_rgb) (bench.measuring.metrics.ms_ssim_db); the report derives it for older records
     ms_ssim_db: float | None = field(default=None, metadata=disk("ms-ssim-db"))
     # kMAC per pixel of this layer's own networks (Codec.complexity; None: the codec cannot count)
     encode_kmac_per_pixel: float | None = None

@@ -20,8 +20,8 @@ from numpy import format_float_positional
 
 from bench.errors import ConfigError
 from bench.images import DEFAULT_MAX_PIXELS
+from bench.measuring.ycbcr import DEFAULT_YUV_MATRIX, YUV_MATRICES
 from bench.pyramid import Anchoring, parse_scales
-from bench.ycbcr import DEFAULT_YUV_MATRIX, YUV_MATRICES
 
 DEFAULT_RUN_DIR = Path("runs") / "main"
 DEFAULT_SCALES = ("2",)
@@ -126,7 +126,7 @@ class RunConfig:
     ``qualities``: ``None`` (each codec's own), ``--qualities``-style texts (``["1,2"]``,
     ``["x265=22,27"]``) or a mapping spec -> qualities; ``threads``: torch threads per job (None:
     cores / jobs, or 1 per job on a cluster); ``yuv_matrix``: the YCbCr matrix of PSNR-Y/YUV
-    (``bench.ycbcr``); ``argv``: the command line the manifest records; ``max_pixels``: the largest
+    (``bench.measuring.ycbcr``); ``argv``: the command line the manifest records; ``max_pixels``: the largest
     picture read (None: ``bench.images.DEFAULT_MAX_PIXELS``).
     After construction every field is normalised: ``codecs`` a tuple of specs, ``scales`` a tuple of
     ratio tuples (duplicates dropped), ``anchor`` its canonical text, ``qualities`` a tuple of

@@ -27,7 +27,9 @@ different CPU or library version might round differently) and loading skips the 
 ``bench/weights/README.md`` records the measurements behind both choices.
 
 The lookup and hash functions are generic (``find_weights("compass", 2)``); ``load_mean_scale`` is
-the mean-scale loader.
+the mean-scale loader. ``bench.zoo.published`` reads CompressAI's published mean-scale weights from
+torch.hub's cache; ``python -m bench.zoo record FILE…`` (``main``) lists files in their folder's
+``SHA256SUMS.txt``.
 """
 
 from __future__ import annotations
@@ -80,7 +82,7 @@ class WeightsManifestError(WeightsHashError):
 
 def committed_root() -> Path:
     """``bench/weights``: the folder whose files and list git tracks."""
-    return Path(__file__).resolve().parent / "weights"
+    return Path(__file__).resolve().parents[1] / "weights"
 
 
 def zoo_root(root: str | os.PathLike[str] | None = None) -> Path:
@@ -459,7 +461,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"python -m bench.zoo record: {error}", file=sys.stderr)
         return 2
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -3,7 +3,7 @@
 
 Each is a mean over images, per quality, of a per-image value in a record (CompressAI's convention,
 as for PSNR-RGB): the RD curves are (mean bpp, mean metric) and BD-rate integrates log-rate over the
-common range of the metric (``bench.bdrate``: its overlap rules are fractions of the curves' own
+common range of the metric (``bench.measuring.bdrate``: its overlap rules are fractions of the curves' own
 ranges, so they hold for any dB-like metric).
 """
 

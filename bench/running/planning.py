@@ -1,13 +1,13 @@
 """What a run will do and roughly how long it will take (``bench run --dry-run``).
 
-The plan is the job list ``bench.runner.plan_jobs`` made (slow external codecs first), summarised per
+The plan is the job list ``bench.running.runner.plan_jobs`` made (slow external codecs first), summarised per
 codec × scale combination × quality, with how many jobs the run directory already holds.
 
 The time estimate comes from the records already in the run directory: for each codec and layer
 count, codec seconds per pixel = (sum over finished jobs of their encode + decode seconds, per
 timed repeat) / (sum of their pixels over all layers). A job still to run is estimated as that rate
 × its own pixels over all layers (from the image header and the pyramid's layer sizes) × its
-repeats. Seconds are per job as the runner measured them (``bench.runner.job_codec_time``: every
+repeats. Seconds are per job as the runner measured them (``bench.running.runner.job_codec_time``: every
 encode and prefix decode), so codec start-up, metrics and the harness come on top; a codec with no previous
 record in the run directory is "unknown" rather than guessed. Rates measured on another machine or
 with other ``--threads`` carry over only roughly.
@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.pyramid import format_scales, layer_sizes
-from bench.records import Record
-from bench.runner import Job, job_codec_time
-from bench.store import RunStore, job_key
+from bench.running.runner import Job, job_codec_time
+from bench.storage.records import Record
+from bench.storage.store import RunStore, job_key
 
 
 @dataclass

@@ -20,16 +20,16 @@ from typing import Any, Callable, Iterable, Iterator, Protocol, Sequence
 import numpy as np
 
 from bench.codec import Codec, Encoded, synchronize
-from bench.complexity import LayerComplexity
-from bench.cost import ResourceProbe, model_bytes, parameter_summary
 from bench.images import DEFAULT_MAX_PIXELS, load_rgb
-from bench.metrics import ms_ssim_db, ms_ssim_rgb, psnr_rgb, psnr_yuv
+from bench.measuring.complexity import LayerComplexity
+from bench.measuring.cost import ResourceProbe, model_bytes, parameter_summary
+from bench.measuring.metrics import ms_ssim_db, ms_ssim_rgb, psnr_rgb, psnr_yuv
+from bench.measuring.timing import Repeated, repeat, spread
+from bench.measuring.ycbcr import DEFAULT_YUV_MATRIX
 from bench.pyramid import cached_pyramid
-from bench.records import Record, RecordExtra
 from bench.registry import create_codec, is_slow
-from bench.store import RunStore, job_key
-from bench.timing import Repeated, repeat, spread
-from bench.ycbcr import DEFAULT_YUV_MATRIX
+from bench.storage.records import Record, RecordExtra
+from bench.storage.store import RunStore, job_key
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ class Job:
     device: str = "cpu"
     threads: int = 1
     repeats: int = 1  # timed runs of every codec call; records keep the median
-    yuv_matrix: str = DEFAULT_YUV_MATRIX  # of PSNR-Y/YUV (bench.ycbcr); not part of the job's identity
+    yuv_matrix: str = DEFAULT_YUV_MATRIX  # of PSNR-Y/YUV (bench.measuring.ycbcr); not part of the job's identity
     max_pixels: int = DEFAULT_MAX_PIXELS  # the largest picture it reads (bench.images); not part of its identity
 
     @property

@@ -1,5 +1,5 @@
 """Distortion metrics on 8-bit RGB images (harness.md): PSNR-RGB, MS-SSIM-RGB and its dB form, and
-PSNR-Y/U/V/YUV through a float YCbCr conversion (``bench.ycbcr``)."""
+PSNR-Y/U/V/YUV through a float YCbCr conversion (``bench.measuring.ycbcr``)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from bench.ycbcr import DEFAULT_YUV_MATRIX, check_matrix, rgb_to_ycbcr
+from bench.measuring.ycbcr import DEFAULT_YUV_MATRIX, check_matrix, rgb_to_ycbcr
 
 # pytorch-msssim's 5-scale MS-SSIM with an 11-pixel window needs the smaller side > (11 - 1) * 2**4.
 MS_SSIM_MIN_SIDE = 161
@@ -59,7 +59,7 @@ def _psnr(mse: float) -> float:
 
 def psnr_yuv(reference: np.ndarray, reconstruction: np.ndarray, matrix: str = DEFAULT_YUV_MATRIX) -> YuvPsnr:
     """PSNR-Y, -U, -V and PSNR-YUV = (6·Y + U + V) / 8 of two uint8 RGB images, both converted with the
-    same unrounded full-range ``matrix`` (``bench.ycbcr``)."""
+    same unrounded full-range ``matrix`` (``bench.measuring.ycbcr``)."""
     _check_pair(reference, reconstruction)
     check_matrix(matrix)
     sums, rows = np.zeros(3), _band_rows(reference.shape[1])

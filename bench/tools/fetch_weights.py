@@ -3,7 +3,7 @@ when a user types it (bench never downloads otherwise).
 
 ``compressai``: CompressAI's pretrained ``mbt2018-mean`` (MSE) files, qualities 1–8, from
 CompressAI's own URLs into torch.hub's cache, each checked against the SHA-256 prefix in its name
-(``bench.published.fetch``); ``mean-scale@compressai`` then runs them, read with ``weights_only=True``.
+(``bench.zoo.published.fetch``); ``mean-scale@compressai`` then runs them, read with ``weights_only=True``.
 The prefix is the only hash CompressAI publishes, so it is the check here; bench's own zoo keeps the
 full SHA-256 of each committed file in ``bench/weights/SHA256SUMS.txt``.
 """
@@ -68,7 +68,7 @@ class FetchConfig:
 
 @dataclass(frozen=True)
 class FetchResult:
-    """What ``fetch_weights`` did per quality (``bench.published.Fetched``: downloaded or already
+    """What ``fetch_weights`` did per quality (``bench.zoo.published.Fetched``: downloaded or already
     present, its path and SHA-256), and the cache folder the codec spec ``reader`` reads them from."""
 
     fetched: tuple[Any, ...]
@@ -80,7 +80,7 @@ def fetch_weights(config: FetchConfig, say: Callable[[str], None] | None = None)
     """Download (or find intact in the cache) the weights ``config`` names, each checked against its
     hash: ``fetch_weights(FetchConfig("compressai", qualities=(3, 4)))``. Prints nothing (``say``
     hears what is downloaded and what is replaced); errors are ``bench.errors.BenchError``s."""
-    from bench import published
+    from bench.zoo import published
 
     fetched = published.fetch(config.qualities, progress=config.progress, say=say)
     return FetchResult(tuple(fetched), published.cache_dir(), READERS[config.source])
