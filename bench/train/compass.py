@@ -285,12 +285,12 @@ def _init_from_weights(source: str, quality: int | None, liff: LIFF | None, rc: 
     (training never uses them; export recomputes them). Weights trained over another BL, or of
     another network configuration than ``--config``, are refused with a message naming both."""
     from bench import zoo
-    from bench.codecs.compass.plugin import _split_state
+    from bench.codecs.compass.plugin import split_state
 
     contents, path = read_init_source("compass", source, quality)
     if "state_dict" in contents:  # zoo format: {"state_dict": {"liff.*", "rc.*"}, "config": …}
         state = zoo.full_precision(contents["state_dict"])
-        parts = {key: _split_state(state, key) for key in ("liff", "rc")}
+        parts = {key: split_state(state, key) for key in ("liff", "rc")}
         trained_over = contents["config"].get("bl_sha256")
         source_config = contents["config"].get("config_name")
     else:  # a training checkpoint (last.pt)

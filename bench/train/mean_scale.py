@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm import tqdm
 
-from bench._compressai import import_compressai
+from bench.compressai_import import import_compressai
 from bench.errors import TrainingError
 from bench.train.checkpoint import load_if_present, read_init_source, save_atomic, saved_arguments
 from bench.train.common import TrainingOptions, add_common_arguments, config_from_args

@@ -180,14 +180,14 @@ def widen_mean_scale(state: dict[str, torch.Tensor], n: int, m: int, seed: int =
 
 def _most_predictable_channel(state: dict[str, torch.Tensor], n0: int) -> int:
     """The z channel whose density puts most mass in the unit bin around its median."""
-    from bench._compressai import import_compressai
-    from bench.codecs.compass.plugin import _split_state
+    from bench.codecs.compass.plugin import split_state
+    from bench.compressai_import import import_compressai
 
     import_compressai()
     from compressai.entropy_models import EntropyBottleneck
 
     eb = EntropyBottleneck(n0)
-    eb.load_state_dict(_split_state(state, "entropy_bottleneck"), strict=False)  # without the CDF tables
+    eb.load_state_dict(split_state(state, "entropy_bottleneck"), strict=False)  # without the CDF tables
     with torch.no_grad():
         median = eb.quantiles[:, 0, 1].reshape(n0, 1, 1)
         lower = eb._logits_cumulative(median - 0.5, stop_gradient=True)
@@ -244,13 +244,13 @@ def _widen_compass(contents: dict[str, Any], path: Path, config: WidenConfig) ->
     whose RC is widened, for ``bench.train compass --init-from FILE --rc-size N,M``."""
     from bench import zoo
     from bench.codecs.compass.model import CompassConfig
-    from bench.codecs.compass.plugin import _split_state
+    from bench.codecs.compass.plugin import split_state
 
     if "state_dict" in contents:  # a zoo file
         state = zoo.full_precision(contents["state_dict"])
-        liff, rc = _split_state(state, "liff"), _split_state(state, "rc")
-        config = contents.get("config", {})
-        cfg, config_name, bl = config.get("compass"), config.get("config_name"), config.get("bl_sha256")
+        liff, rc = split_state(state, "liff"), split_state(state, "rc")
+        stored = contents.get("config", {})  # the zoo file's own config, not the widening's
+        cfg, config_name, bl = stored.get("compass"), stored.get("config_name"), stored.get("bl_sha256")
     else:  # a joint checkpoint
         liff, rc = contents.get("liff"), contents.get("rc")
         cfg, config_name, bl = contents.get("config"), contents.get("config_name"), contents.get("bl_sha256")

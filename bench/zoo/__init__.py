@@ -309,7 +309,7 @@ def load_weights(
 
 def precision_keys(model: torch.nn.Module) -> set[str]:
     """State-dict keys that must stay float32: those of entropy models and GDN layers."""
-    from bench._compressai import import_compressai
+    from bench.compressai_import import import_compressai
 
     import_compressai()
     from compressai.entropy_models import EntropyModel
@@ -412,7 +412,7 @@ def write_weights(
 
 
 def build_mean_scale(n: int, m: int) -> torch.nn.Module:
-    from bench._compressai import import_compressai
+    from bench.compressai_import import import_compressai
 
     import_compressai()
     from compressai.models import MeanScaleHyperprior

@@ -42,7 +42,7 @@ _HASH = re.compile(r"-([0-9a-f]{8,})\.")  # torch.hub's HASH_REGEX: the hash fol
 
 
 def _zoo_image():
-    from bench._compressai import import_compressai
+    from bench.compressai_import import import_compressai
 
     import_compressai()
     from compressai.zoo import image

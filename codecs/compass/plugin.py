@@ -67,7 +67,8 @@ def _weights_stem(path: Path) -> str:
     return path.name[: -len(".pth.tar")] if path.name.endswith(".pth.tar") else path.stem
 
 
-def _split_state(state_dict: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+def split_state(state_dict: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """The entries of ``state_dict`` under ``prefix.`` (``liff``, ``rc``), with the prefix removed."""
     return {k[len(prefix) + 1 :]: v for k, v in state_dict.items() if k.startswith(prefix + ".")}
 
 
@@ -97,8 +98,8 @@ def load_zoo_model(quality: int, device: str = "cpu") -> tuple[CompassModel, dic
         model = CompassModel.build(
             bl, CompassConfig.from_dict(config["compass"]), model_id=_weights_stem(path)
         )
-        model.liff.load_state_dict(_split_state(state, "liff"))
-        model.rc.load_state_dict(_split_state(state, "rc"))  # CompressAI resizes the CDF buffers to fit
+        model.liff.load_state_dict(split_state(state, "liff"))
+        model.rc.load_state_dict(split_state(state, "rc"))  # CompressAI resizes the CDF buffers to fit
     except (KeyError, RuntimeError, ValueError, TypeError) as error:
         raise CodecError(f"{path} does not fit the COMPASS model: {error}") from error
     for name in ("entropy_bottleneck", "gaussian_conditional"):

@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench._compressai import import_compressai
+from bench.compressai_import import import_compressai
 
 Size = tuple[int, int]
 Cast = Callable[[], ContextManager]  # makes the context a training pass runs its transforms in
