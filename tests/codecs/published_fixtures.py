@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench._compressai import import_compressai
+from bench.compressai_import import import_compressai
 
 
 def mean_scale(n: int, m: int, seed: int) -> nn.Module:
