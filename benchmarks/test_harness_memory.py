@@ -62,7 +62,7 @@ def _measure(path: str, side: int) -> dict:
     job = Job("memory-probe", "synthetic", Path(path).name, path, (2.0,), "top", 1, max_pixels=side * side)
     before = _status("VmRSS")
     Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS: the peak from here on
-    records = run_job(job)
+    records = [record.to_json() for record in run_job(job)]
     peak = _status("VmHWM")
     return {"pixels": side * side, "before": before, "peak": peak, "growth": peak - before,
             "bytes_per_pixel": (peak - before) / (side * side), "layers": len(records),

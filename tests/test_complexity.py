@@ -94,7 +94,7 @@ def test_runner_records_carry_the_counts_of_learned_codecs_only(make_image_folde
     dataset = load_dataset(str(folder))
     jobs = runner.plan_jobs(["mean-scale", "x265"], dataset.name, dataset.images, [(1.5,)], "top",
                             {"mean-scale": [1], "x265": [32]}, "cpu", 1)
-    records = {(r["codec"], r["layer"]): r for job in jobs for r in runner.run_job(job)}
+    records = {(r.codec, r.layer): r.to_json() for job in jobs for r in runner.run_job(job)}
     codec = runner._codec_for(jobs[0] if jobs[0].codec == "mean-scale" else jobs[1])
     for layer, size in enumerate([(32, 42), (48, 64)]):
         (expected,) = codec.complexity([size], 1)

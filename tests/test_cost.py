@@ -20,6 +20,11 @@ from bench.registry import _REGISTRY, register_codec
 from bench.running.runner import Job, run_job
 from bench.storage.store import RunStore
 
+
+def run_job_json(job: Job) -> list[dict]:
+    """``run_job``'s records in their ``records.jsonl`` form, as the assertions here read them."""
+    return [record.to_json() for record in run_job(job)]
+
 linux_only = pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="RSS sampling reads /proc")
 
 
@@ -119,7 +124,7 @@ def test_records_carry_costs_and_the_report_cost_table_shows_them(
     try:
         image = tmp_path / "im.png"
         Image.fromarray(np.random.default_rng(1).integers(0, 256, (48, 64, 3), dtype=np.uint8)).save(image)
-        records = run_job(Job("cost-weighted", "images", "im.png", str(image), (2.0,), "top", 1))
+        records = run_job_json(Job("cost-weighted", "images", "im.png", str(image), (2.0,), "top", 1))
     finally:
         _REGISTRY.pop("cost-weighted", None)
     expected_params = {"layer0": 3 * 4 * 9 + 4, "layer1": 4 * 3 + 3}

@@ -15,10 +15,15 @@ from bench.images import load_rgb
 from bench.measuring.metrics import psnr_rgb
 from bench.pyramid import build_pyramid
 from bench.registry import _REGISTRY, create_codec, register_codec
-from bench.running.runner import Job, code_job, execute, job_codec_time, plan_jobs, run_job
+from bench.running.runner import Job, execute, job_codec_time, plan_jobs, run_job
 from bench.storage.records import Record
 from bench.storage.store import RunStore
 from tests.fake_codecs import RawCodec as _Raw
+
+
+def run_job_json(job: Job) -> list[dict]:
+    """``run_job``'s records in their ``records.jsonl`` form, as the assertions here read them."""
+    return [record.to_json() for record in run_job(job)]
 
 QUALITY = 32
 
@@ -55,7 +60,7 @@ def test_plan_starts_slow_external_codecs_first(make_image_folder) -> None:
 def test_x265_single_layer_bits_equal_bitstream_bytes(make_image_folder, x265_ready) -> None:
     folder = make_image_folder(1, 48, 64)
     (job,) = _jobs(folder, ["x265"])
-    records = run_job(job)
+    records = run_job_json(job)
     layers = build_pyramid(load_rgb(folder / "img00.png"), (1.5,), "top")
     codec = create_codec("x265")
     assert [(r["layer"], r["height"], r["width"]) for r in records] == [(0, 32, 42), (1, 48, 64)]
@@ -73,7 +78,7 @@ def test_x265_single_layer_bits_equal_bitstream_bytes(make_image_folder, x265_re
 def test_simulcast_bits_cum_sums_layer_chunks(make_image_folder, x265_ready) -> None:
     folder = make_image_folder(1, 48, 64)
     (job,) = _jobs(folder, ["simulcast:x265"], scales=((1.33, 1.5),))
-    records = run_job(job)
+    records = run_job_json(job)
     layers = build_pyramid(load_rgb(folder / "img00.png"), (1.33, 1.5), "top")
     encoded = create_codec("simulcast:x265").encode(layers, QUALITY)
     assert [r["layer"] for r in records] == [0, 1, 2]
@@ -137,14 +142,14 @@ def test_jobs_give_records_and_their_codec_time_counts_every_repeat_once(make_im
     folder = make_image_folder(1, 24, 32)
     (job,) = _jobs(folder, ["test-raw"], qualities=(1,))
     job = dataclasses.replace(job, repeats=2)
-    records = code_job(job)
+    records = run_job(job)
     assert all(isinstance(r, Record) for r in records) and [r.layer for r in records] == [0, 1]
     seconds = records[0].extra.job_codec_s
     assert seconds is not None and seconds > 0 and records[1].extra.job_codec_s == seconds
     assert records[0].extra.repeats == 2 and records[0].extra.timing["encode"]["n"] == 2
     assert job_codec_time(records) == seconds
     assert job_codec_time(records, per_repeat=True) == pytest.approx(seconds / 2)  # what --dry-run scales
-    assert run_job(job)[1]["extra"]["timing"]["repeats"] == 2  # run_job: the same records, in their JSON form
+    assert run_job_json(job)[1]["extra"]["timing"]["repeats"] == 2  # the same records, in their JSON form
     # records that predate job_codec_s: one encode per scalable stream plus every prefix decode
     old = [dataclasses.replace(r, mode="scalable", encode_time=2.0, decode_time=0.5 * (k + 1), extra={})
            for k, r in enumerate(records)]
@@ -274,7 +279,7 @@ def test_encode_diagnostics_land_in_the_records_of_their_layer(make_image_folder
     try:
         folder = make_image_folder(1, 24, 32)
         (job,) = _jobs(folder, ["test-predicting"], scales=((1.5,),), qualities=(1,))
-        records = run_job(job)
+        records = run_job_json(job)
     finally:
         _REGISTRY.pop("test-predicting", None)
     assert [r["layer"] for r in records] == [0, 1]
@@ -287,4 +292,4 @@ def test_records_report_the_threads_a_codec_codes_with(make_image_folder, test_c
     for spec, expected in (("test-raw", 2), ("x265", 1), ("simulcast:x265", 1)):
         (job,) = _jobs(folder, [spec])
         job = dataclasses.replace(job, threads=2)
-        assert {r["threads"] for r in run_job(job)} == {expected}, spec
+        assert {r["threads"] for r in run_job_json(job)} == {expected}, spec

@@ -18,6 +18,11 @@ from bench.running import runner
 from bench.running.runner import Job, RunSummary, execute, plan_jobs, run_job
 from bench.storage.store import RunStore
 
+
+def run_job_json(job: Job) -> list[dict]:
+    """``run_job``'s records in their ``records.jsonl`` form, as the assertions here read them."""
+    return [record.to_json() for record in run_job(job)]
+
 SLEEP = 0.02
 
 
@@ -129,7 +134,7 @@ def test_self_checks_inside_encode_are_reported_but_not_timed() -> None:
 
 
 def test_run_job_repeats_record_median_and_spread(sleepy, folder: Path) -> None:
-    records = run_job(_job(folder, "timing-sleepy", repeats=3))
+    records = run_job_json(_job(folder, "timing-sleepy", repeats=3))
     assert [r["layer"] for r in records] == [0, 1]
     for r in records:
         timing = r["extra"]["timing"]
@@ -145,11 +150,11 @@ def test_run_job_repeats_record_median_and_spread(sleepy, folder: Path) -> None:
 
 
 def test_single_run_has_no_spread_and_a_nondeterministic_codec_fails_with_repeats(sleepy, folder: Path) -> None:
-    (r0, _) = run_job(_job(folder, "timing-sleepy"))
+    (r0, _) = run_job_json(_job(folder, "timing-sleepy"))
     assert "timing" not in r0["extra"] and r0["encode_time"] >= SLEEP
-    run_job(_job(folder, "timing-drifting"))  # one run: nothing to compare, fine
+    run_job_json(_job(folder, "timing-drifting"))  # one run: nothing to compare, fine
     with pytest.raises(NondeterministicCodecError):
-        run_job(_job(folder, "timing-drifting", quality=2, repeats=2))
+        run_job_json(_job(folder, "timing-drifting", quality=2, repeats=2))
 
 
 def test_warm_up_is_reported_apart_once_per_quality(sleepy, folder: Path, tmp_path: Path) -> None:
@@ -242,17 +247,17 @@ def splitting(monkeypatch: pytest.MonkeyPatch):
 
 
 def test_records_keep_the_median_decode_split_of_the_repeats(splitting, sleepy, folder: Path) -> None:
-    records = run_job(_job(folder, "timing-split-decoder", repeats=3))
+    records = run_job_json(_job(folder, "timing-split-decoder", repeats=3))
     # layer 0 is decoded by calls 1-3, layer 1 by calls 4-6: the medians are those of the 2nd and 5th
     assert [r["extra"]["decode_timings"] for r in records] == [
         {"entropy": 2.0, "network": 0.5}, {"entropy": 5.0, "network": 0.5}]
     assert records[0]["extra"]["timings"] == {"entropy": SLEEP / 2, "network": SLEEP / 4}  # encode, apart
     # a codec that does not split its decode gets no decode_timings at all
-    assert all("decode_timings" not in r["extra"] for r in run_job(_job(folder, "timing-sleepy")))
+    assert all("decode_timings" not in r["extra"] for r in run_job_json(_job(folder, "timing-sleepy")))
 
 
 def test_scalable_records_keep_the_decode_split_of_layers_0_to_k(splitting, folder: Path) -> None:
-    records = run_job(_job(folder, "timing-scalable-raw"))
+    records = run_job_json(_job(folder, "timing-scalable-raw"))
     assert [r["extra"]["decode_timings"] for r in records] == [{"entropy": 0.1}, {"entropy": 0.2}]
     assert all(r["psnr-rgb"] == float("inf") for r in records)
 

@@ -237,7 +237,7 @@ def _metric_threads() -> Iterator[None]:
             torch.set_num_threads(previous)
 
 
-def code_job(job: Job) -> list[Record]:
+def run_job(job: Job) -> list[Record]:
     """Run one job in this process and return its records, one per layer."""
     import torch
 
@@ -294,14 +294,9 @@ def code_job(job: Job) -> list[Record]:
     return records
 
 
-def run_job(job: Job) -> list[dict[str, Any]]:
-    """``code_job``'s records in their ``records.jsonl`` form (``Record.to_json``)."""
-    return [record.to_json() for record in code_job(job)]
-
-
 def run_job_safely(job: Job) -> JobOutcome:
     try:
-        return job, code_job(job), None
+        return job, run_job(job), None
     except Exception as error:  # noqa: BLE001 - reported per job; the run goes on
         detail = "".join(traceback.format_exception_only(type(error), error)).strip()
         if os.environ.get("BENCH_DEBUG"):
