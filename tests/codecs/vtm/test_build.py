@@ -264,8 +264,8 @@ def test_cmake_configures_release_and_builds_the_two_programs(tmp_path: Path, fa
     assert said[0].startswith(f"[1/2] cmake -S {root} ... (") and said[1].startswith(f"[2/2] cmake --build {tmp_path}")
     text = log.read_text()
     assert f"$ cmake -S {root} -B" in text and "[100%] Built target EncoderApp" in text
-    # the compilers run at the niceness asked for, on top of this process's
-    assert text.count(f"niceness {os.nice(0) + 5}") == 2
+    # the compilers run at the niceness asked for, on top of this process's (Linux caps it at 19)
+    assert text.count(f"niceness {min(os.nice(0) + 5, 19)}") == 2
 
 
 def test_a_failing_cmake_names_the_log_and_its_error(tmp_path: Path, fake_cmake: Path,
