@@ -50,14 +50,23 @@ _COMMANDS = {
     "FetchConfig": ("bench.tools.fetch_weights", "FetchConfig"),
     "train_mean_scale": ("bench.train.mean_scale", "train"),
     "MeanScaleTrainingConfig": ("bench.train.mean_scale", "MeanScaleTrainingConfig"),
-    "train_compass": ("bench.train.compass", "train"), "export_compass": ("bench.train.compass", "export"),
-    "CompassTrainingConfig": ("bench.train.compass", "CompassTrainingConfig"),
     "widen": ("bench.train.widen", "widen"), "WidenConfig": ("bench.train.widen", "WidenConfig"),
     "export_weights": ("bench.train.export", "export"), "ExportConfig": ("bench.train.export", "ExportConfig"),
 }
 
 __all__ = ["PreparedRun", "ReportResult", "RunConfig", "RunResult", "plan", "prepare", "report", "run",
-           *_COMMANDS]
+           "trainer", *_COMMANDS]
+
+
+def trainer(name: str) -> Any:
+    """The ``bench.registry.PluginTrainer`` a learned codec's plugin declares (``python -m bench.train
+    NAME``): ``.train(.config(...))`` trains; UsageError naming the known ones otherwise."""
+    from bench.registry import plugin_trainers
+
+    found = plugin_trainers()
+    if name not in found:
+        raise UsageError(f"no plugin trains {name!r}; plugins with a trainer: {', '.join(sorted(found)) or 'none'}")
+    return found[name]
 
 
 def __getattr__(name: str) -> Any:

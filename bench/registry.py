@@ -7,8 +7,9 @@ names starting with ``_`` are skipped), so adding a codec is adding one file or 
 A plugin folder may also bring a command of its own (``bench shm build``, ``bench vtm build``): a
 module ``command`` in the folder whose ``COMMAND`` is a ``PluginCommand``; other packages declare
 one in the ``bench.commands`` entry-point group. ``plugin_commands`` finds them without importing
-the codecs themselves, so the command line starts fast; this is the only place ``bench`` imports a
-plugin's module."""
+the codecs themselves, so the command line starts fast. A learned codec's folder may bring its
+training the same way (``train`` declaring a ``PluginTrainer``: ``python -m bench.train compass``),
+found by ``plugin_trainers``. This is the only place ``bench`` imports a plugin's module."""
 
 from __future__ import annotations
 
@@ -16,22 +17,22 @@ import argparse
 import functools
 import importlib
 import pkgutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import Any, Callable, Mapping, TypeVar
 
 from bench.codec import Codec, CodecInfo
 from bench.errors import EnvelopeError, UnknownCodecError
 
-__all__ = ["CodecSpec", "PluginCommand", "UnknownCodecError", "codec_class", "codec_info", "codec_names",
-           "create_codec",
-           "file_spec", "plugin_commands",
+__all__ = ["CodecSpec", "PluginCommand", "PluginTrainer", "UnknownCodecError", "codec_class", "codec_info",
+           "codec_names", "create_codec", "file_spec", "plugin_commands", "plugin_trainers",
            "portable_spec", "register_codec"]
 
 ENTRY_POINT_GROUP = "bench.codecs"
 COMMAND_ENTRY_POINT_GROUP = "bench.commands"
 COMMAND_MODULE = "command"  # in a plugin folder: declares COMMAND
+TRAINER_MODULE = "train"  # in a plugin folder: declares TRAINER (python -m bench.train)
 
 BUILTIN_PACKAGE = "bench.codecs"
 
@@ -111,6 +112,43 @@ def plugin_commands() -> list[PluginCommand]:
     for entry in metadata.entry_points(group=COMMAND_ENTRY_POINT_GROUP):
         add(entry.load(), f"entry point {entry.name}")
     return [found[name] for name in sorted(found)]
+
+
+@dataclass(frozen=True)
+class PluginTrainer:
+    """A learned codec's training, declared by its plugin folder (``bench.codecs.<folder>.train.TRAINER``)
+    for ``python -m bench.train NAME``: ``add_arguments`` fills the subcommand's parser and ``run``
+    trains (or exports) from the parsed options; ``train(config)`` is the same as a function of its
+    typed ``config`` class (``bench.api.trainer(NAME)``). ``widen`` (``python -m bench.train widen --model NAME``)
+    widens a checkpoint or zoo file of it, ``widen(contents, path, config) -> contents to save``;
+    ``exporters`` are the ``python -m bench.train export --format FORMAT`` it adds,
+    ``export(checkpoint, quality, out_dir) -> path written``."""
+
+    name: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], object]
+    help: str = ""
+    train: Callable[[Any], Path] | None = None
+    config: type | None = None
+    widen: Callable[..., dict[str, Any]] | None = None
+    exporters: Mapping[str, Callable[..., Path]] = field(default_factory=dict)
+
+
+def plugin_trainers() -> dict[str, PluginTrainer]:
+    """The trainers plugin folders declare (``bench.codecs.<folder>.train.TRAINER``), by name;
+    ValueError on two with one name. Imports those modules (training needs them anyway)."""
+    found: dict[str, PluginTrainer] = {}
+    package = importlib.import_module(BUILTIN_PACKAGE)
+    for folder in package.__path__:
+        for module in sorted(Path(folder).glob(f"[!_]*/{TRAINER_MODULE}.py")):
+            name = f"{BUILTIN_PACKAGE}.{module.parent.name}.{TRAINER_MODULE}"
+            trainer = getattr(importlib.import_module(name), "TRAINER", None)
+            if not isinstance(trainer, PluginTrainer):
+                raise ValueError(f"{name} declares {trainer!r}, not a bench.registry.PluginTrainer")
+            if trainer.name in found:
+                raise ValueError(f"two plugins declare the trainer {trainer.name!r} ({name} is the second)")
+            found[trainer.name] = trainer
+    return found
 
 
 @dataclass(frozen=True)

@@ -80,7 +80,7 @@ def _frozen_bl() -> torch.nn.Module:
 
 
 def _pyramid(batch: torch.Tensor, channels: torch.memory_format) -> list[torch.Tensor]:
-    from bench.train.compass import make_pyramid
+    from bench.codecs.compass.train import make_pyramid
 
     return [layer.contiguous(memory_format=channels) for layer in make_pyramid(batch, list(LAYER_SIDES))]
 
@@ -103,7 +103,7 @@ def test_mean_scale_step(benchmark, precision: str, batch: torch.Tensor) -> None
 def test_compass_rc_step(benchmark, precision: str, batch: torch.Tensor) -> None:
     from bench.codecs.compass import residual
     from bench.codecs.compass.model import CONFIGS
-    from bench.train.compass import el_rd_loss, rc_stage_forward
+    from bench.codecs.compass.train import el_rd_loss, rc_stage_forward
 
     precision = _precision_or_skip(precision)
     channels = memory_format(precision)
@@ -120,7 +120,7 @@ def test_compass_rc_step(benchmark, precision: str, batch: torch.Tensor) -> None
 @pytest.mark.parametrize("precision", PRECISIONS)
 def test_compass_joint_step(benchmark, precision: str, batch: torch.Tensor) -> None:
     from bench.codecs.compass.model import CONFIGS, CompassModel
-    from bench.train.compass import el_rd_loss
+    from bench.codecs.compass.train import el_rd_loss
 
     precision = _precision_or_skip(precision)
     channels = memory_format(precision)
@@ -136,7 +136,7 @@ def test_compass_joint_step(benchmark, precision: str, batch: torch.Tensor) -> N
 def test_liff_step(benchmark, precision: str, batch: torch.Tensor) -> None:
     from bench.codecs.compass.liff import LIFF
     from bench.codecs.compass.model import CONFIGS
-    from bench.train.compass import resize_batch
+    from bench.codecs.compass.train import resize_batch
 
     precision = _precision_or_skip(precision)
     channels = memory_format(precision)

@@ -179,15 +179,22 @@ def test_a_run_parses_its_records_once(tmp_path: Path, make_image_folder, raw_co
 def test_every_command_is_a_function_of_the_api() -> None:
     """bench.api names each command's function and config; they are the modules' own objects."""
     from bench import api
+    from bench.codecs.compass import train as compass
     from bench.tools import check, coding, fetch_weights, fuzz
-    from bench.train import compass, export, mean_scale, widen
+    from bench.train import export, mean_scale, widen
 
     assert api.encode_image is coding.encode_image and api.decode_file is coding.decode_file
     assert api.check is check.check and api.CheckConfig is check.CheckConfig
     assert api.run_fuzz is fuzz.run_fuzz and api.FuzzConfig is fuzz.FuzzConfig
     assert api.fetch_weights is fetch_weights.fetch_weights
-    assert api.train_mean_scale is mean_scale.train and api.train_compass is compass.train
-    assert api.export_compass is compass.export and api.widen is widen.widen and api.export_weights is export.export
+    assert api.train_mean_scale is mean_scale.train and api.widen is widen.widen
+    assert api.export_weights is export.export
+    # a plugin's trainer, through the registry: bench names no plugin
+    declared = api.trainer("compass")
+    assert declared.train is compass.train and declared.config is compass.CompassTrainingConfig
+    assert declared.widen is compass.widen_compass and declared.exporters["official"] is compass.export_official
+    with pytest.raises(UsageError, match="no plugin trains 'x265'; plugins with a trainer: compass"):
+        api.trainer("x265")
     assert set(api._COMMANDS) <= set(api.__all__)
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         api.nope  # noqa: B018

@@ -5,15 +5,17 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from typing import Any
 
 from bench.errors import exit_status, is_user_error
 from bench.train.common import default_data_root
 
 # One module per subcommand (a trainable model, export, the crop bank): add_arguments(parser), and
 # run(args), which builds the module's typed config from the options and prints what its function returns.
+# A learned codec's plugin folder brings its own (compass: bench.codecs.compass.train, found by
+# bench.registry.plugin_trainers).
 TRAINERS = {
     "mean-scale": "bench.train.mean_scale",
-    "compass": "bench.train.compass",
     "export": "bench.train.export",
     "crops": "bench.train.crops",
     "curve": "bench.train.curve",
@@ -24,9 +26,15 @@ TRAINERS = {
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.train")
     sub = parser.add_subparsers(dest="model", required=True)
-    modules = {name: importlib.import_module(path) for name, path in TRAINERS.items()}
-    for name, module in modules.items():
-        module.add_arguments(sub.add_parser(name, help=(module.__doc__ or "").strip().splitlines()[0]))
+    from bench.registry import plugin_trainers
+
+    modules: dict[str, Any] = {name: importlib.import_module(path) for name, path in TRAINERS.items()}
+    helps = {name: (module.__doc__ or "").strip().splitlines()[0] for name, module in modules.items()}
+    for name, trainer in plugin_trainers().items():
+        modules[name], helps[name] = trainer, trainer.help
+    builtin = list(TRAINERS)  # the plugins' trainers after mean-scale, as the models come first
+    for name in [builtin[0], *sorted(set(modules) - set(builtin)), *builtin[1:]]:
+        modules[name].add_arguments(sub.add_parser(name, help=helps[name]))
     args = parser.parse_args(argv)
     if getattr(args, "data_root", "unset") is None:
         args.data_root = default_data_root()

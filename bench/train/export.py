@@ -19,7 +19,17 @@ from bench.train.checkpoint import load_checkpoint
 from bench.train.common import as_text, config_from_args
 
 MODEL = "mean-scale"
-FORMATS = ("zoo", "official")
+FORMATS = ("zoo", "official")  # official: the compass plugin's exporter (its PluginTrainer.exporters)
+
+
+def _plugin_exporter(name: str) -> Any:
+    """The ``export --format NAME`` a plugin's trainer brings; TrainingError when none does."""
+    from bench.registry import plugin_trainers
+
+    for trainer in plugin_trainers().values():
+        if name in trainer.exporters:
+            return trainer.exporters[name]
+    raise TrainingError(f"no plugin exports --format {name}")
 
 
 def _infer_sizes(state_dict: dict[str, torch.Tensor]) -> tuple[int, int]:
@@ -105,24 +115,6 @@ def compare_precision(
             f"{psnr16:.4f} dB (Δbpp {100 * (bpp16 / bpp32 - 1):+.3f} %, ΔPSNR {psnr16 - psnr32:+.4f} dB)")
 
 
-def export_official(checkpoint: str | Path, quality: int, out_dir: str | Path) -> Path:
-    """A joint ``bench.train compass`` checkpoint of the paper's size, with the zoo's mean-scale BL it
-    was trained over, as the official COMPASS checkpoint ``out_dir/lambda_<λ>/best_model_updated.pth.tar``
-    (what the reference code's ``eval.py`` and ``compass@official`` read)."""
-    from bench.codecs.compass import official
-    from bench.codecs.compass.model import CompassConfig, CompassModel
-    from bench.train.compass import load_joint
-
-    state, quality, _, parts = load_joint(checkpoint, quality)  # the checks of `compass --stage export`
-    contents, bl_path, _ = zoo.load_weights("mean-scale", quality)
-    model = CompassModel(zoo.mean_scale_from_weights(contents, bl_path), parts["liff"], parts["rc"],
-                         CompassConfig.from_dict(state["config"]))
-    try:
-        return official.write_official(model, quality, out_dir)
-    except official.OfficialCheckpointError as error:
-        raise ValueError(str(error)) from None
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True,
                         help="last.pt of a `bench.train mean-scale` run (--format official: of a joint "
@@ -195,7 +187,7 @@ def export(config: ExportConfig) -> ExportResult:
         if not config.out_dir:
             raise TrainingError("export --format official needs --out-dir (the folder of lambda_* folders)")
         try:
-            path = export_official(config.checkpoint, config.quality, config.out_dir)
+            path = _plugin_exporter(config.format)(config.checkpoint, config.quality, config.out_dir)
         except (ValueError, FileNotFoundError) as error:
             raise TrainingError(f"export: {error}") from None
         return ExportResult(path, config.format, path.stat().st_size)

@@ -25,7 +25,6 @@ COMPASS's residual coder is the same network, so ``--model compass`` widens a CO
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -180,14 +179,15 @@ def widen_mean_scale(state: dict[str, torch.Tensor], n: int, m: int, seed: int =
 
 def _most_predictable_channel(state: dict[str, torch.Tensor], n0: int) -> int:
     """The z channel whose density puts most mass in the unit bin around its median."""
-    from bench.codecs.compass.plugin import split_state
     from bench.compressai_import import import_compressai
 
     import_compressai()
     from compressai.entropy_models import EntropyBottleneck
 
     eb = EntropyBottleneck(n0)
-    eb.load_state_dict(split_state(state, "entropy_bottleneck"), strict=False)  # without the CDF tables
+    prefix = "entropy_bottleneck."
+    own = {key[len(prefix):]: value for key, value in state.items() if key.startswith(prefix)}
+    eb.load_state_dict(own, strict=False)  # without the CDF tables
     with torch.no_grad():
         median = eb.quantiles[:, 0, 1].reshape(n0, 1, 1)
         lower = eb._logits_cumulative(median - 0.5, stop_gradient=True)
@@ -232,34 +232,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="where to write it: a file to pass to `bench.train mean-scale|compass --init-from`")
 
 
-def _mean_scale_state(state: Any, path: Path) -> dict[str, torch.Tensor]:
+def mean_scale_state(state: Any, path: Path) -> dict[str, torch.Tensor]:
+    """``state`` when it is a mean-scale model's state dict; TrainingError naming ``path`` when not."""
     if not isinstance(state, dict) or not {"g_a.0.weight", "g_a.6.weight", "h_s.4.weight"} <= set(state):
         raise TrainingError(f"{path} holds no mean-scale model (a `bench.train mean-scale` checkpoint or a "
                             "mean-scale zoo file)")
     return state
-
-
-def _widen_compass(contents: dict[str, Any], path: Path, config: WidenConfig) -> dict[str, Any]:
-    """A joint-checkpoint-shaped file (``liff``, ``rc``, ``config``, ``config_name``, ``bl_sha256``)
-    whose RC is widened, for ``bench.train compass --init-from FILE --rc-size N,M``."""
-    from bench import zoo
-    from bench.codecs.compass.model import CompassConfig
-    from bench.codecs.compass.plugin import split_state
-
-    if "state_dict" in contents:  # a zoo file
-        state = zoo.full_precision(contents["state_dict"])
-        liff, rc = split_state(state, "liff"), split_state(state, "rc")
-        stored = contents.get("config", {})  # the zoo file's own config, not the widening's
-        cfg, config_name, bl = stored.get("compass"), stored.get("config_name"), stored.get("bl_sha256")
-    else:  # a joint checkpoint
-        liff, rc = contents.get("liff"), contents.get("rc")
-        cfg, config_name, bl = contents.get("config"), contents.get("config_name"), contents.get("bl_sha256")
-    if not liff or not rc or cfg is None:
-        raise TrainingError(f"{path} holds no COMPASS LIFF and RC (a COMPASS zoo file or a joint checkpoint)")
-    rc = widen_mean_scale(_mean_scale_state(rc, path), config.N, config.M, config.seed)
-    widened = dataclasses.replace(CompassConfig.from_dict(cfg), rc_n=config.N, rc_m=config.M)
-    return {"stage": "joint", "liff": liff, "rc": rc, "config": widened.to_dict(), "config_name": config_name,
-            "bl_sha256": bl, "widened_from": path.name}
 
 
 def widen(config: WidenConfig) -> Path:
@@ -267,14 +245,19 @@ def widen(config: WidenConfig) -> Path:
     from bench import zoo
 
     contents, path = read_init_source(config.model, config.source, config.quality, option="--from")
-    if config.model == "compass":
-        out_contents = _widen_compass(contents, path, config)
+    if config.model != "mean-scale":  # a learned codec's own widening, from its plugin's trainer
+        from bench.registry import plugin_trainers
+
+        trainer = plugin_trainers().get(config.model)
+        if trainer is None or trainer.widen is None:
+            raise TrainingError(f"no plugin widens {config.model!r}")
+        out_contents = trainer.widen(contents, path, config)
     else:
         if "state_dict" in contents:  # a zoo file
             state = zoo.full_precision(contents["state_dict"])
         else:  # a training checkpoint, or a bare state dict
             state = contents.get("model", contents)
-        widened = widen_mean_scale(_mean_scale_state(state, path), config.N, config.M, config.seed)
+        widened = widen_mean_scale(mean_scale_state(state, path), config.N, config.M, config.seed)
         out_contents = {"model": widened, "widened_from": path.name, "config": {"N": config.N, "M": config.M}}
     out = Path(config.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -12,8 +12,9 @@ import pytest
 import torch
 
 from bench import zoo
+from bench.codecs.compass import train as compass
 from bench.errors import TrainingError
-from bench.train import compass, export, mean_scale, widen
+from bench.train import export, mean_scale, widen
 from bench.train.checkpoint import load_checkpoint, saved_arguments
 from bench.train.common import config_from_args
 from bench.train.schedule import check_schedule_on_resume

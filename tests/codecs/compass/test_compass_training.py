@@ -11,9 +11,9 @@ from PIL import Image
 
 from bench import zoo
 from bench.codecs.compass import residual
+from bench.codecs.compass import train as trainer
 from bench.codecs.compass.plugin import CompassCodec
 from bench.errors import TrainingError
-from bench.train import compass as trainer
 from tests.codecs.compass.helpers import pyramid, textured
 
 

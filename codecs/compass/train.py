@@ -46,6 +46,7 @@ from bench.codecs.compass.liff import LIFF
 from bench.codecs.compass.model import CONFIGS, CompassConfig, CompassModel, base_layer_forward
 from bench.errors import TrainingError
 from bench.hashing import sha256_file
+from bench.registry import PluginTrainer
 from bench.train.checkpoint import load_checkpoint, load_if_present, read_init_source, save_atomic, saved_arguments
 from bench.train.common import TrainingOptions, add_common_arguments, config_from_args
 from bench.train.data import CropSampler, list_training_images
@@ -784,3 +785,51 @@ def run(args: argparse.Namespace) -> None:
     """The command line: the config from the options, then the checkpoint's or zoo file's path."""
     config = config_from_args(CompassTrainingConfig, args)
     print(export(config) if config.stage == "export" else train(config))
+
+
+# ----------------------------------------------------------------------------- widen and official export
+def widen_compass(contents: dict[str, Any], path: Path, config: Any) -> dict[str, Any]:
+    """A joint-checkpoint-shaped file (``liff``, ``rc``, ``config``, ``config_name``, ``bl_sha256``)
+    whose RC is widened, for ``bench.train compass --init-from FILE --rc-size N,M``: ``python -m
+    bench.train widen --model compass`` (``config``: its ``WidenConfig``)."""
+    from bench import zoo
+    from bench.codecs.compass.plugin import split_state
+    from bench.train.widen import mean_scale_state, widen_mean_scale
+
+    if "state_dict" in contents:  # a zoo file
+        state = zoo.full_precision(contents["state_dict"])
+        liff, rc = split_state(state, "liff"), split_state(state, "rc")
+        stored = contents.get("config", {})  # the zoo file's own config, not the widening's
+        cfg, config_name, bl = stored.get("compass"), stored.get("config_name"), stored.get("bl_sha256")
+    else:  # a joint checkpoint
+        liff, rc = contents.get("liff"), contents.get("rc")
+        cfg, config_name, bl = contents.get("config"), contents.get("config_name"), contents.get("bl_sha256")
+    if not liff or not rc or cfg is None:
+        raise TrainingError(f"{path} holds no COMPASS LIFF and RC (a COMPASS zoo file or a joint checkpoint)")
+    rc = widen_mean_scale(mean_scale_state(rc, path), config.N, config.M, config.seed)
+    widened = dataclasses.replace(CompassConfig.from_dict(cfg), rc_n=config.N, rc_m=config.M)
+    return {"stage": "joint", "liff": liff, "rc": rc, "config": widened.to_dict(), "config_name": config_name,
+            "bl_sha256": bl, "widened_from": path.name}
+
+
+def export_official(checkpoint: str | Path, quality: int, out_dir: str | Path) -> Path:
+    """A joint ``bench.train compass`` checkpoint of the paper's size, with the zoo's mean-scale BL it
+    was trained over, as the official COMPASS checkpoint ``out_dir/lambda_<λ>/best_model_updated.pth.tar``
+    (what the reference code's ``eval.py`` and ``compass@official`` read)."""
+    from bench import zoo
+    from bench.codecs.compass import official
+
+    state, quality, _, parts = load_joint(checkpoint, quality)  # the checks of `compass --stage export`
+    contents, bl_path, _ = zoo.load_weights("mean-scale", quality)
+    model = CompassModel(zoo.mean_scale_from_weights(contents, bl_path), parts["liff"], parts["rc"],
+                         CompassConfig.from_dict(state["config"]))
+    try:
+        return official.write_official(model, quality, out_dir)
+    except official.OfficialCheckpointError as error:
+        raise ValueError(str(error)) from None
+
+
+# python -m bench.train compass, widen --model compass and export --format official
+TRAINER = PluginTrainer(name="compass", help=(__doc__ or "").strip().splitlines()[0], add_arguments=add_arguments,
+                        run=run, train=train, config=CompassTrainingConfig, widen=widen_compass,
+                        exporters={"official": export_official})
