@@ -42,11 +42,19 @@ def test_probe_sees_a_transient_allocation_in_this_process() -> None:
 
 @linux_only
 def test_probe_with_nothing_allocated_reports_little() -> None:
+    import multiprocessing
+
+    multiprocessing.active_children()  # reap workers earlier tests left, or their exit would count here
+    # a process that earlier tests started and that lives on (multiprocessing's resource tracker after
+    # a spawn pool) is this process's child: the probe rightly counts it, so only its absence is checked
+    tasks = Path("/proc/self/task").iterdir()
+    children = any((task / "children").read_text().split() for task in tasks if (task / "children").exists())
     with ResourceProbe() as probe:
         time.sleep(0.03)
     result = probe.result()
     assert result["peak_memory_mib"] < 16
-    assert "child_peak_rss_mib" not in result and "cuda_peak_mib" not in result
+    assert "cuda_peak_mib" not in result
+    assert children or "child_peak_rss_mib" not in result
 
 
 @linux_only
