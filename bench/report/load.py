@@ -8,7 +8,7 @@ from typing import Any, Sequence
 
 import pandas as pd
 
-from bench.errors import ReportError
+from bench.errors import ReportError, StoreError
 from bench.measuring.metrics import ms_ssim_db
 from bench.pyramid import format_scales
 from bench.storage.records import NUMERIC_FIELDS, REQUIRED_KEYS, python_keys
@@ -33,23 +33,30 @@ def _number(value: Any) -> float:
 
 
 def load_records(run_dirs: Sequence[Path]) -> pd.DataFrame:
-    """All records of ``run_dirs`` as a DataFrame (columns with ``_`` instead of ``-``)."""
+    """All records of ``run_dirs`` as a DataFrame (columns with ``_`` instead of ``-``; ``extra`` holds
+    each record's ``RecordExtra``)."""
     rows: list[dict[str, Any]] = []
     for order, run_dir in enumerate(run_dirs):
         run_dir = Path(run_dir)
         if not run_dir.is_dir():
             raise ReportError(f"run directory {run_dir} does not exist")
-        for number, record in enumerate(RunStore(run_dir).records(), 1):
+        store = RunStore(run_dir)
+        records = store.records()
+        for number, record in enumerate(records, 1):
             missing = [name for name in REQUIRED if name not in record]
             if missing:
                 raise ReportError(f"{run_dir}/records.jsonl record {number} lacks {', '.join(missing)}")
+        try:  # the same parse, typed: the table's ``extra`` column holds RecordExtra objects
+            typed = store.typed_records()
+        except StoreError as error:
+            raise ReportError(str(error)) from error
+        for record, parsed in zip(records, typed):
             row = python_keys(record)
             row["scales"] = tuple(float(s) for s in row["scales"])
             row["scales_label"] = scales_label(row["scales"])
             row["run"] = str(run_dir)
             row["run_order"] = order
-            row.setdefault("extra", {})
-            row["extra"] = row["extra"] or {}
+            row["extra"] = parsed.extra
             rows.append(row)
     if not rows:
         raise ReportError(f"no records in {', '.join(str(d) for d in run_dirs)}")

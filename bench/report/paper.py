@@ -14,6 +14,7 @@ import pandas as pd
 from bench.anchors import paper_bdrate
 from bench.declared import REGISTERED, Declarations
 from bench.registry import CodecSpec
+from bench.storage.records import RecordExtra
 from bench.report.tables import is_kodak
 
 PAPER_PROTOCOL = "base:0.25"
@@ -27,7 +28,8 @@ def is_paper_codec(codec: str) -> bool:
 def measured_params(rows: pd.DataFrame) -> int | None:
     """Total parameters of the codec behind these records (``extra.params.total``), if recorded."""
     for extra in rows.get("extra", pd.Series(dtype=object)):
-        total = extra.get("params", {}).get("total") if isinstance(extra, dict) else None
+        params = extra.params if isinstance(extra, RecordExtra) else None
+        total = params.get("total") if isinstance(params, dict) else None
         if isinstance(total, (int, float)):
             return int(total)
     return None

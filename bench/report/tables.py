@@ -8,6 +8,8 @@ from typing import Any
 
 import pandas as pd
 
+from bench.storage.records import RecordExtra
+
 GROUP = ["codec", "dataset", "scales_label", "anchor", "quality", "layer"]
 # per-image metrics averaged beside PSNR-RGB (bench.measuring.rd_metrics)
 YUV_AND_DB_COLUMNS = ("psnr_y", "psnr_yuv", "ms_ssim_db")
@@ -98,46 +100,45 @@ def _run_settings(records: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _number(extra: Any, key: str) -> float:
-    value = extra.get(key) if isinstance(extra, dict) else None
+def _number(extra: RecordExtra | None, key: str) -> float:
+    value = extra.get(key) if extra is not None else None
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
 
 
-def _modules(extra: Any) -> dict[str, int]:
+def _modules(extra: RecordExtra) -> dict[str, int]:
     """Per-module parameter counts of a record (``total`` excluded); {} when it has none."""
-    value = extra.get("params") if isinstance(extra, dict) else None
+    value = extra.params
     if not isinstance(value, dict):
         return {}
     return {str(k): int(v) for k, v in value.items() if k != "total" and isinstance(v, (int, float))}
 
 
-def _params(extra: Any) -> float:
-    value = extra.get("params") if isinstance(extra, dict) else None
+def _params(extra: RecordExtra) -> float:
+    value: Any = extra.params
     if isinstance(value, dict):  # per-module counts; the codec's own total wins (modules may share)
         if isinstance(value.get("total"), (int, float)):
             return float(value["total"])
         return float(sum(_modules(extra).values())) if _modules(extra) else math.nan
-    if isinstance(value, (int, float)):
+    if isinstance(value, (int, float)):  # older records hold a bare count
         return float(value)
     return math.nan
 
 
-def _peak_memory_mib(extra: Any) -> float:
-    if not isinstance(extra, dict):
-        return math.nan
-    if isinstance(extra.get("peak_memory_bytes"), (int, float)):
-        return extra["peak_memory_bytes"] / 2**20
+def _peak_memory_mib(extra: RecordExtra) -> float:
+    older = extra.get("peak_memory_bytes")  # the spelling of records before peak_memory_mib
+    if isinstance(older, (int, float)):
+        return older / 2**20
     return _number(extra, "peak_memory_mib")
 
 
-def _repeats(extra: Any) -> int:
-    timing = extra.get("timing") if isinstance(extra, dict) else None
+def _repeats(extra: RecordExtra) -> int:
+    timing = extra.timing
     repeats = timing.get("repeats") if isinstance(timing, dict) else None
     return int(repeats) if isinstance(repeats, int) else 1
 
 
-def _internal(extra: Any, field: str = "timings") -> dict[str, float]:
-    timings = extra.get(field) if isinstance(extra, dict) else None
+def _internal(extra: RecordExtra, field: str = "timings") -> dict[str, float]:
+    timings = extra.get(field)
     if not isinstance(timings, dict):
         return {}
     return {str(k): float(v) for k, v in timings.items() if isinstance(v, (int, float))}
@@ -308,6 +309,12 @@ def _stream_cost(rows: pd.DataFrame) -> tuple[float, float, float]:
 
 # --- inter-layer prediction ----------------------------------------------------------------------
 
+
+def _diagnostic(extra: RecordExtra, name: str) -> float:
+    value = (extra.diagnostics or {}).get(name) if isinstance(extra.diagnostics, dict) else None
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
+
+
 PREDICTION_COLUMNS = ["psnr_liff", "psnr_bicubic"]
 
 
@@ -317,7 +324,7 @@ def prediction_table(records: pd.DataFrame) -> pd.DataFrame:
     ``diagnostics`` a codec such as COMPASS reports per EL), their mean per-image gain, and how many
     images won. Empty when no record carries them."""
     values = {
-        name: records["extra"].map(lambda extra, name=name: _number((extra or {}).get("diagnostics"), name))
+        name: records["extra"].map(lambda extra, name=name: _diagnostic(extra, name))
         for name in PREDICTION_COLUMNS
     }
     rows = records.assign(**values).dropna(subset=PREDICTION_COLUMNS)

@@ -90,6 +90,13 @@ class RecordExtra:
         """Timed runs of every codec call of the job (``timing.repeats``; 1 without ``timing``)."""
         return int((self.timing or {}).get("repeats", 1)) or 1
 
+    def get(self, key: str) -> Any:
+        """The value of the on-disk key ``key``: its field when declared, else what ``other`` kept
+        (None when absent), so readers of older records name a key once, as it is spelled."""
+        if key in EXTRA_FIELDS and getattr(self, key) is not None:
+            return getattr(self, key)
+        return self.other.get(key)
+
     def merged(self, values: Mapping[str, Any]) -> "RecordExtra":
         """A copy with the on-disk keys ``values`` (e.g. ``ResourceProbe.result()``) set."""
         added = RecordExtra.from_json(values)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import pandas as pd
 
 from bench.report.paper import model_size_sentence, paper_comparison
+from bench.storage.records import RecordExtra
 
 
 def _records(scales: list[float]) -> list[dict]:
     return [{
         "codec": "compass", "dataset": "kodak", "anchor": "top", "scales_label": ",".join(f"{s:g}" for s in scales),
         "num_layers": len(scales) + 1, "scales": scales, "layer": len(scales),
-        "extra": {"params": {"bl": 1_764_499, "liff": 290_816, "rc": 1_764_499, "total": 3_819_814}},
+        "extra": RecordExtra(params={"bl": 1_764_499, "liff": 290_816, "rc": 1_764_499, "total": 3_819_814}),
     }]
 
 
