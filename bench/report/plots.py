@@ -28,6 +28,14 @@ LAYER_STYLES = [("o", ":"), ("s", "--"), ("^", "-"), ("D", "-."), ("v", (0, (5, 
 PUBLISHED_STYLES = {"mbt2018-mean": ("x", "-"), "BPG-444": ("+", "--"), "JPEG": ("1", ":")}
 
 
+def save_figure(fig: plt.Figure, path: Path) -> None:
+    """Write ``fig`` to ``path``; an SVG without its creation date and with element ids that do not
+    change between runs, so the same records give the same report files."""
+    metadata = {"Date": None} if path.suffix == ".svg" else None
+    with matplotlib.rc_context({"svg.hashsalt": "bench-report"}):
+        fig.savefig(path, bbox_inches="tight", metadata=metadata)
+
+
 def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9.]+", "-", text).strip("-") or "x"
 
@@ -84,7 +92,7 @@ def strip_plot(per_image: pd.DataFrame, pairs: pd.DataFrame, title: str, path: P
     ax.grid(True, axis="x", alpha=0.3)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
-    fig.savefig(path, bbox_inches="tight")
+    save_figure(fig, path)
     plt.close(fig)
     return path
 
@@ -199,7 +207,7 @@ def rd_plot(
     paths = []
     for suffix in (".png", ".svg"):
         path = out_stem.parent / (out_stem.name + suffix)  # the stem may contain dots (1.5)
-        fig.savefig(path, bbox_inches="tight")
+        save_figure(fig, path)
         paths.append(path)
     plt.close(fig)
     return paths

@@ -41,3 +41,22 @@ def test_two_datasets_of_one_folder_name(tables, tmp_path):
     plots = draw_plots(replace(tables, sections=(section, other), per_image=tables.per_image.iloc[:0]), tmp_path)
     assert plots.rd == {section.key: "rd_kodak_top_1.5.png", other.key: "rd_kodak_top_1.5_1.png"}
     assert (tmp_path / "rd_kodak_top_1.5_1.svg").is_file()
+
+
+def test_the_same_figure_gives_the_same_svg_bytes(tmp_path) -> None:
+    """No creation date and no random element ids: regenerating a report from the same records
+    rewrites its SVG files unchanged (git shows no change)."""
+    import matplotlib.pyplot as plt
+
+    from bench.report.plots import save_figure
+
+    written = []
+    for name in ("one.svg", "two.svg"):
+        fig, ax = plt.subplots()
+        ax.plot([0.1, 0.2, 0.4], [28.0, 30.5, 33.0], marker="o")
+        ax.set_xlim(0, 0.5)  # a clip path: its id was random per figure
+        save_figure(fig, tmp_path / name)
+        plt.close(fig)
+        written.append((tmp_path / name).read_bytes())
+    assert written[0] == written[1]
+    assert b"<dc:date>" not in written[0] and b"clip-path" in written[0]
