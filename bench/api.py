@@ -14,10 +14,11 @@ plans, writes the manifest and executes, holding the run folder's writer lock
 (``RunStore.writing``); ``prepare`` and ``plan`` are its first steps on their own (what ``bench run
 --dry-run`` prints). The other commands, imported when first named: ``encode_image`` and
 ``decode_file`` (``bench encode``/``decode``), ``check`` with ``CheckConfig`` (``bench check``),
-``run_fuzz`` with ``FuzzConfig`` (``bench fuzz``), ``fetch_weights`` with ``FetchConfig`` (``bench
-weights fetch``), and the trainers of ``python -m bench.train``: ``train_mean_scale``
-(``MeanScaleTrainingConfig``), ``train_compass`` and ``export_compass`` (``CompassTrainingConfig``),
-``widen`` (``WidenConfig``) and ``export_weights`` (``ExportConfig``).
+``run_fuzz`` with ``FuzzConfig`` (``bench fuzz``), ``widen`` (``WidenConfig``) and ``export_weights``
+(``ExportConfig``) of ``python -m bench.train``. What a codec's plugin folder brings is found
+through the registry: ``trainer(NAME)`` (``python -m bench.train NAME``: mean-scale, compass) and
+``command(NAME)`` (``bench NAME ...``: ``command("weights").function(command("weights").config("compressai"))``
+fetches CompressAI's published weights; shm and vtm build reference software).
 Errors are ``bench.errors.BenchError``s; nothing here prints or exits.
 """
 
@@ -46,16 +47,12 @@ _COMMANDS = {
     "check": ("bench.tools.check", "check"), "CheckConfig": ("bench.tools.check", "CheckConfig"),
     "CheckResult": ("bench.tools.check", "CheckResult"),
     "run_fuzz": ("bench.tools.fuzz", "run_fuzz"), "FuzzConfig": ("bench.tools.fuzz", "FuzzConfig"),
-    "fetch_weights": ("bench.tools.fetch_weights", "fetch_weights"),
-    "FetchConfig": ("bench.tools.fetch_weights", "FetchConfig"),
-    "train_mean_scale": ("bench.train.mean_scale", "train"),
-    "MeanScaleTrainingConfig": ("bench.train.mean_scale", "MeanScaleTrainingConfig"),
     "widen": ("bench.train.widen", "widen"), "WidenConfig": ("bench.train.widen", "WidenConfig"),
     "export_weights": ("bench.train.export", "export"), "ExportConfig": ("bench.train.export", "ExportConfig"),
 }
 
 __all__ = ["PreparedRun", "ReportResult", "RunConfig", "RunResult", "plan", "prepare", "report", "run",
-           "trainer", *_COMMANDS]
+           "command", "trainer", *_COMMANDS]
 
 
 def trainer(name: str) -> Any:
@@ -66,6 +63,19 @@ def trainer(name: str) -> Any:
     found = plugin_trainers()
     if name not in found:
         raise UsageError(f"no plugin trains {name!r}; plugins with a trainer: {', '.join(sorted(found)) or 'none'}")
+    return found[name]
+
+
+def command(name: str) -> Any:
+    """The ``bench.registry.PluginCommand`` a plugin declares (``bench NAME ...``): ``.function`` is
+    the command as a function (of its ``.config`` class where it has one); UsageError naming the known
+    ones otherwise."""
+    from bench.registry import plugin_commands
+
+    found = {declared.name: declared for declared in plugin_commands()}
+    if name not in found:
+        known = ", ".join(sorted(found)) or "none"
+        raise UsageError(f"no plugin brings the command {name!r}; plugin commands: {known}")
     return found[name]
 
 

@@ -13,7 +13,6 @@ from bench.measuring.rd_metrics import DEFAULT_METRIC, METRICS
 from bench.measuring.ycbcr import DEFAULT_YUV_MATRIX, YUV_MATRICES
 from bench.registry import plugin_commands
 from bench.running.config import DEFAULT_RUN_DIR, DEFAULT_SCALES, RunConfig
-from bench.tools import fetch_weights  # stdlib-only imports: cheap
 
 DEFAULT_REPORT_DIR = Path("reports")
 
@@ -165,18 +164,6 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
     return 1 if result.failed else 0
 
 
-def cmd_weights(args: argparse.Namespace) -> int:
-    config = fetch_weights.FetchConfig(args.source, fetch_weights.parse_qualities(args.qualities),
-                                       progress=not args.no_progress)
-    result = fetch_weights.fetch_weights(config, say=print)
-    for fetched in result.fetched:
-        size = fetched.path.stat().st_size / 2**20
-        print(f"q{fetched.quality}: {fetched.status} {fetched.path} ({size:.1f} MiB, SHA-256 "
-              f"{fetched.sha256[:8]}… OK)")
-    print(f"{result.reader} reads them from {result.cache_dir}")
-    return 0
-
-
 def cmd_check(args: argparse.Namespace) -> int:
     from bench.tools import check
 
@@ -278,9 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_check_arguments(sub.add_parser("check", help="rerun a small fixed configuration and compare it with "
                                                      "the committed baseline (CI regression gate)"))
-    fetch_weights.add_arguments(sub.add_parser("weights", help="download published weights (the one command "
-                                                              "that downloads)"))
-    for command in plugin_commands():  # e.g. bench shm build, bench vtm build
+    for command in plugin_commands():  # e.g. bench shm build, bench vtm build, bench weights fetch
         plugin_parser = sub.add_parser(command.name, help=command.help)
         command.add_arguments(plugin_parser)
         plugin_parser.set_defaults(plugin_run=command.run)
@@ -290,7 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"run": cmd_run, "report": cmd_report, "list": cmd_list, "encode": cmd_encode,
-                "decode": cmd_decode, "fuzz": cmd_fuzz, "check": cmd_check, "weights": cmd_weights}
+                "decode": cmd_decode, "fuzz": cmd_fuzz, "check": cmd_check}
     handler = getattr(args, "plugin_run", None) or handlers[args.command]
     try:
         return handler(args)

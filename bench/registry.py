@@ -33,6 +33,7 @@ ENTRY_POINT_GROUP = "bench.codecs"
 COMMAND_ENTRY_POINT_GROUP = "bench.commands"
 COMMAND_MODULE = "command"  # in a plugin folder: declares COMMAND
 TRAINER_MODULE = "train"  # in a plugin folder: declares TRAINER (python -m bench.train)
+PLUGIN_MODULE = "plugin"  # in a plugin folder: registers its codecs (imported with the folder)
 
 BUILTIN_PACKAGE = "bench.codecs"
 
@@ -69,10 +70,16 @@ def _load_builtins_and_plugins() -> None:
     _loaded = True
     for module in builtin_modules():
         try:
-            importlib.import_module(module)
+            imported = importlib.import_module(module)
         except ModuleNotFoundError as error:
             if error.name != module:  # a real missing dependency inside the module must surface
                 raise
+            continue
+        # a plugin folder registers its codecs in plugin.py; its __init__ need not import it, so that
+        # its command module stays cheap to import (bench --help must not load torch)
+        folders = getattr(imported, "__path__", ())
+        if any((Path(folder) / f"{PLUGIN_MODULE}.py").is_file() for folder in folders):
+            importlib.import_module(f"{module}.{PLUGIN_MODULE}")
     for entry in metadata.entry_points(group=ENTRY_POINT_GROUP):
         cls = entry.load()
         if entry.name not in _REGISTRY:
@@ -83,12 +90,16 @@ def _load_builtins_and_plugins() -> None:
 class PluginCommand:
     """A ``bench NAME ...`` subcommand a plugin brings (e.g. building its reference software).
     ``add_arguments`` fills the subcommand's parser; ``run`` does the work and returns an exit
-    status; it may raise ``BenchError``s, which the command line reports."""
+    status; it may raise ``BenchError``s, which the command line reports. ``function`` is the same
+    as a function of its typed ``config`` class, returning a result and printing nothing
+    (``bench.api.command(NAME)``)."""
 
     name: str
     help: str
     add_arguments: Callable[[argparse.ArgumentParser], None]
     run: Callable[[argparse.Namespace], int]
+    function: Callable[..., Any] | None = None
+    config: type | None = None
 
 
 def plugin_commands() -> list[PluginCommand]:

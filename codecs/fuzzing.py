@@ -37,17 +37,18 @@ def tiny_mean_scale_zoo(folder: Path) -> None:
     import torch
 
     from bench import zoo
+    from bench.codecs.mean_scale import weights as mean_scale_weights
 
-    if len(zoo.available_qualities("mean-scale", folder)) == len(zoo.QUALITY_LAMBDAS):
+    if len(zoo.available_qualities("mean-scale", folder)) == len(mean_scale_weights.QUALITY_LAMBDAS):
         return
     torch.manual_seed(0)
-    model = zoo.build_mean_scale(16, 24)
+    model = mean_scale_weights.build_mean_scale(16, 24)
     with torch.no_grad():  # spread the latents over several integers, as in a trained model
         model.g_a[6].weight.mul_(100.0)
         model.h_a[4].weight.mul_(10.0)
     model.update(force=True)
     state = zoo.half_precision(model.state_dict(), zoo.precision_keys(model))
-    for quality, lmbda in zoo.QUALITY_LAMBDAS.items():
+    for quality, lmbda in mean_scale_weights.QUALITY_LAMBDAS.items():
         config = {"model": "mean-scale", "N": 16, "M": 24, "quality": quality, "lmbda": lmbda,
                   "note": "tiny random model for bench fuzz", "format": zoo.FORMAT_VERSION}
         zoo.write_weights("mean-scale", quality, state, config, folder)

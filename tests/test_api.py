@@ -180,21 +180,32 @@ def test_every_command_is_a_function_of_the_api() -> None:
     """bench.api names each command's function and config; they are the modules' own objects."""
     from bench import api
     from bench.codecs.compass import train as compass
-    from bench.tools import check, coding, fetch_weights, fuzz
-    from bench.train import export, mean_scale, widen
+    from bench.codecs.mean_scale import export as mean_scale_export
+    from bench.codecs.mean_scale import fetch
+    from bench.codecs.mean_scale import train as mean_scale
+    from bench.codecs.mean_scale import widen as mean_scale_widen
+    from bench.codecs.shvc import build as shm_build
+    from bench.tools import check, coding, fuzz
+    from bench.train import export, widen
 
     assert api.encode_image is coding.encode_image and api.decode_file is coding.decode_file
     assert api.check is check.check and api.CheckConfig is check.CheckConfig
     assert api.run_fuzz is fuzz.run_fuzz and api.FuzzConfig is fuzz.FuzzConfig
-    assert api.fetch_weights is fetch_weights.fetch_weights
-    assert api.train_mean_scale is mean_scale.train and api.widen is widen.widen
-    assert api.export_weights is export.export
-    # a plugin's trainer, through the registry: bench names no plugin
+    assert api.widen is widen.widen and api.export_weights is export.export
+    # a plugin's trainer and commands, through the registry: bench names no plugin
     declared = api.trainer("compass")
     assert declared.train is compass.train and declared.config is compass.CompassTrainingConfig
-    assert declared.widen is compass.widen_compass and declared.exporters["official"] is compass.export_official
-    with pytest.raises(UsageError, match="no plugin trains 'x265'; plugins with a trainer: compass"):
+    assert declared.widen is compass.widen_compass and declared.exporters["official"] is compass._export_official
+    declared = api.trainer("mean-scale")
+    assert declared.train is mean_scale.train and declared.config is mean_scale.MeanScaleTrainingConfig
+    assert declared.widen is mean_scale_widen.widen_file and declared.exporters["zoo"] is mean_scale_export.export_zoo
+    with pytest.raises(UsageError, match="no plugin trains 'x265'; plugins with a trainer: compass, mean-scale"):
         api.trainer("x265")
+    weights = api.command("weights")
+    assert weights.function is fetch.fetch_weights and weights.config is fetch.FetchConfig
+    assert api.command("shm").function is shm_build.build_shm
+    with pytest.raises(UsageError, match="no plugin brings the command 'x265'; plugin commands: shm, vtm, weights"):
+        api.command("x265")
     assert set(api._COMMANDS) <= set(api.__all__)
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         api.nope  # noqa: B018

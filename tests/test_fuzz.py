@@ -15,6 +15,7 @@ import sys
 import time
 import zlib
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pytest
@@ -22,13 +23,28 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bench.codec import BitstreamError, CodecError
-from bench.codecs import container, mean_scale
+from bench.codecs import container
 from bench.codecs.compass import bitstream as compass_bitstream
 from bench.codecs.fuzzing import reseal_container
+from bench.codecs.mean_scale import plugin as mean_scale
+from bench.codecs.mean_scale.weights import QUALITY_LAMBDAS
 from bench.images import DEFAULT_MAX_PIXELS
 from bench.storage.envelope import unpack
 from bench.tools import fuzz
-from bench.zoo import QUALITY_LAMBDAS
+from bench.zoo import ENV_VAR as ZOO_ENV_VAR
+
+
+@pytest.fixture(autouse=True)
+def _own_zoo_setting() -> Iterator[None]:
+    """A learned decoder's fuzz set-up points this process's zoo at tiny random weights (as a fuzz
+    worker should); the setting must not outlive the test, or later tests code with those weights
+    (the contract suite's mean-scale, run after this module, did)."""
+    saved = os.environ.get(ZOO_ENV_VAR)
+    yield
+    if saved is None:
+        os.environ.pop(ZOO_ENV_VAR, None)
+    else:
+        os.environ[ZOO_ENV_VAR] = saved
 
 PROPERTY = settings(max_examples=200, deadline=None, database=None,  # no .hypothesis/ in the repo
                     suppress_health_check=[HealthCheck.too_slow])

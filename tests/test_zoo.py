@@ -11,8 +11,9 @@ import pytest
 import torch
 
 from bench import zoo
+from bench.codecs.mean_scale import weights as ms_weights
+from bench.codecs.mean_scale.export import export_checkpoint
 from bench.train.__main__ import main as train_main
-from bench.train.export import export_checkpoint
 
 
 def make_checkpoint(
@@ -25,7 +26,7 @@ def make_checkpoint(
     integers, as in a trained model (and likewise h_a's hyper-latents).
     """
     torch.manual_seed(seed)
-    model = zoo.build_mean_scale(n, m)
+    model = ms_weights.build_mean_scale(n, m)
     with torch.no_grad():
         model.g_a[6].weight.mul_(100.0)
         model.h_a[4].weight.mul_(10.0)
@@ -66,7 +67,7 @@ def test_export_command_writes_hash_named_half_precision_file(checkpoint, tmp_pa
 
 def test_loaded_model_is_ready_and_matches_checkpoint(checkpoint, tmp_path):
     export_checkpoint(checkpoint, 3, tmp_path)
-    model = zoo.load_mean_scale(3, root=tmp_path)
+    model = ms_weights.load_mean_scale(3, root=tmp_path)
     assert not model.training
     source = torch.load(checkpoint, weights_only=True)["model"]
     loaded = model.state_dict()
@@ -88,25 +89,25 @@ def test_reexport_replaces_the_older_file(tmp_path):
     first = export_checkpoint(make_checkpoint(tmp_path / "a" / "last.pt", step=3), 3, tmp_path / "zoo")
     second = export_checkpoint(make_checkpoint(tmp_path / "b" / "last.pt", step=5), 3, tmp_path / "zoo")
     assert first != second and not first.exists() and second.exists()
-    assert zoo.weights_path(3, root=tmp_path / "zoo") == second
+    assert ms_weights.weights_path(3, root=tmp_path / "zoo") == second
 
 
 def test_qualities_lookup_and_environment_override(tmp_path, monkeypatch):
     for quality, lmbda in ((1, 0.0018), (4, 0.013)):
         checkpoint = make_checkpoint(tmp_path / f"r{quality}" / "last.pt", lmbda)
         export_checkpoint(checkpoint, quality, tmp_path / "zoo")
-    assert zoo.available_qualities(root=tmp_path / "zoo") == [1, 4]
-    assert zoo.available_qualities(root=tmp_path / "nowhere") == []
+    assert zoo.available_qualities("mean-scale", root=tmp_path / "zoo") == [1, 4]
+    assert zoo.available_qualities("mean-scale", root=tmp_path / "nowhere") == []
     monkeypatch.setenv(zoo.ENV_VAR, str(tmp_path / "zoo"))
     assert zoo.zoo_root() == tmp_path / "zoo"
-    assert zoo.available_qualities() == [1, 4]
-    assert zoo.weights_path(4).name.startswith("mean-scale-q4-")
-    assert zoo.load_mean_scale(1).N == 16
+    assert zoo.available_qualities("mean-scale") == [1, 4]
+    assert ms_weights.weights_path(4).name.startswith("mean-scale-q4-")
+    assert ms_weights.load_mean_scale(1).N == 16
 
 
 def test_missing_weights_error_names_the_file_and_the_command(tmp_path):
     with pytest.raises(FileNotFoundError) as caught:
-        zoo.load_mean_scale(2, root=tmp_path)
+        ms_weights.load_mean_scale(2, root=tmp_path)
     message = str(caught.value)
     assert "mean-scale-q2-<sha256[:8]>.pth.tar" in message and str(tmp_path) in message
     command = "python -m bench.train export --checkpoint checkpoints/ms-64x96-l0.0035/last.pt --quality 2"
@@ -121,7 +122,7 @@ def test_hash_mismatch_and_damage_are_refused(checkpoint, tmp_path):
     renamed.parent.mkdir()
     shutil.copy(path, renamed)
     with pytest.raises(zoo.WeightsHashError, match="00000000"):
-        zoo.load_mean_scale(3, root=renamed.parent)
+        ms_weights.load_mean_scale(3, root=renamed.parent)
 
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0x01
@@ -129,14 +130,14 @@ def test_hash_mismatch_and_damage_are_refused(checkpoint, tmp_path):
     with pytest.raises(zoo.WeightsHashError):
         zoo.verify_hash(path)
     with pytest.raises(zoo.WeightsHashError):
-        zoo.load_mean_scale(3, root=path.parent)
+        ms_weights.load_mean_scale(3, root=path.parent)
 
 
 def test_two_files_for_one_quality_are_ambiguous(checkpoint, tmp_path):
     path = export_checkpoint(checkpoint, 3, tmp_path)
     shutil.copy(path, tmp_path / "mean-scale-q3-12345678.pth.tar")
     with pytest.raises(zoo.WeightsError, match="several"):
-        zoo.weights_path(3, root=tmp_path)
+        ms_weights.weights_path(3, root=tmp_path)
 
 
 def test_export_refuses_a_checkpoint_of_another_lambda(checkpoint, tmp_path, capsys):
@@ -187,14 +188,14 @@ def test_int8_storage_halves_the_convolutions_and_loads_within_half_a_step(check
     assert state["g_a.0.bias"].dtype == torch.float16 and state["g_a.1.gamma"].dtype == torch.float32
 
     source = torch.load(checkpoint, weights_only=True)["model"]
-    loaded = zoo.load_mean_scale(3, root=out).state_dict()
+    loaded = ms_weights.load_mean_scale(3, root=out).state_dict()
     assert not any(key.endswith(zoo.INT8_SCALE) for key in loaded)
     for key in ("g_a.0.weight", "g_s.0.weight", "h_s.4.weight"):
         step = source[key].abs().amax(dim=(1, 2, 3)) / 127  # per output channel
         error = (loaded[key] - source[key]).abs().amax(dim=(1, 2, 3))
         assert (error <= step / 2 + 1e-7).all() and error.max() > 0, key
     assert torch.equal(loaded["entropy_bottleneck.quantiles"], source["entropy_bottleneck.quantiles"])
-    model = zoo.load_mean_scale(3, root=out)
+    model = ms_weights.load_mean_scale(3, root=out)
     x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
     coded = model.compress(x)
     assert model.decompress(coded["strings"], coded["shape"])["x_hat"].shape == (1, 3, 64, 64)
@@ -244,7 +245,7 @@ def test_a_file_whose_full_hash_is_not_the_listed_one_is_refused(checkpoint, com
     path = export_checkpoint(checkpoint, 3, committed)
     real = zoo.verify_hash(path)
     forged = _forge_listed_hash(path)
-    for load in (lambda: zoo.verify_hash(path), lambda: zoo.load_mean_scale(3, root=committed)):
+    for load in (lambda: zoo.verify_hash(path), lambda: ms_weights.load_mean_scale(3, root=committed)):
         with pytest.raises(zoo.WeightsManifestError) as caught:
             load()
         assert str(caught.value) == (f"{path} has SHA-256 {real}, but {committed / zoo.MANIFEST} records {forged}: "
@@ -258,7 +259,7 @@ def test_a_tampered_committed_file_is_refused(checkpoint, committed):
     data[len(data) // 2] ^= 0x01
     path.write_bytes(bytes(data))
     with pytest.raises(zoo.WeightsHashError):  # the name's prefix already differs
-        zoo.load_mean_scale(3, root=committed)
+        ms_weights.load_mean_scale(3, root=committed)
 
 
 def test_a_committed_file_must_be_listed(checkpoint, committed, tmp_path):
@@ -298,7 +299,7 @@ def test_export_into_the_committed_folder_keeps_its_list(tmp_path, committed, mo
     assert new != old and not old.exists() and new.parent == committed
     # the replaced file's line went with it; the other quality's stays
     assert zoo.read_manifest(committed) == {q1.name: zoo.verify_hash(q1), new.name: zoo.verify_hash(new)}
-    assert zoo.load_mean_scale(3).N == 16
+    assert ms_weights.load_mean_scale(3).N == 16
 
 
 def test_outside_the_committed_folder_a_listed_file_is_checked_and_an_unlisted_one_by_its_name(checkpoint,
@@ -331,7 +332,7 @@ def test_a_zoo_file_that_would_run_code_is_refused_unrun(tmp_path, committed, mo
     # a scratch folder: the name's prefix is right, so only weights_only stands between it and exec
     evil = hostile_zoo_file(tmp_path / "scratch", "mean-scale", 3, marker)
     monkeypatch.setenv(zoo.ENV_VAR, str(evil.parent))
-    for load in (lambda: zoo.load_weights("mean-scale", 3), lambda: zoo.load_mean_scale(3)):
+    for load in (lambda: zoo.load_weights("mean-scale", 3), lambda: ms_weights.load_mean_scale(3)):
         with pytest.raises(zoo.WeightsError) as caught:
             load()
         assert str(caught.value).startswith(f"{evil} was not loaded: it asks for the Python object exec")

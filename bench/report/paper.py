@@ -14,8 +14,8 @@ import pandas as pd
 from bench.anchors import paper_bdrate
 from bench.declared import REGISTERED, Declarations
 from bench.registry import CodecSpec
-from bench.storage.records import RecordExtra
 from bench.report.tables import is_kodak
+from bench.storage.records import RecordExtra
 
 PAPER_PROTOCOL = "base:0.25"
 

@@ -10,12 +10,11 @@ from typing import Any
 from bench.errors import exit_status, is_user_error
 from bench.train.common import default_data_root
 
-# One module per subcommand (a trainable model, export, the crop bank): add_arguments(parser), and
-# run(args), which builds the module's typed config from the options and prints what its function returns.
-# A learned codec's plugin folder brings its own (compass: bench.codecs.compass.train, found by
-# bench.registry.plugin_trainers).
+# One module per subcommand beside the models (export, the crop bank, the curve, widening):
+# add_arguments(parser), and run(args), which builds the module's typed config from the options and
+# prints what its function returns. The models' own subcommands come from their plugin folders
+# (bench.codecs.mean_scale.train, bench.codecs.compass.train, found by bench.registry.plugin_trainers).
 TRAINERS = {
-    "mean-scale": "bench.train.mean_scale",
     "export": "bench.train.export",
     "crops": "bench.train.crops",
     "curve": "bench.train.curve",
@@ -32,8 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     helps = {name: (module.__doc__ or "").strip().splitlines()[0] for name, module in modules.items()}
     for name, trainer in plugin_trainers().items():
         modules[name], helps[name] = trainer, trainer.help
-    builtin = list(TRAINERS)  # the plugins' trainers after mean-scale, as the models come first
-    for name in [builtin[0], *sorted(set(modules) - set(builtin)), *builtin[1:]]:
+    # the models first (mean-scale, the building block, leading), then the other subcommands
+    models = sorted(set(modules) - set(TRAINERS), key=lambda name: (name != "mean-scale", name))
+    for name in [*models, *TRAINERS]:
         modules[name].add_arguments(sub.add_parser(name, help=helps[name]))
     args = parser.parse_args(argv)
     if getattr(args, "data_root", "unset") is None:

@@ -26,10 +26,9 @@ as they are, so every decoder uses the very tables the encoder used (no recomput
 different CPU or library version might round differently) and loading skips the CDF computation.
 ``bench/weights/README.md`` records the measurements behind both choices.
 
-The lookup and hash functions are generic (``find_weights("compass", 2)``); ``load_mean_scale`` is
-the mean-scale loader. ``bench.zoo.published`` reads CompressAI's published mean-scale weights from
-torch.hub's cache; ``python -m bench.zoo record FILE…`` (``main``) lists files in their folder's
-``SHA256SUMS.txt``.
+Everything here is generic (``find_weights("compass", 2)``): a codec's own loaders, quality tables
+and published-weight sources live in its plugin folder (mean-scale's in ``bench.codecs.mean_scale``).
+``python -m bench.zoo record FILE…`` (``main``) lists files in their folder's ``SHA256SUMS.txt``.
 """
 
 from __future__ import annotations
@@ -49,9 +48,6 @@ import torch
 
 from bench.codec import CodecError
 from bench.errors import BenchError
-
-# Quality -> λ of R + λ·255²·MSE: the four λs of COMPASS's base layer.
-QUALITY_LAMBDAS: dict[int, float] = {1: 0.0018, 2: 0.0035, 3: 0.0067, 4: 0.013}
 
 ENV_VAR = "BENCH_WEIGHTS"
 SUFFIX = ".pth.tar"
@@ -134,10 +130,8 @@ def weights_pattern(model: str, quality: int) -> str:
 
 
 def export_command(model: str, quality: int) -> str:
-    """The command that produces the weights file for ``model`` at ``quality``."""
-    if model == "mean-scale" and quality in QUALITY_LAMBDAS:
-        return (f"python -m bench.train export --checkpoint checkpoints/ms-64x96-l{QUALITY_LAMBDAS[quality]}"
-                f"/last.pt --quality {quality}")
+    """A generic hint at the command that produces the weights file for ``model`` at ``quality``
+    (a plugin passes its own as ``how_to``)."""
     return f"python -m bench.train export ... --quality {quality}  (export {model}'s trained checkpoint)"
 
 
@@ -174,18 +168,13 @@ def find_weights(
     return found[0]
 
 
-def available_qualities(model: str = "mean-scale", root: str | os.PathLike[str] | None = None) -> list[int]:
+def available_qualities(model: str, root: str | os.PathLike[str] | None = None) -> list[int]:
     """Qualities that have a weights file (names only; hashes are checked when loading)."""
     folder = zoo_root(root)
     if not folder.is_dir():
         return []
     regex = _name_regex(model)
     return sorted({int(m.group(1)) for p in folder.iterdir() if (m := regex.match(p.name))})
-
-
-def weights_path(quality: int, root: str | os.PathLike[str] | None = None) -> Path:
-    """The mean-scale weights file for ``quality``."""
-    return find_weights("mean-scale", quality, root)
 
 
 def _expected_hash(path: Path) -> str:
@@ -409,38 +398,6 @@ def write_weights(
     for old in older:
         old.unlink()
     return path
-
-
-def build_mean_scale(n: int, m: int) -> torch.nn.Module:
-    from bench.compressai_import import import_compressai
-
-    import_compressai()
-    from compressai.models import MeanScaleHyperprior
-
-    return MeanScaleHyperprior(N=n, M=m)
-
-
-def mean_scale_from_weights(contents: dict[str, Any], path: Path | str = "weights") -> torch.nn.Module:
-    """A ready MeanScaleHyperprior (float32, eval mode, stored CDF tables) from a file's contents."""
-    config, state_dict = contents["config"], contents["state_dict"]
-    try:
-        model = build_mean_scale(int(config["N"]), int(config["M"]))
-        model.load_state_dict(full_precision(state_dict))  # CompressAI resizes the CDF buffers to fit
-    except (KeyError, RuntimeError, ValueError) as error:
-        raise WeightsError(f"{path} does not fit MeanScaleHyperprior: {error}") from error
-    for module_name in ("entropy_bottleneck", "gaussian_conditional"):
-        module = getattr(model, module_name)
-        if any(getattr(module, buffer).numel() == 0 for buffer in CDF_BUFFERS):
-            raise WeightsError(f"{path} holds no {module_name} CDF tables; export it with bench.train export")
-    return model.eval()
-
-
-def load_mean_scale(
-    quality: int, device: str = "cpu", root: str | os.PathLike[str] | None = None
-) -> torch.nn.Module:
-    """CompressAI's MeanScaleHyperprior with the zoo weights for ``quality``, ready to ``compress``."""
-    contents, path, _ = load_weights("mean-scale", quality, root)
-    return mean_scale_from_weights(contents, path).to(device)
 
 
 def main(argv: list[str] | None = None) -> int:

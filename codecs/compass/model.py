@@ -27,9 +27,9 @@ import torch
 from torch import nn
 
 from bench.codec import SectionClock
-from bench.codecs import mean_scale
 from bench.codecs.compass import residual
 from bench.codecs.compass.liff import LIFF, LiffConfig
+from bench.codecs.mean_scale import plugin as mean_scale
 
 # How the base layer is padded when coded inside COMPASS (``CompassConfig.bl_padding``; the spec
 # prescribes the conv-layer-wise scheme for RC only and says the BL is the single-layer network):

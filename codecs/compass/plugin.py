@@ -36,13 +36,14 @@ from bench.codec import (
     check_image,
     weights_file_id,
 )
-from bench.codecs import mean_scale
 from bench.codecs.compass import bitstream, official, residual
 from bench.codecs.compass.complexity import layer_macs
 from bench.codecs.compass.fuzzing import fuzz_setup
 from bench.codecs.compass.liff import LiffConfig
 from bench.codecs.compass.model import CompassConfig, CompassModel, bl_coded_size
 from bench.codecs.compass.model import _unpack_strings as model_strings
+from bench.codecs.mean_scale import plugin as mean_scale
+from bench.codecs.mean_scale import weights as mean_scale_weights
 from bench.determinism import NETWORK_THREADS, fixed_network_threads
 from bench.hashing import sha256_file
 from bench.images import DEFAULT_MAX_PIXELS
@@ -92,7 +93,7 @@ def load_zoo_model(quality: int, device: str = "cpu") -> tuple[CompassModel, dic
             f"zoo's mean-scale q{quality} is {bl_path.name}; retrain COMPASS on that BL or restore the "
             "matching BL file"
         )
-    bl = zoo.load_mean_scale(quality)
+    bl = mean_scale_weights.load_mean_scale(quality)
     state = zoo.full_precision(contents["state_dict"])
     try:
         model = CompassModel.build(

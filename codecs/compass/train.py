@@ -44,12 +44,14 @@ from tqdm import tqdm
 from bench.codecs.compass import residual
 from bench.codecs.compass.liff import LIFF
 from bench.codecs.compass.model import CONFIGS, CompassConfig, CompassModel, base_layer_forward
+from bench.codecs.mean_scale import weights as mean_scale_weights
 from bench.errors import TrainingError
 from bench.hashing import sha256_file
 from bench.registry import PluginTrainer
 from bench.train.checkpoint import load_checkpoint, load_if_present, read_init_source, save_atomic, saved_arguments
 from bench.train.common import TrainingOptions, add_common_arguments, config_from_args
 from bench.train.data import CropSampler, list_training_images
+from bench.train.export import ExportConfig, ExportResult
 from bench.train.precision import add_precision_argument, autocast, memory_format, resolve_precision
 from bench.train.schedule import (
     PrefetchedBatches,
@@ -260,7 +262,7 @@ def load_base_layer(config: CompassTrainingConfig) -> tuple[torch.nn.Module, str
         from bench import zoo
 
         digest = zoo.verify_hash(zoo.find_weights("mean-scale", config.quality))
-        bl = zoo.load_mean_scale(config.quality)
+        bl = mean_scale_weights.load_mean_scale(config.quality)
     else:
         raise TrainingError("this stage needs a base layer: --quality Q (zoo mean-scale) or --bl CHECKPOINT")
     bl.eval()
@@ -794,7 +796,7 @@ def widen_compass(contents: dict[str, Any], path: Path, config: Any) -> dict[str
     bench.train widen --model compass`` (``config``: its ``WidenConfig``)."""
     from bench import zoo
     from bench.codecs.compass.plugin import split_state
-    from bench.train.widen import mean_scale_state, widen_mean_scale
+    from bench.codecs.mean_scale.widen import mean_scale_state, widen_mean_scale
 
     if "state_dict" in contents:  # a zoo file
         state = zoo.full_precision(contents["state_dict"])
@@ -821,7 +823,7 @@ def export_official(checkpoint: str | Path, quality: int, out_dir: str | Path) -
 
     state, quality, _, parts = load_joint(checkpoint, quality)  # the checks of `compass --stage export`
     contents, bl_path, _ = zoo.load_weights("mean-scale", quality)
-    model = CompassModel(zoo.mean_scale_from_weights(contents, bl_path), parts["liff"], parts["rc"],
+    model = CompassModel(mean_scale_weights.mean_scale_from_weights(contents, bl_path), parts["liff"], parts["rc"],
                          CompassConfig.from_dict(state["config"]))
     try:
         return official.write_official(model, quality, out_dir)
@@ -830,6 +832,16 @@ def export_official(checkpoint: str | Path, quality: int, out_dir: str | Path) -
 
 
 # python -m bench.train compass, widen --model compass and export --format official
+def _export_official(config: ExportConfig) -> ExportResult:
+    """``python -m bench.train export --format official``: ``export_official`` of the options."""
+    if not config.out_dir:
+        raise TrainingError("export --format official needs --out-dir (the folder of lambda_* folders)")
+    path = export_official(config.checkpoint, config.quality, config.out_dir)
+    return ExportResult(path, config.format, path.stat().st_size,
+                        note=f"the official COMPASS format (compass@official reads it with "
+                             f"BENCH_OFFICIAL_COMPASS={config.out_dir})")
+
+
 TRAINER = PluginTrainer(name="compass", help=(__doc__ or "").strip().splitlines()[0], add_arguments=add_arguments,
                         run=run, train=train, config=CompassTrainingConfig, widen=widen_compass,
-                        exporters={"official": export_official})
+                        exporters={"official": _export_official})

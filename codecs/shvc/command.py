@@ -13,4 +13,5 @@ COMMAND = PluginCommand(
     help="SHM, the SHVC reference software: build it from sources",
     add_arguments=build.add_arguments,
     run=build.run,
+    function=build.build_shm,
 )

@@ -10,4 +10,5 @@ COMMAND = PluginCommand(
     help="VTM, the VVC reference software: build it from sources",
     add_arguments=build.add_arguments,
     run=build.run,
+    function=build.build_vtm,
 )

@@ -13,12 +13,14 @@ import torch
 
 from bench import zoo
 from bench.codecs.compass import train as compass
+from bench.codecs.mean_scale import train as mean_scale
+from bench.codecs.mean_scale import weights as ms_weights
 from bench.errors import TrainingError
-from bench.train import export, mean_scale, widen
+from bench.train import export, widen
 from bench.train.checkpoint import load_checkpoint, saved_arguments
 from bench.train.common import config_from_args
 from bench.train.schedule import check_schedule_on_resume
-from tests.train.test_mean_scale_train import data_root  # noqa: F401 (a fixture)
+from tests.codecs.mean_scale.test_train import data_root  # noqa: F401 (a fixture)
 
 
 @pytest.fixture(autouse=True)
@@ -62,7 +64,7 @@ def test_checkpoints_keep_the_options_as_the_namespace_gave_them(module, command
     args = parse(module, command, argv)
     config = config_from_args(cls, args)
     if command == "mean-scale" and args.lmbda is None:  # the old run() filled λ in before training
-        args.lmbda = zoo.QUALITY_LAMBDAS[args.quality]
+        args.lmbda = ms_weights.QUALITY_LAMBDAS[args.quality]
     assert list(saved_arguments(config).items()) == list(namespace_form(args).items())  # order too
 
 
@@ -73,7 +75,7 @@ def test_a_config_from_python_saves_what_the_command_line_saves(tmp_path: Path) 
     from_python = mean_scale.MeanScaleTrainingConfig(quality=3, out=tmp_path / "run", data_root=tmp_path,
                                                      train_folders="x, y")
     assert from_python == from_cli
-    assert from_python.lmbda == zoo.QUALITY_LAMBDAS[3] and from_python.train_folders == ("x", "y")
+    assert from_python.lmbda == ms_weights.QUALITY_LAMBDAS[3] and from_python.train_folders == ("x", "y")
     assert from_python.out == str(tmp_path / "run") and from_python.data_root == str(tmp_path)
     with pytest.raises(dataclasses.FrozenInstanceError):
         from_python.steps = 3  # type: ignore[misc]
@@ -129,7 +131,7 @@ def test_train_widen_and_export_take_typed_configs(data_root: Path, tmp_path: Pa
     assert result.sha256.startswith(result.path.name.rsplit("-", 1)[1].split(".")[0])
     assert result.file_bytes == result.path.stat().st_size and result.storage == "float16"
     assert (result.config["N"], result.config["M"], result.config["steps"]) == (16, 24, 2)
-    model = zoo.mean_scale_from_weights(*zoo.load_weights("mean-scale", 3, tmp_path / "zoo")[:2])
+    model = ms_weights.mean_scale_from_weights(*zoo.load_weights("mean-scale", 3, tmp_path / "zoo")[:2])
     assert result.parameters == sum(p.numel() for p in model.parameters()) and result.precision_check is None
     with pytest.raises(TrainingError, match="trained with λ=0.0067 but quality 2"):
         export.export(export.ExportConfig(checkpoint=path, quality=2, out_dir=tmp_path / "zoo"))

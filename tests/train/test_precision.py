@@ -11,9 +11,9 @@ import torch
 
 from bench.codecs.compass import residual
 from bench.codecs.compass.model import CONFIGS, CompassModel
+from bench.codecs.mean_scale.train import build_model, forward_mixed, rate_distortion_loss
 from bench.train import precision as precision_module
 from bench.train.curve import rate_vs_published, table
-from bench.train.mean_scale import build_model, forward_mixed, rate_distortion_loss
 from bench.train.precision import PrecisionError, autocast, memory_format, resolve_precision
 
 CPU = torch.device("cpu")
@@ -114,7 +114,7 @@ def test_the_curve_compares_a_point_with_the_published_curve_at_its_psnr(tmp_pat
 
 def test_parsers_take_precision():
     from bench.codecs.compass import train as compass
-    from bench.train import mean_scale
+    from bench.codecs.mean_scale import train as mean_scale
 
     for module, argv in ((compass, ["--stage", "rc"]), (mean_scale, [])):
         parser = argparse.ArgumentParser()

@@ -17,6 +17,7 @@ import torch
 from PIL import Image
 
 from bench import zoo
+from bench.codecs.mean_scale import weights as ms_weights
 from bench.errors import TrainingError
 from bench.train.__main__ import main as train_main
 from bench.train.checkpoint import load_checkpoint
@@ -50,7 +51,7 @@ def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def bl_zoo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A scratch zoo holding a tiny mean-scale q2 file (the BL of compass's rc and joint stages)."""
     torch.manual_seed(0)
-    bl = zoo.build_mean_scale(8, 12)
+    bl = ms_weights.build_mean_scale(8, 12)
     bl.update(force=True)
     weights = tmp_path / "weights"
     zoo.write_weights("mean-scale", 2, zoo.half_precision(bl.state_dict(), zoo.precision_keys(bl)),

@@ -8,10 +8,10 @@ import torch
 
 from bench import zoo
 from bench.codec import Codec, CodecError
-from bench.codecs import mean_scale
 from bench.codecs.compass import residual
 from bench.codecs.compass.model import CONFIGS, OFFICIAL_CONFIG, CompassModel, config_summary
 from bench.codecs.compass.plugin import CompassCodec, load_zoo_model
+from bench.codecs.mean_scale import plugin as mean_scale
 from bench.registry import codec_class, create_codec
 from tests.codecs.compass.helpers import make_tiny_model, pyramid, textured
 

@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from bench.codec import BitstreamError
-from bench.codecs import mean_scale
 from bench.codecs.compass import residual
 from bench.codecs.compass.model import _pack_strings
 from bench.codecs.compass.plugin import MODULE_TIMINGS, CompassCodec
+from bench.codecs.mean_scale import plugin as mean_scale
 from tests.codecs.compass.helpers import pyramid, textured
 
 KEYS = {"network", "entropy", *MODULE_TIMINGS}

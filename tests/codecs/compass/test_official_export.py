@@ -62,6 +62,7 @@ def test_the_export_command_refuses_what_is_not_a_joint_compass_checkpoint(tmp_p
 
 def test_the_export_command_writes_a_joint_checkpoint_over_the_zoo_bl_as_an_official_one(tmp_path: Path) -> None:
     from bench import zoo
+    from bench.codecs.mean_scale import weights as ms_weights
 
     _, _, bl_digest = zoo.load_weights("mean-scale", 1)
     model = _model(OFFICIAL_CONFIG, OFFICIAL_CONFIG.rc_n, OFFICIAL_CONFIG.rc_m, seed=5)
@@ -79,5 +80,5 @@ def test_the_export_command_writes_a_joint_checkpoint_over_the_zoo_bl_as_an_offi
         ours, theirs = getattr(model, part).state_dict(), getattr(back, part).state_dict()
         assert all(torch.equal(ours[k], theirs[k]) for k in ours if not k.endswith(official.ENTROPY_TABLES))
     bl, _, _ = zoo.load_weights("mean-scale", 1)
-    zoo_bl = zoo.mean_scale_from_weights(bl)
+    zoo_bl = ms_weights.mean_scale_from_weights(bl)
     assert torch.equal(back.bl.g_a[0].weight, zoo_bl.g_a[0].weight)  # the zoo's BL, as trained over

@@ -12,7 +12,8 @@ from typing import Iterator
 
 import pytest
 
-from bench.zoo import WeightsError, WeightsHashError, published
+from bench.codecs.mean_scale import published
+from bench.zoo import WeightsError, WeightsHashError
 
 GOOD = b"CompressAI mbt2018-mean stand-in, quality 3\n" * 50
 DAMAGED = b"CompressAI mbt2018-mean stand-in, quality 4, bytes flipped in transit\n" * 50
@@ -148,7 +149,7 @@ def test_a_cached_file_that_would_run_code_is_refused_unrun(tmp_path: Path, monk
 
 def test_fetch_weights_takes_a_typed_config_and_prints_nothing(server: Server,
                                                                capsys: pytest.CaptureFixture[str]) -> None:
-    from bench.tools.fetch_weights import FetchConfig, fetch_weights
+    from bench.codecs.mean_scale.fetch import FetchConfig, fetch_weights
 
     said: list[str] = []
     result = fetch_weights(FetchConfig("compressai", "3", progress=False), say=said.append)
@@ -163,8 +164,8 @@ def test_fetch_weights_takes_a_typed_config_and_prints_nothing(server: Server,
 
 
 def test_fetch_config_checks_its_source_and_qualities() -> None:
+    from bench.codecs.mean_scale.fetch import FetchConfig
     from bench.errors import UsageError
-    from bench.tools.fetch_weights import FetchConfig
 
     assert FetchConfig(qualities="1,3,1").qualities == (1, 3)
     assert FetchConfig(qualities=(4, 2)).qualities == (4, 2) and FetchConfig().qualities is None

@@ -83,11 +83,12 @@ def test_minutes_budget_and_a_rerun_of_a_finished_run_writes_nothing(data_root, 
 
 def test_init_from_the_zoo_file_and_no_silent_switch_on_resume(data_root, tmp_path):
     from bench import zoo
+    from bench.codecs.mean_scale import weights as ms_weights
 
     first = tmp_path / "first"
     train(data_root, first, 2)
     weights = tmp_path / "weights"
-    model = zoo.build_mean_scale(16, 24)
+    model = ms_weights.build_mean_scale(16, 24)
     model.load_state_dict(load(first)["model"])
     model.update(force=True)
     zoo.write_weights("mean-scale", 3, zoo.half_precision(model.state_dict(), zoo.precision_keys(model)),
@@ -118,7 +119,7 @@ def test_precision_is_recorded_in_the_checkpoint_and_the_exported_file(data_root
     curve = [line for line in (run / "curve.jsonl").read_text().splitlines() if line]
     assert len(curve) == 1 and f'"precision": "{expected}"' in curve[0] and '"step": 2' in curve[0]
     from bench import zoo
-    from bench.train.export import export_checkpoint
+    from bench.codecs.mean_scale.export import export_checkpoint
 
     exported = export_checkpoint(run / "last.pt", 3, tmp_path / "zoo", force_lambda=False)
     contents, _, _ = zoo.load_weights("mean-scale", 3, exported.parent)

@@ -19,17 +19,18 @@ import torch.nn.functional as F
 
 from bench import zoo
 from bench.codec import BitstreamError, CodecError
-from bench.codecs import mean_scale
+from bench.codecs.mean_scale import plugin as mean_scale
+from bench.codecs.mean_scale import weights as ms_weights
+from bench.codecs.mean_scale.export import export_checkpoint
 from bench.determinism import NETWORK_THREADS
 from bench.registry import create_codec
-from bench.train.export import export_checkpoint
 from tests.test_zoo import make_checkpoint
 
 
 @pytest.fixture(scope="module")
 def zoo_dir(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("zoo")
-    for quality, lmbda in zoo.QUALITY_LAMBDAS.items():
+    for quality, lmbda in ms_weights.QUALITY_LAMBDAS.items():
         checkpoint = make_checkpoint(root.parent / f"ckpt-q{quality}" / "last.pt", lmbda, seed=quality)
         export_checkpoint(checkpoint, quality, root)
     return root
@@ -200,7 +201,7 @@ def test_missing_weights_make_the_codec_unavailable(tmp_path, monkeypatch):
 
 
 def test_partial_zoo_runs_the_qualities_it_has(zoo_dir, tmp_path, monkeypatch):
-    (tmp_path / zoo.weights_path(3, zoo_dir).name).write_bytes(zoo.weights_path(3, zoo_dir).read_bytes())
+    (tmp_path / ms_weights.weights_path(3, zoo_dir).name).write_bytes(ms_weights.weights_path(3, zoo_dir).read_bytes())
     monkeypatch.setenv(zoo.ENV_VAR, str(tmp_path))
     codec = create_codec("mean-scale")
     availability = codec.availability()
@@ -212,7 +213,7 @@ def test_partial_zoo_runs_the_qualities_it_has(zoo_dir, tmp_path, monkeypatch):
 
 
 def test_damaged_weights_file_fails_loudly(zoo_dir, tmp_path, monkeypatch):
-    source = zoo.weights_path(3, zoo_dir)
+    source = ms_weights.weights_path(3, zoo_dir)
     data = bytearray(source.read_bytes())
     data[1000] ^= 0xFF
     (tmp_path / source.name).write_bytes(bytes(data))
@@ -237,7 +238,7 @@ def test_unknown_weights_source_is_unavailable(zoo_dir, monkeypatch):
 
 def test_parameter_counts_and_weights_info(codec, zoo_dir):
     counts = codec.parameter_counts()
-    reference = zoo.build_mean_scale(16, 24)
+    reference = ms_weights.build_mean_scale(16, 24)
     for part in ("g_a", "g_s", "h_a", "h_s", "entropy_bottleneck"):
         assert counts[part] == sum(p.numel() for p in getattr(reference, part).parameters()) > 0
     assert counts["total"] == sum(p.numel() for p in reference.parameters()) == 113_095
@@ -251,20 +252,20 @@ def test_parameter_counts_and_weights_info(codec, zoo_dir):
 def test_weights_id_is_the_zoo_files_sha256_without_loading_a_model(codec, zoo_dir, tmp_path, monkeypatch):
     simulcast = create_codec("simulcast:mean-scale")
     for quality in codec.info.default_qualities:
-        digest = hashlib.sha256(zoo.weights_path(quality, zoo_dir).read_bytes()).hexdigest()
+        digest = hashlib.sha256(ms_weights.weights_path(quality, zoo_dir).read_bytes()).hexdigest()
         assert codec.weights_id(quality) == simulcast.weights_id(quality) == digest
     assert codec._models == {}  # hashed, not loaded
     codec.encode([make_image(48, 64)], 2)
     assert codec.weights_id(2) == codec._model(2)[2]  # once loaded: the loaded model's
     assert codec.weights_id(9) is None and create_codec("mean-scale@nowhere").weights_id(2) is None
     # a partial zoo: no id where there is no file; another file for a quality, another id
-    other = make_checkpoint(tmp_path / "ckpt" / "last.pt", zoo.QUALITY_LAMBDAS[3], seed=7)
+    other = make_checkpoint(tmp_path / "ckpt" / "last.pt", ms_weights.QUALITY_LAMBDAS[3], seed=7)
     export_checkpoint(other, 3, tmp_path / "zoo")
     monkeypatch.setenv(zoo.ENV_VAR, str(tmp_path / "zoo"))
     fresh = create_codec("mean-scale")
     assert fresh.weights_id(1) is None
-    assert fresh.weights_id(3) == hashlib.sha256(zoo.weights_path(3, tmp_path / "zoo").read_bytes()).hexdigest()
-    assert fresh.weights_id(3) != hashlib.sha256(zoo.weights_path(3, zoo_dir).read_bytes()).hexdigest()
+    assert fresh.weights_id(3) == hashlib.sha256(ms_weights.weights_path(3, tmp_path / "zoo").read_bytes()).hexdigest()
+    assert fresh.weights_id(3) != hashlib.sha256(ms_weights.weights_path(3, zoo_dir).read_bytes()).hexdigest()
 
 
 # Timer resolution and the code between sections: what the sum of the parts may exceed the wall by.

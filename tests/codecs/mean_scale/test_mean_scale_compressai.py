@@ -14,11 +14,12 @@ import torch
 import torch.nn.functional as F
 
 from bench.codec import BitstreamError, CodecError
+from bench.codecs.mean_scale import published
 from bench.determinism import NETWORK_THREADS
 from bench.registry import create_codec
-from bench.zoo import MissingWeightsError, WeightsHashError, published
+from bench.zoo import MissingWeightsError, WeightsHashError
+from tests.codecs.mean_scale.test_mean_scale import make_image
 from tests.codecs.published_fixtures import write_compressai_zoo_file
-from tests.codecs.test_mean_scale import make_image
 
 # quality: (N, M) as in CompressAI's zoo (cfgs["mbt2018-mean"]); old (<1.2) key names for one file
 FILES = {3: (128, 192, True), 6: (192, 320, False)}

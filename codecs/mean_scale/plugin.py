@@ -6,7 +6,7 @@ layer. Weights by source (the ``@SOURCE`` of the codec spec):
 * ``mean-scale`` / ``mean-scale@bench``: bench's trained zoo (``bench.zoo``,
   ``bench/weights/mean-scale-q{1..4}-*.pth.tar``), qualities 1–4.
 * ``mean-scale@compressai``: CompressAI's published ``mbt2018-mean`` (MSE), qualities 1–8, from
-  torch.hub's cache (``bench.zoo.published``; never downloaded here).
+  torch.hub's cache (``published``; never downloaded here, only by ``bench weights fetch``).
 
 Everything below (padding, threads, bitstream) is the same for both sources.
 
@@ -63,11 +63,12 @@ from bench.codec import (
     check_image,
     weights_file_id,
 )
+from bench.codecs.mean_scale import published
+from bench.codecs.mean_scale.weights import MODEL, QUALITY_LAMBDAS, export_command, mean_scale_from_weights
 from bench.determinism import NETWORK_THREADS, fixed_network_threads
 from bench.images import DEFAULT_MAX_PIXELS
 from bench.measuring.complexity import LayerComplexity, count_macs, kmac_per_pixel, meta_input, on_meta
 from bench.registry import register_codec
-from bench.zoo import published
 
 MAGIC = b"bMSH"
 VERSION = 1
@@ -202,7 +203,7 @@ class MeanScaleCodec(Codec):
         description=("CompressAI mean-scale hyperprior (single layer) with bench's trained zoo weights, "
                        "or CompressAI's published ones (mean-scale@compressai)"),
         scalable=False,
-        default_qualities=tuple(sorted(zoo.QUALITY_LAMBDAS)),
+        default_qualities=tuple(sorted(QUALITY_LAMBDAS)),
         fixed_qualities=True,  # one weights file per quality
         rate_counts=("a 22-byte header (magic, version, quality, size, weights tag, string lengths) and a "
                        "CRC-32 (integrity, 4 bytes) around the y and z strings"),
@@ -228,7 +229,7 @@ class MeanScaleCodec(Codec):
         return self.source == "compressai"
 
     def _present(self) -> list[int]:
-        return published.present_qualities() if self._compressai else zoo.available_qualities("mean-scale")
+        return published.present_qualities() if self._compressai else zoo.available_qualities(MODEL)
 
     # --- availability and metadata -------------------------------------------------------------
     def weights_status(self) -> tuple[str, list[int]]:
@@ -257,7 +258,7 @@ class MeanScaleCodec(Codec):
                 return Availability.missing(text)
             # usable at the qualities that are cached; encoding at a missing one raises MissingWeightsError
             return Availability(True, f"only qualities {present} are cached; {text}")
-        hints = "; ".join(f"{zoo.weights_pattern('mean-scale', q)} (`{zoo.export_command('mean-scale', q)}`)"
+        hints = "; ".join(f"{zoo.weights_pattern(MODEL, q)} (`{export_command(q)}`)"
                           for q in missing)
         where = zoo.zoo_root()
         if not present:
@@ -291,7 +292,7 @@ class MeanScaleCodec(Codec):
                 path = published.cached_path(quality)  # hashed once per file version, not per job
                 entries.append((quality, path, weights_file_id(path, published.verify)))
             else:
-                path = zoo.find_weights("mean-scale", quality)
+                path = zoo.find_weights(MODEL, quality, how_to=export_command(quality))
                 entries.append((quality, path, weights_file_id(path, zoo.verify_hash)))
         if not entries:
             return {}
@@ -314,7 +315,7 @@ class MeanScaleCodec(Codec):
             path = published.cached_path(quality)
             return weights_file_id(path, published.verify) if path.is_file() else None
         try:
-            path = zoo.find_weights("mean-scale", quality)
+            path = zoo.find_weights(MODEL, quality, how_to=export_command(quality))
         except zoo.MissingWeightsError:
             return None
         return weights_file_id(path, zoo.verify_hash)
@@ -328,8 +329,8 @@ class MeanScaleCodec(Codec):
             if self._compressai:
                 self._models[quality] = published.load_mean_scale(quality, self.device)
             else:
-                contents, path, digest = zoo.load_weights("mean-scale", quality)
-                model = zoo.mean_scale_from_weights(contents, path).to(self.device)
+                contents, path, digest = zoo.load_weights(MODEL, quality, how_to=export_command(quality))
+                model = mean_scale_from_weights(contents, path).to(self.device)
                 self._models[quality] = (model, path, digest)
         return self._models[quality]
 

@@ -3,7 +3,7 @@ when a user types it (bench never downloads otherwise).
 
 ``compressai``: CompressAI's pretrained ``mbt2018-mean`` (MSE) files, qualities 1–8, from
 CompressAI's own URLs into torch.hub's cache, each checked against the SHA-256 prefix in its name
-(``bench.zoo.published.fetch``); ``mean-scale@compressai`` then runs them, read with ``weights_only=True``.
+(``published.fetch``); ``mean-scale@compressai`` then runs them, read with ``weights_only=True``.
 The prefix is the only hash CompressAI publishes, so it is the check here; bench's own zoo keeps the
 full SHA-256 of each committed file in ``bench/weights/SHA256SUMS.txt``.
 """
@@ -68,7 +68,7 @@ class FetchConfig:
 
 @dataclass(frozen=True)
 class FetchResult:
-    """What ``fetch_weights`` did per quality (``bench.zoo.published.Fetched``: downloaded or already
+    """What ``fetch_weights`` did per quality (``published.Fetched``: downloaded or already
     present, its path and SHA-256), and the cache folder the codec spec ``reader`` reads them from."""
 
     fetched: tuple[Any, ...]
@@ -80,7 +80,19 @@ def fetch_weights(config: FetchConfig, say: Callable[[str], None] | None = None)
     """Download (or find intact in the cache) the weights ``config`` names, each checked against its
     hash: ``fetch_weights(FetchConfig("compressai", qualities=(3, 4)))``. Prints nothing (``say``
     hears what is downloaded and what is replaced); errors are ``bench.errors.BenchError``s."""
-    from bench.zoo import published
+    from bench.codecs.mean_scale import published
 
     fetched = published.fetch(config.qualities, progress=config.progress, say=say)
     return FetchResult(tuple(fetched), published.cache_dir(), READERS[config.source])
+
+
+def run(args: argparse.Namespace) -> int:
+    """The command line: the config from the options, then one line per quality."""
+    config = FetchConfig(args.source, parse_qualities(args.qualities), progress=not args.no_progress)
+    result = fetch_weights(config, say=print)
+    for fetched in result.fetched:
+        size = fetched.path.stat().st_size / 2**20
+        print(f"q{fetched.quality}: {fetched.status} {fetched.path} ({size:.1f} MiB, SHA-256 "
+              f"{fetched.sha256[:8]}… OK)")
+    print(f"{result.reader} reads them from {result.cache_dir}")
+    return 0

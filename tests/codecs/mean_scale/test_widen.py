@@ -8,10 +8,10 @@ import sys
 import pytest
 import torch
 
+from bench.codecs.mean_scale.train import build_model
+from bench.codecs.mean_scale.widen import widen_mean_scale
 from bench.errors import TrainingError
-from bench.train.mean_scale import build_model
-from bench.train.widen import widen_mean_scale
-from tests.train.test_mean_scale_train import data_root, load, train  # noqa: F401 (data_root is a fixture)
+from tests.codecs.mean_scale.test_train import data_root, load, train  # noqa: F401 (data_root is a fixture)
 
 
 def _trained_like(n: int, m: int, seed: int = 0) -> torch.nn.Module:

@@ -1,4 +1,7 @@
-"""Train CompressAI's mean-scale hyperprior as a single-layer codec: loss R + λ·255²·MSE."""
+"""Train CompressAI's mean-scale hyperprior as a single-layer codec: loss R + λ·255²·MSE.
+
+Declared as the mean-scale plugin's ``TRAINER`` (``python -m bench.train mean-scale``, ``bench.api
+.trainer("mean-scale")``), with its widening (``widen``) and its zoo exporter (``export``)."""
 
 from __future__ import annotations
 
@@ -17,8 +20,12 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm import tqdm
 
+from bench.codecs.mean_scale.export import export_zoo
+from bench.codecs.mean_scale.weights import QUALITY_LAMBDAS
+from bench.codecs.mean_scale.widen import widen_file
 from bench.compressai_import import import_compressai
 from bench.errors import TrainingError
+from bench.registry import PluginTrainer
 from bench.train.checkpoint import load_if_present, read_init_source, save_atomic, saved_arguments
 from bench.train.common import TrainingOptions, add_common_arguments, config_from_args
 from bench.train.data import CropSampler, list_training_images
@@ -31,7 +38,6 @@ from bench.train.schedule import (
     close_loop,
     positive_minutes,
 )
-from bench.zoo import QUALITY_LAMBDAS
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -327,3 +333,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> None:
     """The command line: the config from the options, then the checkpoint's path."""
     print(train(config_from_args(MeanScaleTrainingConfig, args)))
+
+
+TRAINER = PluginTrainer(name="mean-scale", help=(__doc__ or "").strip().splitlines()[0], add_arguments=add_arguments,
+                        run=run, train=train, config=MeanScaleTrainingConfig, widen=widen_file,
+                        exporters={"zoo": export_zoo})
