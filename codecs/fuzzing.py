@@ -78,35 +78,6 @@ def mean_scale_bomb(stream: bytes, height: int, width: int) -> bytes:
     return reseal_tail_crc(bytes(out))
 
 
-def reseal_container(data: bytes, inner: Callable[[bytes], bytes] | None = None) -> bytes:
-    """Recompute the CRC of every chunk of a ``bench.codecs.container`` stream that is complete (``inner``
-    reseals each chunk's own stream first)."""
-    from bench.codecs.container import HEADER_SIZE
-
-    out = bytearray(data)
-    pos = HEADER_SIZE
-    while pos < len(out):
-        length = shift = 0
-        for _ in range(5):
-            if pos >= len(out):
-                return bytes(out)
-            byte = out[pos]
-            pos += 1
-            length |= (byte & 0x7F) << shift
-            shift += 7
-            if not byte & 0x80:
-                break
-        start, end = pos + 4, pos + 4 + length
-        if end > len(out):
-            return bytes(out)
-        if inner is not None:
-            payload = inner(bytes(out[start:end]))  # same length: only a CRC inside changes
-            out[start:end] = payload
-        out[pos:start] = struct.pack(">I", zlib.crc32(bytes(out[start:end])))
-        pos = end
-    return bytes(out)
-
-
 def hang_aware_decode(codec) -> Callable[[bytes, int | None], list[np.ndarray]]:  # noqa: ANN001 - a Codec
     """``codec.decode`` for a codec that runs an external process under its own time limit: a run
     stopped by that limit ("ran past") is the fuzzer's hang (TimeoutError), other errors stay."""

@@ -3,7 +3,7 @@
 ``simulcast:INNER`` (e.g. ``simulcast:x265``, ``simulcast:mean-scale@compressai``; a ``@SOURCE``
 belongs to the inner codec) codes layer k with INNER at the same quality, independently of the
 others. This is the rate a scalable codec must beat: decoding layer k needs the chunks of layers
-0..k, so its bits are the sum of independent codings. The container (``bench.codecs.container``: a 6-byte
+0..k, so its bits are the sum of independent codings. The container (``bench.container``: a 6-byte
 header, then per layer a varint length, a CRC32 and the inner bitstream) costs a few bytes per
 layer; the header is attributed to the base layer.
 """
@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 
+from bench import container
 from bench.codec import Availability, BitstreamError, Codec, CodecError, CodecInfo, Encoded, FuzzSetup
-from bench.codecs import container
 from bench.registry import UnknownCodecError, create_codec, register_codec
 
 if TYPE_CHECKING:
@@ -28,13 +28,8 @@ VERSION = 1
 
 
 def _fuzz_setup(cls: type, workdir: Path, time_limit: float) -> FuzzSetup:
-    from bench.codecs.fuzzing import (
-        pyramid,
-        reseal_container,
-        reseal_tail_crc,
-        test_image,
-        use_tiny_mean_scale_zoo,
-    )
+    from bench.codecs.fuzzing import pyramid, reseal_tail_crc, test_image, use_tiny_mean_scale_zoo
+    from bench.container import reseal_container
 
     use_tiny_mean_scale_zoo(workdir)
     codec = cls("mean-scale")

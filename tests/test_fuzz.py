@@ -22,12 +22,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bench import container
 from bench.codec import BitstreamError, CodecError
-from bench.codecs import container
 from bench.codecs.compass import bitstream as compass_bitstream
-from bench.codecs.fuzzing import reseal_container
 from bench.codecs.mean_scale import plugin as mean_scale
 from bench.codecs.mean_scale.weights import QUALITY_LAMBDAS
+from bench.container import reseal_container
 from bench.images import DEFAULT_MAX_PIXELS
 from bench.storage.envelope import unpack
 from bench.tools import fuzz

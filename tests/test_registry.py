@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from importlib import metadata
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -169,3 +170,44 @@ def test_plugin_commands_are_found_without_importing_the_codecs() -> None:
             "print('bench.codecs.compass' in sys.modules, 'torch' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.split() == ["False", "False"]
+
+
+def _imports(path: Path) -> list[tuple[int, str, list[str]]]:
+    """(line, module, names) of every import in ``path``, relative imports resolved to ``bench.``."""
+    import ast
+
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name, []) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.append((node.lineno, node.module, [alias.name for alias in node.names]))
+    return found
+
+
+def _package_sources(folder: str) -> list[Path]:
+    return sorted((Path(__file__).resolve().parents[1] / folder).rglob("*.py"))
+
+
+def test_bench_imports_no_plugin_module_outside_the_registry() -> None:
+    """Adding a codec never touches the harness: only the registry's discovery imports bench.codecs."""
+    root = Path(__file__).resolve().parents[1]
+    found = [f"{path.relative_to(root)}:{line}: {module}" for path in _package_sources("bench")
+             if path.name != "registry.py"
+             for line, module, names in _imports(path)
+             if module.startswith("bench.codecs") or (module == "bench" and "codecs" in names)]
+    assert not found, "\n".join(found)
+
+
+def test_no_module_imports_another_packages_private_name() -> None:
+    root = Path(__file__).resolve().parents[1]
+    found = []
+    for folder, package in (("bench", "bench"), ("codecs", "bench.codecs")):
+        for path in _package_sources(folder):
+            own = ".".join([package, *path.relative_to(root / folder).parent.parts])  # this module's package
+            for line, module, names in _imports(path):
+                private = [name for name in names if name.startswith("_") and not name.startswith("__")]
+                private += [part for part in module.split(".") if part.startswith("_") and part != "__future__"]
+                if private and own not in (module, module.rsplit(".", 1)[0]):
+                    found.append(f"{path.relative_to(root)}:{line}: from {module} import {', '.join(private)}")
+    assert not found, "\n".join(found)

@@ -191,10 +191,10 @@ def envelope_target(workdir: Path, time_limit: float) -> Target:
 
 
 def container_target(workdir: Path, time_limit: float) -> Target:
-    """The layered container several codecs keep one chunk per layer in (``bench.codecs.container``)."""
+    """The layered container several codecs keep one chunk per layer in (``bench.container``)."""
+    from bench import container
     from bench.codec import BitstreamError, CodecError
-    from bench.codecs import container
-    from bench.codecs.fuzzing import reseal_container
+    from bench.container import reseal_container
 
     rng = random.Random(1)
     seeds = [container.pack(CONTAINER_MAGIC, CONTAINER_VERSION, [rng.randbytes(n) for n in sizes])[0]

@@ -14,8 +14,8 @@ from typing import ClassVar
 import numpy as np
 import pytest
 
+from bench import container
 from bench.codec import BitstreamError, CodecError, quality_problem
-from bench.codecs import container
 from bench.codecs.still import StillImageCodec
 from bench.registry import codec_names, create_codec
 from tests.conftest import synthetic_image

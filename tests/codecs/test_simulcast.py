@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from bench import container
 from bench.codec import BitstreamError, CodecError
-from bench.codecs import container
 from bench.codecs.simulcast import SimulcastCodec
 from bench.codecs.x265 import X265Codec
 from bench.registry import create_codec

@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bench import container
 from bench.codec import BitstreamError, CodecError
-from bench.codecs import container, shvc
+from bench.codecs import shvc
 from bench.codecs import yuv as _yuv
 from bench.codecs.shvc import LayerGeometry, ShmRun, ShvcCodec
 from bench.codecs.shvc.hm import HmCodec

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from typing import Sequence
+from typing import Callable, Sequence
 
 from bench.codec import BitstreamError, CodecError
 
@@ -113,3 +113,30 @@ def unpack(data: bytes, magic: bytes, version: int, name: str, count: int | None
     if count is None and pos != len(data):
         raise BitstreamError(f"{name} bitstream has {len(data) - pos} unexpected bytes after its last layer")
     return payloads
+
+
+def reseal_container(data: bytes, inner: Callable[[bytes], bytes] | None = None) -> bytes:
+    """Recompute the CRC of every chunk of a container stream that is complete (``inner`` reseals each
+    chunk's own stream first): the fuzzer's way to get mutated bytes past the CRCs to the parsers."""
+    out = bytearray(data)
+    pos = HEADER_SIZE
+    while pos < len(out):
+        length = shift = 0
+        for _ in range(5):
+            if pos >= len(out):
+                return bytes(out)
+            byte = out[pos]
+            pos += 1
+            length |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                break
+        start, end = pos + 4, pos + 4 + length
+        if end > len(out):
+            return bytes(out)
+        if inner is not None:
+            payload = inner(bytes(out[start:end]))  # same length: only a CRC inside changes
+            out[start:end] = payload
+        out[pos:start] = struct.pack(">I", zlib.crc32(bytes(out[start:end])))
+        pos = end
+    return bytes(out)
