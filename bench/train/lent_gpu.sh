@@ -55,7 +55,7 @@ fi
 "$PY" - <<'EOF' || exit 1
 import torch
 from PIL import features
-import bench.codecs.compass, bench.codecs.compass.train  # noqa: F401
+import bench.codecs.compass.train, bench.codecs.mean_scale.train  # noqa: F401  (both trainers import)
 assert features.check("webp"), "Pillow here cannot read the WebP crop bank"
 print("torch", torch.__version__, "cuda", torch.cuda.is_available(),
       torch.cuda.get_device_name(0) if torch.cuda.is_available() else "")
