@@ -1,16 +1,14 @@
 """Helpers the codec plugins build their ``bench fuzz`` seeds from (``CodecInfo.fuzz``).
 
-Test images with enough texture that latents and residuals are not all zero, tiny random learned
-models (the parsers and entropy decoders are the production code, only the networks are small, so
-garbage decodes quickly), and CRC reseals for the stream formats several codecs share.
+Test images with enough texture that latents and residuals are not all zero, CRC reseals for the
+stream formats several codecs share, and a decode for codecs that run an external process. A
+learned codec's tiny random models live in its own folder (``bench.codecs.mean_scale.fuzzing``).
 """
 
 from __future__ import annotations
 
-import os
 import struct
 import zlib
-from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
@@ -32,50 +30,11 @@ def pyramid(top: np.ndarray, fractions: Sequence[float]) -> list[np.ndarray]:
     return [resize_bicubic(top, int(height * f), int(width * f)) if f != 1 else top for f in fractions]
 
 
-def tiny_mean_scale_zoo(folder: Path) -> None:
-    """Mean-scale weights for every quality, from one small random model, as a zoo in ``folder``."""
-    import torch
-
-    from bench import zoo
-    from bench.codecs.mean_scale import weights as mean_scale_weights
-
-    if len(zoo.available_qualities("mean-scale", folder)) == len(mean_scale_weights.QUALITY_LAMBDAS):
-        return
-    torch.manual_seed(0)
-    model = mean_scale_weights.build_mean_scale(16, 24)
-    with torch.no_grad():  # spread the latents over several integers, as in a trained model
-        model.g_a[6].weight.mul_(100.0)
-        model.h_a[4].weight.mul_(10.0)
-    model.update(force=True)
-    state = zoo.half_precision(model.state_dict(), zoo.precision_keys(model))
-    for quality, lmbda in mean_scale_weights.QUALITY_LAMBDAS.items():
-        config = {"model": "mean-scale", "N": 16, "M": 24, "quality": quality, "lmbda": lmbda,
-                  "note": "tiny random model for bench fuzz", "format": zoo.FORMAT_VERSION}
-        zoo.write_weights("mean-scale", quality, state, config, folder)
-
-
-def use_tiny_mean_scale_zoo(workdir: Path) -> None:
-    """Point this (fuzz worker) process's zoo at tiny random mean-scale weights under ``workdir``."""
-    from bench import zoo
-
-    folder = workdir / "zoo"
-    tiny_mean_scale_zoo(folder)
-    os.environ[zoo.ENV_VAR] = str(folder)
-
-
 def reseal_tail_crc(data: bytes) -> bytes:
     """A stream whose last 4 bytes are the CRC32 of everything before them (mean-scale)."""
     if len(data) < 4:
         return data
     return data[:-4] + struct.pack(">I", zlib.crc32(data[:-4]))
-
-
-def mean_scale_bomb(stream: bytes, height: int, width: int) -> bytes:
-    """A hostile mean-scale stream: ``stream``'s strings under a header claiming ``height`` x ``width``,
-    its CRC resealed (a decompression bomb: a few hundred bytes that claim a giant picture)."""
-    out = bytearray(stream)
-    struct.pack_into(">HH", out, 6, height, width)  # after magic (4), version and quality (1 + 1)
-    return reseal_tail_crc(bytes(out))
 
 
 def hang_aware_decode(codec) -> Callable[[bytes, int | None], list[np.ndarray]]:  # noqa: ANN001 - a Codec

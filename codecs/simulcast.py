@@ -28,7 +28,8 @@ VERSION = 1
 
 
 def _fuzz_setup(cls: type, workdir: Path, time_limit: float) -> FuzzSetup:
-    from bench.codecs.fuzzing import pyramid, reseal_tail_crc, test_image, use_tiny_mean_scale_zoo
+    from bench.codecs.fuzzing import pyramid, reseal_tail_crc, test_image
+    from bench.codecs.mean_scale.fuzzing import use_tiny_mean_scale_zoo
     from bench.container import reseal_container
 
     use_tiny_mean_scale_zoo(workdir)

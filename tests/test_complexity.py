@@ -46,7 +46,7 @@ def _hyperprior(model: torch.nn.Module, height: int, width: int) -> tuple[int, i
 
 def test_mean_scale_declares_encoder_and_decoder_networks(tmp_path, monkeypatch) -> None:
     from bench import zoo
-    from bench.codecs.fuzzing import tiny_mean_scale_zoo
+    from bench.codecs.mean_scale.fuzzing import tiny_mean_scale_zoo
     from bench.registry import create_codec
 
     tiny_mean_scale_zoo(tmp_path)
@@ -84,7 +84,7 @@ def test_compass_declares_bl_liff_and_rc_per_layer() -> None:
 def test_runner_records_carry_the_counts_of_learned_codecs_only(make_image_folder, tmp_path, monkeypatch,
                                                                  x265_ready) -> None:
     from bench import zoo
-    from bench.codecs.fuzzing import tiny_mean_scale_zoo
+    from bench.codecs.mean_scale.fuzzing import tiny_mean_scale_zoo
     from bench.datasets import load_dataset
     from bench.running import runner
 

@@ -58,12 +58,12 @@ from bench.codec import (
     CodecError,
     CodecInfo,
     Encoded,
-    FuzzSetup,
     SectionClock,
     check_image,
     weights_file_id,
 )
 from bench.codecs.mean_scale import published
+from bench.codecs.mean_scale.fuzzing import fuzz_setup
 from bench.codecs.mean_scale.weights import MODEL, QUALITY_LAMBDAS, export_command, mean_scale_from_weights
 from bench.determinism import NETWORK_THREADS, fixed_network_threads
 from bench.images import DEFAULT_MAX_PIXELS
@@ -186,17 +186,6 @@ def pad_image(x: torch.Tensor) -> torch.Tensor:
     return F.pad(x, (0, padded(width) - width, 0, padded(height) - height), mode="replicate")
 
 
-def _fuzz_setup(cls: type, workdir: Path, time_limit: float) -> FuzzSetup:
-    from bench.codecs.fuzzing import mean_scale_bomb, reseal_tail_crc, test_image, use_tiny_mean_scale_zoo
-
-    use_tiny_mean_scale_zoo(workdir)
-    codec = cls()
-    seeds = [codec.encode([test_image(48, 64, 0)], 3).data, codec.encode([test_image(23, 37, 1)], 1).data]
-    # decompression bombs (issue 27): headers claiming 2048² and 4096² over a small picture's strings
-    seeds += [mean_scale_bomb(seeds[0], 2048, 2048), mean_scale_bomb(seeds[1], 4096, 4096)]
-    return FuzzSetup(codec, seeds, reseal=reseal_tail_crc)
-
-
 @register_codec("mean-scale")
 class MeanScaleCodec(Codec):
     info = CodecInfo(
@@ -208,7 +197,7 @@ class MeanScaleCodec(Codec):
         rate_counts=("a 22-byte header (magic, version, quality, size, weights tag, string lengths) and a "
                        "CRC-32 (integrity, 4 bytes) around the y and z strings"),
         published_sources=("compressai",),  # what `bench list` shows beside the default
-        fuzz=_fuzz_setup,
+        fuzz=fuzz_setup,
     )
     # Every @SOURCE names weights (none is a folder), so a bitstream file may name any (bench.registry).
     named_sources = ("bench", "compressai")

@@ -17,9 +17,9 @@ import torch
 from bench.codec import BitstreamError, CodecError
 from bench.codecs.compass import fuzzing as compass_fuzzing
 from bench.codecs.compass.plugin import CompassCodec
-from bench.codecs.fuzzing import mean_scale_bomb, use_tiny_mean_scale_zoo
 from bench.codecs.fuzzing import test_image as _image
 from bench.codecs.mean_scale import plugin as mean_scale
+from bench.codecs.mean_scale.fuzzing import mean_scale_bomb, use_tiny_mean_scale_zoo
 from bench.codecs.mean_scale.plugin import MeanScaleCodec
 from bench.images import DEFAULT_MAX_PIXELS
 from bench.zoo import ENV_VAR as ZOO_ENV_VAR
