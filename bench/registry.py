@@ -91,8 +91,8 @@ class PluginCommand:
     """A ``bench NAME ...`` subcommand a plugin brings (e.g. building its reference software).
     ``add_arguments`` fills the subcommand's parser; ``run`` does the work and returns an exit
     status; it may raise ``BenchError``s, which the command line reports. ``function`` is the same
-    as a function of its typed ``config`` class, returning a result and printing nothing
-    (``bench.api.command(NAME)``)."""
+    as a function (of its typed ``config`` class where it has one) returning a result
+    (``bench.api.command(NAME)``); the builds take ``say=`` for their progress lines."""
 
     name: str
     help: str
@@ -133,7 +133,7 @@ class PluginTrainer:
     typed ``config`` class (``bench.api.trainer(NAME)``). ``widen`` (``python -m bench.train widen --model NAME``)
     widens a checkpoint or zoo file of it, ``widen(contents, path, config) -> contents to save``;
     ``exporters`` are the ``python -m bench.train export --format FORMAT`` it adds,
-    ``export(checkpoint, quality, out_dir) -> path written``."""
+    ``export(bench.train.export.ExportConfig) -> ExportResult``."""
 
     name: str
     add_arguments: Callable[[argparse.ArgumentParser], None]
@@ -142,7 +142,7 @@ class PluginTrainer:
     train: Callable[[Any], Path] | None = None
     config: type | None = None
     widen: Callable[..., dict[str, Any]] | None = None
-    exporters: Mapping[str, Callable[..., Path]] = field(default_factory=dict)
+    exporters: Mapping[str, Callable[[Any], Any]] = field(default_factory=dict)
 
 
 def plugin_trainers() -> dict[str, PluginTrainer]:

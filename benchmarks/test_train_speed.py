@@ -72,7 +72,7 @@ def _cast(precision: str) -> Callable:
 
 def _frozen_bl() -> torch.nn.Module:
     """An untrained 64/96 base layer with its CDF tables (the BL never trains inside COMPASS)."""
-    from bench.zoo import build_mean_scale
+    from bench.codecs.mean_scale.weights import build_mean_scale
 
     bl = build_mean_scale(64, 96).eval()
     bl.update(force=True)
@@ -87,7 +87,7 @@ def _pyramid(batch: torch.Tensor, channels: torch.memory_format) -> list[torch.T
 
 @pytest.mark.parametrize("precision", PRECISIONS)
 def test_mean_scale_step(benchmark, precision: str, batch: torch.Tensor) -> None:
-    from bench.train.mean_scale import build_model, forward_mixed, rate_distortion_loss
+    from bench.codecs.mean_scale.train import build_model, forward_mixed, rate_distortion_loss
 
     precision = _precision_or_skip(precision)
     channels = memory_format(precision)

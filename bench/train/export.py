@@ -76,7 +76,7 @@ def export(config: ExportConfig) -> ExportResult:
     try:
         return exporters()[config.format](config)
     except (ValueError, FileNotFoundError) as error:
-        raise TrainingError(f"export: {error}") from None
+        raise TrainingError(str(error)) from None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

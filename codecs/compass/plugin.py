@@ -85,7 +85,7 @@ def load_zoo_model(quality: int, device: str = "cpu") -> tuple[CompassModel, dic
 
     contents, path, digest = zoo.load_weights("compass", quality, how_to=TRAINING_HINT)
     config = contents["config"]
-    bl_path = zoo.find_weights("mean-scale", quality)
+    bl_path = mean_scale_weights.weights_path(quality)
     bl_digest = zoo.verify_hash(bl_path)
     if config.get("bl_sha256") != bl_digest:
         raise CodecError(

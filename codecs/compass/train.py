@@ -261,7 +261,7 @@ def load_base_layer(config: CompassTrainingConfig) -> tuple[torch.nn.Module, str
     elif config.quality:
         from bench import zoo
 
-        digest = zoo.verify_hash(zoo.find_weights("mean-scale", config.quality))
+        digest = zoo.verify_hash(mean_scale_weights.weights_path(config.quality))
         bl = mean_scale_weights.load_mean_scale(config.quality)
     else:
         raise TrainingError("this stage needs a base layer: --quality Q (zoo mean-scale) or --bl CHECKPOINT")
@@ -662,7 +662,7 @@ def load_joint(source: str | Path, quality: int | None) -> tuple[dict, int, str,
         raise TrainingError("the checkpoint was not trained with --quality; pass --quality Q")
     if state.get("quality") and quality and quality != state["quality"]:
         raise TrainingError(f"checkpoint was trained for quality {state['quality']}, not {quality}")
-    bl_digest = zoo.verify_hash(zoo.find_weights("mean-scale", chosen))
+    bl_digest = zoo.verify_hash(mean_scale_weights.weights_path(chosen))
     if bl_digest != state.get("bl_sha256"):
         raise TrainingError(
             f"{source} was trained over BL {str(state.get('bl_sha256'))[:8]}, but the zoo's mean-scale "
@@ -822,7 +822,7 @@ def export_official(checkpoint: str | Path, quality: int, out_dir: str | Path) -
     from bench.codecs.compass import official
 
     state, quality, _, parts = load_joint(checkpoint, quality)  # the checks of `compass --stage export`
-    contents, bl_path, _ = zoo.load_weights("mean-scale", quality)
+    contents, bl_path, _ = zoo.load_weights("mean-scale", quality, how_to=mean_scale_weights.export_command(quality))
     model = CompassModel(mean_scale_weights.mean_scale_from_weights(contents, bl_path), parts["liff"], parts["rc"],
                          CompassConfig.from_dict(state["config"]))
     try:

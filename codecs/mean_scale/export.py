@@ -104,6 +104,8 @@ def compare_precision(
 def export_zoo(config: ExportConfig) -> ExportResult:
     """The mean-scale trainer's ``export --format zoo``: ``config.checkpoint`` as the zoo file of
     ``config.quality``, read back and described (with ``check_image``: float32 against exported)."""
+    if config.check_image and not Path(config.check_image).is_file():  # before anything is written
+        raise FileNotFoundError(f"--check-image {config.check_image}: no such file")
     path = export_checkpoint(config.checkpoint, config.quality, config.out_dir, config.force_lambda, config.storage)
     contents, _, digest = zoo.load_weights(MODEL, config.quality, path.parent)
     model = mean_scale_from_weights(contents, path)
