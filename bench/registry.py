@@ -20,7 +20,7 @@ import pkgutil
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable, Mapping, TypeVar
+from typing import Any, Callable, Iterator, Mapping, TypeVar
 
 from bench.codec import Codec, CodecInfo
 from bench.errors import EnvelopeError, UnknownCodecError
@@ -102,26 +102,35 @@ class PluginCommand:
     config: type | None = None
 
 
+def _folder_declarations(module: str, attribute: str) -> Iterator[tuple[str, object]]:
+    """``(module name, its attribute)`` for every plugin folder of ``bench.codecs`` that has
+    ``module``.py, in name order. Looked up as files: importing every plugin package to ask would load
+    torch for the learned codecs."""
+    package = importlib.import_module(BUILTIN_PACKAGE)
+    for folder in package.__path__:
+        for path in sorted(Path(folder).glob(f"[!_]*/{module}.py")):
+            name = f"{BUILTIN_PACKAGE}.{path.parent.name}.{module}"
+            yield name, getattr(importlib.import_module(name), attribute, None)
+
+
+def _declare(found: dict[str, Any], declared: object, kind: type, origin: str) -> None:
+    """Add ``declared`` to ``found`` by its name; ValueError when it is not a ``kind`` or its name is taken."""
+    if not isinstance(declared, kind):
+        raise ValueError(f"{origin} declares {declared!r}, not a bench.registry.{kind.__name__}")
+    if declared.name in found:
+        what = kind.__name__.removeprefix("Plugin").lower()  # command, trainer
+        raise ValueError(f"two plugins declare the {what} {declared.name!r} ({origin} is the second)")
+    found[declared.name] = declared
+
+
 def plugin_commands() -> list[PluginCommand]:
     """The commands plugin folders declare (``bench.codecs.<folder>.command.COMMAND``) and those of
     the ``bench.commands`` entry-point group, in name order; ValueError on two with one name."""
     found: dict[str, PluginCommand] = {}
-
-    def add(command: object, origin: str) -> None:
-        if not isinstance(command, PluginCommand):
-            raise ValueError(f"{origin} declares {command!r}, not a bench.registry.PluginCommand")
-        if command.name in found:
-            raise ValueError(f"two plugins declare the command {command.name!r} ({origin} is the second)")
-        found[command.name] = command
-
-    package = importlib.import_module(BUILTIN_PACKAGE)
-    for folder in package.__path__:
-        # Looked up as files: importing every plugin package to ask would load torch for COMPASS.
-        for module in sorted(Path(folder).glob(f"[!_]*/{COMMAND_MODULE}.py")):
-            name = f"{BUILTIN_PACKAGE}.{module.parent.name}.{COMMAND_MODULE}"
-            add(getattr(importlib.import_module(name), "COMMAND", None), name)
+    for origin, command in _folder_declarations(COMMAND_MODULE, "COMMAND"):
+        _declare(found, command, PluginCommand, origin)
     for entry in metadata.entry_points(group=COMMAND_ENTRY_POINT_GROUP):
-        add(entry.load(), f"entry point {entry.name}")
+        _declare(found, entry.load(), PluginCommand, f"entry point {entry.name}")
     return [found[name] for name in sorted(found)]
 
 
@@ -149,16 +158,8 @@ def plugin_trainers() -> dict[str, PluginTrainer]:
     """The trainers plugin folders declare (``bench.codecs.<folder>.train.TRAINER``), by name;
     ValueError on two with one name. Imports those modules (training needs them anyway)."""
     found: dict[str, PluginTrainer] = {}
-    package = importlib.import_module(BUILTIN_PACKAGE)
-    for folder in package.__path__:
-        for module in sorted(Path(folder).glob(f"[!_]*/{TRAINER_MODULE}.py")):
-            name = f"{BUILTIN_PACKAGE}.{module.parent.name}.{TRAINER_MODULE}"
-            trainer = getattr(importlib.import_module(name), "TRAINER", None)
-            if not isinstance(trainer, PluginTrainer):
-                raise ValueError(f"{name} declares {trainer!r}, not a bench.registry.PluginTrainer")
-            if trainer.name in found:
-                raise ValueError(f"two plugins declare the trainer {trainer.name!r} ({name} is the second)")
-            found[trainer.name] = trainer
+    for origin, trainer in _folder_declarations(TRAINER_MODULE, "TRAINER"):
+        _declare(found, trainer, PluginTrainer, origin)
     return found
 
 

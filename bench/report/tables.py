@@ -100,7 +100,7 @@ def _run_settings(records: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _number(extra: RecordExtra | None, key: str) -> float:
+def _number(extra: RecordExtra | dict[str, Any] | None, key: str) -> float:
     value = extra.get(key) if extra is not None else None
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
 
@@ -311,8 +311,7 @@ def _stream_cost(rows: pd.DataFrame) -> tuple[float, float, float]:
 
 
 def _diagnostic(extra: RecordExtra, name: str) -> float:
-    value = (extra.diagnostics or {}).get(name) if isinstance(extra.diagnostics, dict) else None
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
+    return _number(extra.diagnostics if isinstance(extra.diagnostics, dict) else None, name)
 
 
 PREDICTION_COLUMNS = ["psnr_liff", "psnr_bicubic"]
