@@ -10,11 +10,17 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
 Config = TypeVar("Config")
+
+
+def psnr_from_mse(mse: float) -> float:
+    """PSNR in dB of images in [0, 1] from their mean squared error (a floor keeps it finite)."""
+    return 10 * math.log10(1.0 / max(mse, 1e-12))
 
 
 def folder_list(text: str) -> list[str]:

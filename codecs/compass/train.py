@@ -45,11 +45,12 @@ from bench.codecs.compass import residual
 from bench.codecs.compass.liff import LIFF
 from bench.codecs.compass.model import CONFIGS, CompassConfig, CompassModel, base_layer_forward
 from bench.codecs.mean_scale import weights as mean_scale_weights
+from bench.codecs.mean_scale.weights import QUALITY_LAMBDAS  # COMPASS's λ at a quality is its BL's
 from bench.errors import TrainingError
 from bench.hashing import sha256_file
 from bench.registry import PluginTrainer
 from bench.train.checkpoint import load_checkpoint, load_if_present, read_init_source, save_atomic, saved_arguments
-from bench.train.common import TrainingOptions, add_common_arguments, config_from_args
+from bench.train.common import TrainingOptions, add_common_arguments, config_from_args, psnr_from_mse
 from bench.train.data import CropSampler, list_training_images
 from bench.train.export import ExportConfig, ExportResult
 from bench.train.precision import add_precision_argument, autocast, memory_format, resolve_precision
@@ -62,7 +63,6 @@ from bench.train.schedule import (
     positive_minutes,
 )
 
-QUALITY_LAMBDAS = {1: 0.0018, 2: 0.0035, 3: 0.0067, 4: 0.013}
 DEFAULT_LR = {"liff": 2e-4, "rc": 5e-4, "joint": 1e-4}
 BL_FRACTION = 0.25
 EL1_RANGE = (0.25, 0.5)
@@ -204,10 +204,6 @@ def make_pyramid(x: torch.Tensor, sides: list[int]) -> list[torch.Tensor]:
 # ----------------------------------------------------------------------------- losses
 def bits_per_pixel(likelihoods: dict[str, torch.Tensor], num_pixels: int) -> torch.Tensor:
     return sum(torch.log(lk).sum() for lk in likelihoods.values()) / (-math.log(2) * num_pixels)
-
-
-def psnr_from_mse(mse: float) -> float:
-    return 10 * math.log10(1.0 / max(mse, 1e-12))
 
 
 def bicubic_predict(previous: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

@@ -27,7 +27,7 @@ from bench.compressai_import import import_compressai
 from bench.errors import TrainingError
 from bench.registry import PluginTrainer
 from bench.train.checkpoint import load_if_present, read_init_source, save_atomic, saved_arguments
-from bench.train.common import TrainingOptions, add_common_arguments, config_from_args
+from bench.train.common import TrainingOptions, add_common_arguments, config_from_args, psnr_from_mse
 from bench.train.data import CropSampler, list_training_images
 from bench.train.precision import add_precision_argument, autocast, memory_format, resolve_precision
 from bench.train.schedule import (
@@ -115,10 +115,6 @@ def rate_distortion_loss(out: dict, target: torch.Tensor, lmbda: float) -> dict[
     )
     mse = F.mse_loss(out["x_hat"], target)
     return {"loss": bpp + lmbda * 255**2 * mse, "bpp": bpp, "mse": mse}
-
-
-def psnr_from_mse(mse: float) -> float:
-    return 10 * math.log10(1.0 / max(mse, 1e-12))
 
 
 def _pad64(x: torch.Tensor) -> torch.Tensor:
