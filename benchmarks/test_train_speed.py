@@ -87,7 +87,8 @@ def _pyramid(batch: torch.Tensor, channels: torch.memory_format) -> list[torch.T
 
 @pytest.mark.parametrize("precision", PRECISIONS)
 def test_mean_scale_step(benchmark, precision: str, batch: torch.Tensor) -> None:
-    from bench.codecs.mean_scale.train import build_model, forward_mixed, rate_distortion_loss
+    from bench.codecs.mean_scale.train import forward_mixed, rate_distortion_loss
+    from bench.codecs.mean_scale.weights import build_mean_scale as build_model
 
     precision = _precision_or_skip(precision)
     channels = memory_format(precision)

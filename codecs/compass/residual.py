@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.compressai_import import import_compressai
+from bench.codecs.mean_scale.weights import build_mean_scale  # noqa: F401 - the RC (and a BL) is a mean-scale hyperprior
 
 Size = tuple[int, int]
 Cast = Callable[[], ContextManager]  # makes the context a training pass runs its transforms in
@@ -57,14 +57,6 @@ class Padding:
 BENCH_PADDING = Padding("bench", "end", every_conv=False)
 OFFICIAL_PADDING = Padding("official", "start", every_conv=True)
 PADDINGS = {p.name: p for p in (BENCH_PADDING, OFFICIAL_PADDING)}
-
-
-def build_mean_scale(n: int, m: int) -> nn.Module:
-    """A fresh CompressAI ``MeanScaleHyperprior(N, M)`` (the RC module, or a BL for tests)."""
-    import_compressai()
-    from compressai.models import MeanScaleHyperprior
-
-    return MeanScaleHyperprior(N=n, M=m)
 
 
 def _is_down(module: nn.Module) -> bool:

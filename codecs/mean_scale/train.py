@@ -21,9 +21,8 @@ from PIL import Image
 from tqdm import tqdm
 
 from bench.codecs.mean_scale.export import export_zoo
-from bench.codecs.mean_scale.weights import QUALITY_LAMBDAS
+from bench.codecs.mean_scale.weights import QUALITY_LAMBDAS, build_mean_scale
 from bench.codecs.mean_scale.widen import widen_file
-from bench.compressai_import import import_compressai
 from bench.errors import TrainingError
 from bench.registry import PluginTrainer
 from bench.train.checkpoint import load_if_present, read_init_source, save_atomic, saved_arguments
@@ -79,13 +78,6 @@ class MeanScaleTrainingConfig(TrainingOptions):
             if not self.quality:
                 raise TrainingError("give --lmbda or --quality Q (λ of the zoo's quality Q)")
             object.__setattr__(self, "lmbda", QUALITY_LAMBDAS[self.quality])
-
-
-def build_model(n: int, m: int) -> torch.nn.Module:
-    import_compressai()
-    from compressai.models import MeanScaleHyperprior
-
-    return MeanScaleHyperprior(N=n, M=m)
 
 
 def forward_mixed(model: torch.nn.Module, x: torch.Tensor, precision: str) -> dict:
@@ -178,7 +170,7 @@ def train(config: MeanScaleTrainingConfig) -> Path:
     checkpoint_path = run_dir / "last.pt"
 
     precision = resolve_precision(config.precision, device)
-    model = build_model(config.N, config.M).to(device)
+    model = build_mean_scale(config.N, config.M).to(device)
     main_params = [p for n, p in model.named_parameters() if not n.endswith(".quantiles")]
     aux_params = [p for n, p in model.named_parameters() if n.endswith(".quantiles")]
     optimizer = torch.optim.Adam(main_params, lr=config.lr)

@@ -32,6 +32,7 @@ from typing import Any
 import torch
 
 from bench import zoo
+from bench.codecs.mean_scale.weights import build_mean_scale
 from bench.errors import TrainingError
 
 SPLIT_NOISE = 0.1  # ε ~ U(−0.1, 0.1): copies' outgoing weights differ by up to ±20 % of each other
@@ -87,13 +88,12 @@ def _widen_gdn(state: dict, out: dict, prefix: str, old: int, new: int, gen: tor
 def widen_mean_scale(state: dict[str, torch.Tensor], n: int, m: int, seed: int = 0) -> dict[str, torch.Tensor]:
     """A MeanScaleHyperprior(N=n, M=m) state dict computing what ``state`` (a smaller trained
     MeanScaleHyperprior) computes; see the module docstring for how."""
-    from bench.codecs.mean_scale.train import build_model
 
     n0, m0 = state["g_a.0.weight"].shape[0], state["g_a.6.weight"].shape[0]
     if n < n0 or m < m0:
         raise TrainingError(f"widening goes to at least N={n0} M={m0}, the trained size; asked for N={n} M={m}")
     gen = torch.Generator().manual_seed(seed)
-    target = build_model(n, m)
+    target = build_mean_scale(n, m)
     out = {key: value.clone() for key, value in target.state_dict().items()}
     shapes = {key: value.shape for key, value in out.items()}
     # CDF tables (``zoo.CDF_BUFFERS``) are left empty: training never reads them and export

@@ -11,7 +11,8 @@ import torch
 
 from bench.codecs.compass import residual
 from bench.codecs.compass.model import CONFIGS, CompassModel
-from bench.codecs.mean_scale.train import build_model, forward_mixed, rate_distortion_loss
+from bench.codecs.mean_scale.train import forward_mixed, rate_distortion_loss
+from bench.codecs.mean_scale.weights import build_mean_scale as build_model
 from bench.train import precision as precision_module
 from bench.train.curve import rate_vs_published, table
 from bench.train.precision import PrecisionError, autocast, memory_format, resolve_precision

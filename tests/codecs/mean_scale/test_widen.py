@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from bench.codecs.mean_scale.train import build_model
+from bench.codecs.mean_scale.weights import build_mean_scale as build_model
 from bench.codecs.mean_scale.widen import widen_mean_scale
 from bench.errors import TrainingError
 from tests.codecs.mean_scale.test_train import data_root, load, train  # noqa: F401 (data_root is a fixture)
