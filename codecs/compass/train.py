@@ -45,7 +45,6 @@ from bench.codecs.compass import residual
 from bench.codecs.compass.liff import LIFF
 from bench.codecs.compass.model import CONFIGS, CompassConfig, CompassModel, base_layer_forward
 from bench.codecs.mean_scale import weights as mean_scale_weights
-from bench.codecs.mean_scale.weights import QUALITY_LAMBDAS  # COMPASS's λ at a quality is its BL's
 from bench.errors import TrainingError
 from bench.hashing import sha256_file
 from bench.registry import PluginTrainer
@@ -182,8 +181,9 @@ class CompassTrainingConfig(TrainingOptions):
             raise TrainingError(f"--stage must be one of {', '.join(STAGES)}, got {self.stage!r}")
         if self.config not in CONFIGS:
             raise TrainingError(f"--config must be one of {', '.join(sorted(CONFIGS))}, got {self.config!r}")
-        if self.quality is not None and self.quality not in QUALITY_LAMBDAS:
-            raise TrainingError(f"--quality must be one of {sorted(QUALITY_LAMBDAS)}, got {self.quality}")
+        qualities = sorted(mean_scale_weights.QUALITY_LAMBDAS)  # COMPASS's λ at a quality is its BL's
+        if self.quality is not None and self.quality not in qualities:
+            raise TrainingError(f"--quality must be one of {qualities}, got {self.quality}")
         check_minutes(self.minutes)
         for name, flag in (("el1_range", "--el1-range"), ("el2_range", "--el2-range")):
             low, high = (float(part) for part in getattr(self, name))
@@ -271,7 +271,7 @@ def lmbda_of(config: CompassTrainingConfig) -> float:
     if config.lmbda is not None:
         return config.lmbda
     if config.quality:
-        return QUALITY_LAMBDAS[config.quality]
+        return mean_scale_weights.QUALITY_LAMBDAS[config.quality]
     raise TrainingError("this stage needs --quality Q (λ from the quality table) or --lmbda")
 
 
@@ -725,7 +725,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--quality",
         type=int,
-        choices=sorted(QUALITY_LAMBDAS),
+        choices=sorted(mean_scale_weights.QUALITY_LAMBDAS),
         help="sets λ and takes the BL from the zoo's mean-scale at this quality",
     )
     parser.add_argument("--lmbda", type=float, help="λ in Σ R_k + λ·255²·D_k (default: from --quality)")

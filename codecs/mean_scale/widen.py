@@ -88,7 +88,6 @@ def _widen_gdn(state: dict, out: dict, prefix: str, old: int, new: int, gen: tor
 def widen_mean_scale(state: dict[str, torch.Tensor], n: int, m: int, seed: int = 0) -> dict[str, torch.Tensor]:
     """A MeanScaleHyperprior(N=n, M=m) state dict computing what ``state`` (a smaller trained
     MeanScaleHyperprior) computes; see the module docstring for how."""
-
     n0, m0 = state["g_a.0.weight"].shape[0], state["g_a.6.weight"].shape[0]
     if n < n0 or m < m0:
         raise TrainingError(f"widening goes to at least N={n0} M={m0}, the trained size; asked for N={n} M={m}")
