@@ -8,6 +8,7 @@ table gathers those cells. Values come from the same ``bd_long`` frame as bdrate
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pandas as pd
 
@@ -64,8 +65,9 @@ def glance_tables(long: pd.DataFrame, paper: pd.DataFrame | None = None,
                   declared: Declarations = REGISTERED) -> dict[str, pd.DataFrame]:
     """``{scalable codec: table}`` for each scalable codec under test (not a conventional anchor)
     with a BD-rate at its top layer. Cells are BD-rate % with the 95 % bootstrap interval when
-    ``long`` has one (``+46.5 % [+41.2, +52.0]``, ``(n.s.)`` when it contains 0; blank where the run
-    lacks the reference or the curves do not overlap enough: bdrate.csv says why); ``paper``
+    ``long`` has one (``+46.5 % [+41.2, +52.0]``, ``(n.s.)`` when it contains 0); blank where the run
+    lacks the reference, ``(overlap)`` where the curves overlap too little for a BD-rate and ``(no
+    BD-rate)`` where another reason refused it (bdrate.csv says which); ``paper``
     (``paper_comparison``'s frame) adds a column with the paper's figures against its anchors for
     rows it reports."""
     out: dict[str, pd.DataFrame] = {}
@@ -80,9 +82,7 @@ def glance_tables(long: pd.DataFrame, paper: pd.DataFrame | None = None,
         for dataset, anchor, label in keys:
             row = {"dataset": dataset, "protocol": anchor, "scales": "×" + str(label).replace(",", ", ×")}
             for ref in references:
-                found = cells.get((dataset, anchor, label, ref))
-                row[f"vs {ref}"] = "" if found is None else interval_text(
-                    found.bd_rate, getattr(found, "ci_low", math.nan), getattr(found, "ci_high", math.nan))
+                row[f"vs {ref}"] = _cell(cells.get((dataset, anchor, label, ref)))
             if paper is not None and not paper.empty:
                 row["paper"] = _paper_cell(paper, codec, dataset, anchor, label)
             table_rows.append(row)
@@ -91,6 +91,22 @@ def glance_tables(long: pd.DataFrame, paper: pd.DataFrame | None = None,
             table = table.drop(columns="paper")
         out[codec] = table
     return out
+
+
+# What a pair the run has but could not give a BD-rate shows instead of a number; a blank cell is a
+# pair the run lacks. A reader must not take the one for the other (bdrate.csv has the full reason).
+TOO_LITTLE_OVERLAP = "(overlap)"
+NO_BD_RATE = "(no BD-rate)"
+
+
+def _cell(found: Any) -> str:
+    """A row of ``bd_long`` (a named tuple) as its glance cell; None: the run lacks the pair."""
+    if found is None:
+        return ""
+    bd_rate = found.bd_rate
+    if pd.isna(bd_rate):
+        return TOO_LITTLE_OVERLAP if "overlap" in str(getattr(found, "reason", "")) else NO_BD_RATE
+    return interval_text(bd_rate, getattr(found, "ci_low", math.nan), getattr(found, "ci_high", math.nan))
 
 
 def _paper_cell(paper: pd.DataFrame, codec: str, dataset: str, anchor: str, label: str) -> str:

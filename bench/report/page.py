@@ -414,8 +414,9 @@ def _glance_blocks(tables: dict[str, pd.DataFrame], strips: dict[tuple, str], me
             + (f", with its 95 % bootstrap interval over images in brackets ({bootstrap} resamples; "
                f"{NOT_SIGNIFICANT} when the interval contains 0: these images do not settle the sign)"
                if bootstrap else "")
-            + "; a blank cell: the run lacks that reference there, or the curves overlap too little "
-            "(bdrate.csv says which). per image: a strip plot of each image's own BD-rate against each "
+            + "; a blank cell: the run lacks that reference there; (overlap): the curves overlap too little "
+            "for a BD-rate; (no BD-rate): another reason (bdrate.csv says which). per image: a strip plot "
+            "of each image's own BD-rate against each "
             "reference. The sections below hold every layer and every pair."
         )
         if "paper" in table:

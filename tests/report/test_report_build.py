@@ -241,3 +241,19 @@ def test_glance_gives_the_papers_kodak_figures_on_kodak_rows_only(tmp_path, make
     paper = pd.read_csv(out / "compass_paper.csv")
     clic_rows = paper[(paper.dataset == "clic") & (paper.paper_anchor == "SHVC")]
     assert not clic_rows.empty and clic_rows.note.str.contains("paper numbers are on Kodak").all()
+
+
+def test_glance_tells_a_pair_refused_for_overlap_from_a_missing_one(tmp_path, make_records, write_run):
+    # shvc's curve lies 9 dB above compass's: the run has the pair, but their PSNR ranges barely meet
+    records = (make_records("compass", 0.8, "scalable", [2.0]) + make_records("mean-scale", 1.0, "single", [2.0])
+               + make_records("shvc", 1.0, "scalable", [2.0], psnr_offset=9.0)
+               + make_records("compass", 0.8, "scalable", [1.5]) + make_records("mean-scale", 1.0, "single", [1.5]))
+    out = tmp_path / "report"
+    build_report([write_run(tmp_path / "run", records)], out)
+    x15, x2 = _glance((out / "report.md").read_text(), "compass")
+    assert x2["scales"] == "×2" and x2["vs shvc"] == "(overlap)"
+    assert x15["scales"] == "×1.5" and x15["vs shvc"] == ""  # no shvc record at ×1.5 at all
+    assert x2["vs mean-scale"] == x15["vs mean-scale"] == "-20.0 % [-20.0, -20.0]"
+    refused = pd.read_csv(out / "bdrate.csv").query("codec == 'compass' and reference == 'shvc' and layer == 1")
+    assert refused.bd_rate.isna().all() and refused.reason.str.contains("overlap").all()
+    assert pd.read_csv(out / "glance_compass.csv").set_index("scales").loc["×2", "vs shvc"] == "(overlap)"
