@@ -8,6 +8,7 @@ from bench.measuring.bdrate import (
     MIN_OVERLAP,
     bd_rate,
     bd_rate_rows,
+    is_overlap_refusal,
     percentile_interval,
     resample_counts,
     weighted_means,
@@ -103,6 +104,15 @@ def test_small_overlap_gives_nan_with_reason():
     assert result.overlap_fraction == pytest.approx(1.5 / 8.0)
     assert result.overlap_fraction < MIN_OVERLAP
     assert "overlap" in result.reason and "19%" in result.reason
+
+
+def test_overlap_refusals_are_told_from_other_refusals():
+    disjoint = bd_rate(ANCHOR_BPP, ANCHOR_PSNR, [2.0, 3.0, 4.0], [40.0, 42.0, 44.0])
+    small = bd_rate(ANCHOR_BPP, ANCHOR_PSNR, [1.0, 2.0, 4.0], [37.0, 41.0, 45.0])
+    one_point = bd_rate([0.5], [32.0], ANCHOR_BPP, ANCHOR_PSNR)
+    assert is_overlap_refusal(disjoint.reason) and is_overlap_refusal(small.reason)
+    assert not is_overlap_refusal(one_point.reason) and not is_overlap_refusal("")
+    assert not is_overlap_refusal(math.nan)  # an empty reason read back from bdrate.csv
 
 
 def test_non_finite_and_zero_rate_points_are_dropped_with_a_note():

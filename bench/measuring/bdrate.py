@@ -35,6 +35,8 @@ import numpy as np
 
 MIN_POINTS = 2
 MIN_OVERLAP = 0.5
+# The word every refusal under the overlap rule carries in its ``reason`` (``is_overlap_refusal``).
+OVERLAP = "overlap"
 UNION_NOTE_THRESHOLD = 0.75
 METHOD = "pchip"
 
@@ -99,6 +101,13 @@ def _overlap(x_anchor: np.ndarray, x_test: np.ndarray) -> tuple[float, float, fl
     return lo, hi, fraction, union_fraction
 
 
+def is_overlap_refusal(reason: object) -> bool:
+    """Whether a NaN's ``reason`` from this module is the overlap rule's (no common range, or too
+    little of one) rather than another refusal (too few points); a blank read back from a CSV (NaN)
+    is none."""
+    return OVERLAP in str(reason).split()
+
+
 def _delta(
     x_anchor: np.ndarray, y_anchor: np.ndarray, x_test: np.ndarray, y_test: np.ndarray, axis: str
 ) -> tuple[float, str, tuple[float, float] | None, float, float]:
@@ -118,11 +127,11 @@ def _delta(
         )
     lo, hi, fraction, union_fraction = _overlap(xa, xt)
     if hi <= lo:
-        return math.nan, f"no {axis} overlap", None, 0.0, 0.0
+        return math.nan, f"no {axis} {OVERLAP}", None, 0.0, 0.0
     if fraction < MIN_OVERLAP:
         return (
             math.nan,
-            f"{axis} overlap {fraction:.0%} of the shorter curve < {MIN_OVERLAP:.0%}",
+            f"{axis} {OVERLAP} {fraction:.0%} of the shorter curve < {MIN_OVERLAP:.0%}",
             (lo, hi),
             fraction,
             union_fraction,

@@ -14,6 +14,7 @@ import pandas as pd
 
 from bench.codec import SCALABLE_ROLE
 from bench.declared import REGISTERED, Declarations
+from bench.measuring.bdrate import is_overlap_refusal
 from bench.report.bdtables import interval_text
 from bench.report.tables import dataset_order, is_kodak
 
@@ -105,7 +106,7 @@ def _cell(found: Any) -> str:
         return ""
     bd_rate = found.bd_rate
     if pd.isna(bd_rate):
-        return TOO_LITTLE_OVERLAP if "overlap" in str(getattr(found, "reason", "")) else NO_BD_RATE
+        return TOO_LITTLE_OVERLAP if is_overlap_refusal(getattr(found, "reason", "")) else NO_BD_RATE
     return interval_text(bd_rate, getattr(found, "ci_low", math.nan), getattr(found, "ci_high", math.nan))
 
 
