@@ -31,6 +31,7 @@ from bench.report.tables import (
     prediction_table,
     timing_split,
 )
+from bench.report.weights import weights_table
 
 
 @dataclass(frozen=True, eq=False)
@@ -82,6 +83,7 @@ class ReportTables:
     paper: pd.DataFrame | None  # <paper codec>_paper.csv; None when no run holds the paper's codec
     glances: dict[str, pd.DataFrame]  # glance_<codec>.csv: each scalable codec's top layer at a glance
     published: pd.DataFrame | None  # bdrate_published.csv; None when no dataset is Kodak
+    weights: pd.DataFrame  # weights.csv (written only when not empty): the learned records' weights
 
     @property
     def codecs(self) -> list[str]:
@@ -218,4 +220,5 @@ def compute_tables(run_dirs: Sequence[Path], metric: str = DEFAULT_METRIC,
         glances=glance_tables(shown, paper if metric == DEFAULT_METRIC else None, declared),
         published=(published_bd(records, published_curves(), bootstrap)
                    if any(is_kodak(d) for d in datasets.index) else None),
+        weights=weights_table(records),
     )

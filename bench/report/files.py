@@ -15,7 +15,7 @@ from bench.report.plots import slug
 
 def csv_files(tables: ReportTables) -> dict[str, pd.DataFrame]:
     """``{file name: rows}`` of every CSV the report writes. The optional tables (per-module params,
-    timing split, inter-layer prediction) have a file only when some codec reports them; the
+    timing split, inter-layer prediction, learned weights) have a file only when some codec reports them; the
     published-curve BD-rates one whenever a dataset is Kodak, even with no full-size layer to compare."""
     files = {
         "summary.csv": tables.summary,
@@ -30,7 +30,7 @@ def csv_files(tables: ReportTables) -> dict[str, pd.DataFrame]:
     for codec, table in tables.glances.items():
         files[f"glance_{slug(codec)}.csv"] = table
     optional = {"params_modules.csv": tables.modules, "timing_split.csv": tables.split,
-                "prediction.csv": tables.prediction}
+                "prediction.csv": tables.prediction, "weights.csv": tables.weights}
     files |= {name: frame for name, frame in optional.items() if len(frame)}
     if tables.published is not None:
         files["bdrate_published.csv"] = tables.published

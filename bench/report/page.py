@@ -26,6 +26,7 @@ from bench.report.files import write_table_files
 from bench.report.paper import PAPER_PROTOCOL, model_size_sentence
 from bench.report.plots import ReportPlots, draw_plots
 from bench.report.tables import KMAC_COLUMNS, YUV_AND_DB_COLUMNS, count_text, dataset_label
+from bench.report.weights import mixed_curves, mixed_weights, weights_note
 
 NICE = {
     "anchor": "pyramid",
@@ -501,6 +502,9 @@ def _head_blocks(tables: ReportTables, plots: ReportPlots) -> list[Block]:
         Block("p", "Runs: " + ", ".join(str(d) for d in tables.run_dirs) + "."),
         Block("table", table=pd.DataFrame({"dataset": [dataset_label(d) for d in datasets.index],
                                            "images in this run": datasets.values})),
+        # rows that compare two models under one codec name need saying before any table shows them
+        *([Block("p", weights_note(tables.weights, tables.records))]
+          if mixed_weights(tables.weights) or mixed_curves(tables.records) else []),
         *_glance_blocks(tables.glances, plots.strips, tables.metric, tables.bd_average, tables.bootstrap),
     ]
     if tables.reused:
@@ -603,6 +607,16 @@ def _published_blocks(published: pd.DataFrame | None) -> list[Block]:
     return [*blocks, Block("table", table=pd.DataFrame(curves))]
 
 
+def _weights_blocks(weights: pd.DataFrame, records: pd.DataFrame) -> list[Block]:
+    """Which weights file coded which learned records (weights.csv); nothing when no record names one."""
+    if weights.empty:
+        return []
+    return [Block("h2", "Weights of the learned codecs"),
+            Block("p", weights_note(weights, records) + " sha256: the first 16 hex digits of the file's "
+                       "SHA-256 (each record's extra.weights_id holds all of it)."),
+            Block("table", table=weights)]
+
+
 def _manifest_blocks(manifests: Sequence[tuple[Path, dict]]) -> list[Block]:
     blocks = [Block("h2", "Run manifests")]
     for run_dir, manifest in manifests:
@@ -622,6 +636,7 @@ def page_blocks(tables: ReportTables, plots: ReportPlots) -> list[Block]:
     blocks += _paper_blocks(tables.paper, tables.records, tables.declared)
     blocks += _aggregate_blocks(tables)
     blocks += _published_blocks(tables.published)
+    blocks += _weights_blocks(tables.weights, tables.records)
     return blocks + _manifest_blocks(tables.manifests)
 
 
