@@ -88,7 +88,10 @@ def weights_note(table: pd.DataFrame, records: pd.DataFrame) -> str:
                 "two models: " + "; ".join(curves) + ". Report those run folders apart.")
     mixed = mixed_weights(table)
     if mixed:
-        listed = "; ".join(f"{codec} quality {quality}: {n} files" for codec, quality, n in mixed)
+        by_codec: dict[str, list[str]] = {}
+        for codec, quality, n in mixed:
+            by_codec.setdefault(codec, []).append(f"{quality} ({n} files)")
+        listed = "; ".join(f"{codec} at quality {', '.join(qualities)}" for codec, qualities in by_codec.items())
         return ("Some learned codec qualities were coded with different weights in different datasets, "
                 f"protocols or run folders ({listed}); every curve holds one model, and the rows below say "
                 "which records each file made: a comparison across those rows compares two models.")
