@@ -494,7 +494,7 @@ def _focus_view(focus: pd.DataFrame, names: dict[str, str]) -> pd.DataFrame:
     return _fmt(view.reindex(columns=FOCUS_COLUMNS), formats, labels)
 
 
-def _head_blocks(tables: ReportTables, plots: ReportPlots) -> list[Block]:
+def _head_blocks(tables: ReportTables, plots: ReportPlots, weights_warning: str | None) -> list[Block]:
     """The page's top: the runs and their datasets, the glance tables, the method."""
     datasets = tables.images_per_dataset
     blocks = [
@@ -503,8 +503,7 @@ def _head_blocks(tables: ReportTables, plots: ReportPlots) -> list[Block]:
         Block("table", table=pd.DataFrame({"dataset": [dataset_label(d) for d in datasets.index],
                                            "images in this run": datasets.values})),
         # rows that compare two models under one codec name need saying before any table shows them
-        *([Block("p", weights_note(tables.weights, tables.records))]
-          if mixed_weights(tables.weights) or mixed_curves(tables.records) else []),
+        *([Block("p", weights_warning)] if weights_warning else []),
         *_glance_blocks(tables.glances, plots.strips, tables.metric, tables.bd_average, tables.bootstrap),
     ]
     if tables.reused:
@@ -607,12 +606,12 @@ def _published_blocks(published: pd.DataFrame | None) -> list[Block]:
     return [*blocks, Block("table", table=pd.DataFrame(curves))]
 
 
-def _weights_blocks(weights: pd.DataFrame, records: pd.DataFrame) -> list[Block]:
+def _weights_blocks(weights: pd.DataFrame, note: str) -> list[Block]:
     """Which weights file coded which learned records (weights.csv); nothing when no record names one."""
     if weights.empty:
         return []
     return [Block("h2", "Weights of the learned codecs"),
-            Block("p", weights_note(weights, records) + " sha256: the first 16 hex digits of the file's "
+            Block("p", note + " sha256: the first 16 hex digits of the file's "
                        "SHA-256 (each record's extra.weights_id holds all of it)."),
             Block("table", table=weights)]
 
@@ -627,7 +626,9 @@ def _manifest_blocks(manifests: Sequence[tuple[Path, dict]]) -> list[Block]:
 
 def page_blocks(tables: ReportTables, plots: ReportPlots) -> list[Block]:
     """The whole page, top to bottom, from the tables and the names of the plots drawn of them."""
-    blocks = _head_blocks(tables, plots)
+    curves = mixed_curves(tables.records)  # read once: the head and the weights section both say it
+    note = weights_note(tables.weights, curves)
+    blocks = _head_blocks(tables, plots, note if curves or mixed_weights(tables.weights) else None)
     for section in tables.sections:
         blocks += _section_blocks(section, plots.rd.get(section.key), tables.metric)
     # Beside the BD-rate tables: what the bits cost in time, memory and size.
@@ -636,7 +637,7 @@ def page_blocks(tables: ReportTables, plots: ReportPlots) -> list[Block]:
     blocks += _paper_blocks(tables.paper, tables.records, tables.declared)
     blocks += _aggregate_blocks(tables)
     blocks += _published_blocks(tables.published)
-    blocks += _weights_blocks(tables.weights, tables.records)
+    blocks += _weights_blocks(tables.weights, note)
     return blocks + _manifest_blocks(tables.manifests)
 
 

@@ -32,10 +32,10 @@ def weights_table(records: pd.DataFrame) -> pd.DataFrame:
     first 16 hex digits of its SHA-256, the datasets and run folders holding such records, and how
     many. Empty (with the columns) when no record names its weights."""
     rows: dict[tuple[str, int, str], dict[str, Any]] = {}
-    for codec, quality, dataset, run, extra in zip(records["codec"], records["quality"], records["dataset"],
-                                                   records["run"], records["extra"]):
-        weights_id = extra.get("weights_id") if extra is not None else None
-        if not isinstance(weights_id, str) or not weights_id:
+    for codec, quality, dataset, run, extra, weights_id in zip(
+            records["codec"], records["quality"], records["dataset"], records["run"], records["extra"],
+            _weights_ids(records)):
+        if weights_id is None:
             continue
         key = (str(codec), int(quality), weights_id)
         row = rows.setdefault(key, {"file": weights_file(extra.get("weights"), weights_id),
@@ -52,8 +52,10 @@ def weights_table(records: pd.DataFrame) -> pd.DataFrame:
 
 
 def _weights_ids(records: pd.DataFrame) -> pd.Series:
-    return pd.Series([extra.get("weights_id") if extra is not None else None for extra in records["extra"]],
-                     index=records.index, dtype=object)
+    """Each record's weights id, None where it names none (as ``bench.storage.store.recorded_weights_id``
+    reads it: a non-empty string or nothing)."""
+    ids = (extra.get("weights_id") if extra is not None else None for extra in records["extra"])
+    return pd.Series([i if isinstance(i, str) and i else None for i in ids], index=records.index, dtype=object)
 
 
 def mixed_curves(records: pd.DataFrame) -> list[str]:
@@ -79,10 +81,10 @@ def mixed_weights(table: pd.DataFrame) -> list[tuple[str, int, int]]:
     return [(str(codec), int(quality), int(n)) for (codec, quality), n in counts.items() if n > 1]
 
 
-def weights_note(table: pd.DataFrame, records: pd.DataFrame) -> str:
-    """The page's sentence above the table: whether a curve mixes models, or a codec's datasets or
-    runs differ in the weights they were coded with, or neither."""
-    curves = mixed_curves(records)
+def weights_note(table: pd.DataFrame, curves: list[str]) -> str:
+    """The page's sentence above the table: whether a curve mixes models (``curves``, as
+    ``mixed_curves`` of the same records gives them), or a codec's datasets or runs differ in the
+    weights they were coded with, or neither."""
     if curves:
         return ("Warning: these curve points average records coded with different weights, so they mix "
                 "two models: " + "; ".join(curves) + ". Report those run folders apart.")

@@ -52,7 +52,7 @@ def test_one_model_per_codec_quality(make_records, write_run, tmp_path):
     assert set(table["sha256"]) == {OLD[:16]}
     assert set(table["datasets"]) == {"Kodak Lossless True Color Image Suite"}
     assert mixed_weights(table) == [] and mixed_curves(tables.records) == []
-    assert weights_note(table, tables.records).startswith("Each learned codec quality was coded with one set")
+    assert weights_note(table, []).startswith("Each learned codec quality was coded with one set")
 
 
 def test_two_models_on_two_datasets_are_named_but_not_a_mixed_curve(make_records, write_run, tmp_path):
@@ -65,7 +65,7 @@ def test_two_models_on_two_datasets_are_named_but_not_a_mixed_curve(make_records
     assert rows.loc[NEW[:16], "datasets"] == "Kodak Lossless True Color Image Suite"
     assert rows.loc[OLD[:16], "datasets"].startswith("CLIC")
     assert rows.loc[OLD[:16], "runs"] == str(tmp_path / "clic")
-    note = weights_note(tables.weights, tables.records)
+    note = weights_note(tables.weights, mixed_curves(tables.records))
     assert "compass at quality 1 (2 files), 2 (2 files), 3 (2 files), 4 (2 files)" in note
     assert "every curve holds one model" in note
 
